@@ -1,0 +1,46 @@
+/* cli.h -- the `sglc` driver: subcommands and a small argument parser.
+ *
+ * The driver is the top of the stack: it calls the frontend to compile, the
+ * backend to run programs, and the runtime engine directly for generate,
+ * tokenize and bench. Each subcommand lives in cmd_<name>.c and returns the
+ * process exit status: 0 success, 1 failure (diagnostics printed), 2 usage.
+ */
+#ifndef SGL_CLI_H
+#define SGL_CLI_H
+
+#include <stdbool.h>
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*fn)(int argc, char **argv);  /* argv[0] is the subcommand name */
+} SglCommand;
+
+/* Argument cursor. Usage: while (args_more(&a)) { if (args_flag(&a, "--json"))
+ * ...; else if (args_str(&a, "--model", &dir)) ...; else return args_unknown(&a); }
+ * then `if (a.bad) return 2;`. Errors are printed as `sglc CMD: ...`. */
+typedef struct {
+    int argc;
+    char **argv;
+    int i;
+    const char *cmd;
+    bool bad;            /* a usage error was printed */
+} SglArgs;
+
+void args_init(SglArgs *a, int argc, char **argv);
+bool args_more(const SglArgs *a);
+/* The current word is a positional argument (does not start with '-', or is "-"). */
+bool args_positional(SglArgs *a, const char **val);
+bool args_flag(SglArgs *a, const char *name);
+/* "--name VALUE" or "--name=VALUE". */
+bool args_str(SglArgs *a, const char *name, const char **val);
+bool args_long(SglArgs *a, const char *name, long lo, long hi, long *val);
+bool args_double(SglArgs *a, const char *name, double lo, double hi, double *val);
+/* Prints "unknown option" for the current word, returns 2. */
+int args_unknown(SglArgs *a);
+/* Prints "sglc CMD: msg" and marks a.bad; returns 2. */
+int args_usage_error(SglArgs *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True when argv holds -h or --help. */
+bool args_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,71 @@
+/* runner.h -- the executor interface: one forward pass over a batch.
+ *
+ * A runner owns the device-side state of a model: converted weights, the KV
+ * storage for n_slots token positions per layer, and workspace sized up front
+ * for max_batch_tokens. The scheduler decides which slots a sequence uses (via
+ * the KV pool); the runner only reads and writes the slots it is given. The
+ * CPU runner is the reference; the CUDA runner implements the same contract.
+ *
+ * Batch layout (all arrays borrowed for the duration of forward):
+ *   sequence s has new tokens tokens[seq_off[s] .. seq_off[s+1]) at positions
+ *   positions[...] (consecutive, starting at kv_len[s] - n_new), and its whole
+ *   KV (cached prefix + new) lives at slots[slot_off[s] .. slot_off[s]+kv_len[s]),
+ *   one slot per position. forward writes K/V of the new tokens into their
+ *   slots, attends causally over 0..pos, and writes next-token logits for each
+ *   row listed in logit_rows (indices into tokens[]) into logits, in that order.
+ */
+#ifndef SGL_RUNNER_H
+#define SGL_RUNNER_H
+
+#include <stdint.h>
+
+#include "runtime/model.h"
+#include "runtime/status.h"
+
+typedef struct {
+    int32_t n_seqs;
+    int32_t n_tokens;
+    const int32_t *tokens;      /* (n_tokens) */
+    const int32_t *positions;   /* (n_tokens) */
+    const int32_t *seq_off;     /* (n_seqs + 1) */
+    const int32_t *kv_len;      /* (n_seqs) */
+    const int32_t *slot_off;    /* (n_seqs + 1) */
+    const int32_t *slots;       /* (slot_off[n_seqs]) */
+    int32_t n_logits;
+    const int32_t *logit_rows;  /* (n_logits) */
+} SglBatch;
+
+typedef struct {
+    int64_t n_slots;            /* KV capacity in tokens */
+    int32_t max_batch_tokens;   /* largest n_tokens forward will be given */
+    int32_t max_seqs;           /* largest n_seqs */
+    int n_threads;              /* CPU threads (0 = auto) */
+} SglRunnerOpts;
+
+typedef struct SglRunner SglRunner;
+
+typedef struct {
+    const char *name;           /* "cpu", "cuda" */
+    /* logits: (n_logits, vocab) fp32 host memory. SGL_E_INVAL if the batch
+     * exceeds the sizes given at creation; SGL_E_DEVICE on a device fault. */
+    SglStatus (*forward)(SglRunner *r, const SglBatch *b, float *logits, SglErr *err);
+    void (*free)(SglRunner *r);
+} SglRunnerOps;
+
+struct SglRunner {
+    const SglRunnerOps *ops;
+    const SglModelConfig *cfg;  /* borrowed from the model */
+    SglRunnerOpts opts;
+};
+
+/* The CPU reference runner (fp32, OpenBLAS). The model must outlive it. */
+SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts,
+                             SglRunner **out, SglErr *err);
+
+static inline SglStatus sgl_runner_forward(SglRunner *r, const SglBatch *b, float *logits, SglErr *err)
+{
+    return r->ops->forward(r, b, logits, err);
+}
+static inline void sgl_runner_free(SglRunner *r) { if (r) r->ops->free(r); }
+
+#endif

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything sglc needs on Debian 12, non-interactively.
+# Idempotent: packages already present are left alone. Needs root (or sudo).
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config meson ninja-build re2c bison
+  libcmocka-dev libffi-dev libjansson-dev libpcre2-dev libopenblas-dev
+  libmicrohttpd-dev libedit-dev libcurl4-openssl-dev
+  clang libclang-rt-14-dev python3 curl
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "setup: all packages present"

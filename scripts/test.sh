@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds sglc and runs every test: a normal build, then a build under
+# AddressSanitizer + UndefinedBehaviorSanitizer. When nvcc is present the
+# CUDA code is compiled too (GPU tests skip cleanly without a GPU).
+# Installs missing Debian packages first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+configure() { # dir, options...
+    local dir=$1; shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$@" >/dev/null
+    fi
+}
+
+echo "== build (debugoptimized) =="
+configure build
+ninja -C build -j "$jobs"
+meson test -C build --print-errorlogs --num-processes "$jobs"
+
+echo "== build under ASan + UBSan =="
+configure build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+ninja -C build-asan -j "$jobs"
+meson test -C build-asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4
+
+echo "== all tests passed =="
