@@ -1,0 +1,426 @@
+/* cpu_ops.c -- CPU math kernels: a generic C version and an AVX2+FMA one.
+ *
+ * The project builds with the distribution's baseline flags (x86-64 without
+ * -march), so the AVX2 functions carry __attribute__((target("avx2,fma")))
+ * and are only reached through the table cpu_kernels_get returns after
+ * checking the CPU. The generic versions are the reference: deliberately
+ * simple loops (with a few independent accumulators so -O2 can overlap them).
+ */
+#include "runtime/cpu_ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#endif
+
+/* ---- shared scalar helpers -------------------------------------------- */
+
+void cpu_rmsnorm(int n, const float *restrict x, const float *restrict w, float eps, float *restrict out)
+{
+    float ss[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++)
+            ss[l] += x[i + l] * x[i + l];
+    for (; i < n; i++)
+        ss[0] += x[i] * x[i];
+    float r = 1.0f / sqrtf((ss[0] + ss[1] + ss[2] + ss[3]) / (float)n + eps);
+    for (i = 0; i < n; i++)
+        out[i] = w[i] * (x[i] * r);
+}
+
+void cpu_rope(int n_heads, int head_dim, float *restrict x, const float *restrict cos_t,
+              const float *restrict sin_t)
+{
+    int h = head_dim / 2;
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *a = x + (int64_t)hh * head_dim, *b = a + h;
+        for (int j = 0; j < h; j++) {
+            float x1 = a[j], x2 = b[j];
+            a[j] = x1 * cos_t[j] - x2 * sin_t[j];
+            b[j] = x2 * cos_t[j] + x1 * sin_t[j];
+        }
+    }
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, u;
+    if (exp == 0x1F)
+        u = sign | 0x7F800000u | (man << 13);              /* inf / nan */
+    else if (exp != 0)
+        u = sign | ((exp + 112) << 23) | (man << 13);      /* normal: rebias 15 -> 127 */
+    else if (man == 0)
+        u = sign;                                          /* zero */
+    else {                                                 /* subnormal: normalize */
+        int e = -1;
+        do {
+            man <<= 1;
+            e++;
+        } while (!(man & 0x400));
+        u = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+void cpu_f16_to_f32(int64_t n, const void *src, float *dst)
+{
+    const unsigned char *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = half_to_float(h);
+    }
+}
+
+void cpu_bf16_to_f32(int64_t n, const void *src, float *dst)
+{
+    const unsigned char *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        uint32_t u = (uint32_t)h << 16;
+        memcpy(&dst[i], &u, 4);
+    }
+}
+
+/* ---- generic kernels -------------------------------------------------- */
+
+static float dot_generic(int n, const float *restrict a, const float *restrict b)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        acc[0] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static void matmul_generic(int n, int out, int in, const float *X, int ldx, const float *W, int ldw,
+                           float *Y, int ldy)
+{
+    for (int t = 0; t < n; t++)
+        for (int o = 0; o < out; o++)
+            Y[(int64_t)t * ldy + o] = dot_generic(in, X + (int64_t)t * ldx, W + (int64_t)o * ldw);
+}
+
+static void silu_mul_generic(int n, const float *restrict g, const float *restrict u, float *restrict out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* Online softmax over tiles of keys: running max m, running sum l, and the
+ * unnormalized output accumulate per head; the tile's scores are rescaled
+ * when the max grows. Generic over head_dim. */
+static void attend_generic(const CpuAttnArgs *a)
+{
+    int G = a->n_q, hd = a->head_dim;
+    float *m = a->scratch, *l = m + G, *s = l + G;   /* s: (G, TILE) */
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0;
+        memset(a->out + (int64_t)g * hd, 0, sizeof(float) * (size_t)hd);
+    }
+    for (int t0 = 0; t0 < a->n_keys; t0 += CPU_ATTN_TILE) {
+        int nt = a->n_keys - t0 < CPU_ATTN_TILE ? a->n_keys - t0 : CPU_ATTN_TILE;
+        for (int g = 0; g < G; g++) {
+            const float *q = a->q + (int64_t)g * hd;
+            float *sg = s + g * CPU_ATTN_TILE, *o = a->out + (int64_t)g * hd;
+            float mx = m[g];
+            for (int j = 0; j < nt; j++) {
+                const float *k = a->k + (int64_t)a->slots[t0 + j] * a->kv_stride;
+                sg[j] = dot_generic(hd, q, k) * a->scale;
+                mx = sg[j] > mx ? sg[j] : mx;
+            }
+            float corr = expf(m[g] - mx), sum = 0;
+            m[g] = mx;
+            for (int d = 0; d < hd; d++)
+                o[d] *= corr;
+            for (int j = 0; j < nt; j++) {
+                float p = expf(sg[j] - mx);
+                const float *v = a->v + (int64_t)a->slots[t0 + j] * a->kv_stride;
+                sum += p;
+                for (int d = 0; d < hd; d++)
+                    o[d] += p * v[d];
+            }
+            l[g] = l[g] * corr + sum;
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        float inv = 1.0f / l[g];
+        for (int d = 0; d < hd; d++)
+            a->out[(int64_t)g * hd + d] *= inv;
+    }
+}
+
+static const CpuKernels k_generic = {
+    .name = "generic",
+    .matmul = matmul_generic,
+    .attend = attend_generic,
+    .silu_mul = silu_mul_generic,
+};
+
+/* ---- AVX2 + FMA kernels ----------------------------------------------- */
+#ifdef HAVE_X86
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* [sum(a0), sum(a1), sum(a2), sum(a3)] */
+AVX2 static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+AVX2 static inline float hsum1(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* exp(x) for x in float range; Cephes-style degree-5 polynomial after
+ * range reduction by ln 2 (relative error ~2e-7). */
+AVX2 static inline __m256 exp256(__m256 x)
+{
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365447505531f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), x);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* 8 rows of W against one row of X: Y[o..o+8). */
+AVX2 static inline void mm_8x1(int in, const float *x, const float *W, int ldw, float *y)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const float *w0 = W, *w1 = W + ldw, *w2 = W + 2 * (int64_t)ldw, *w3 = W + 3 * (int64_t)ldw;
+    const float *w4 = W + 4 * (int64_t)ldw, *w5 = W + 5 * (int64_t)ldw, *w6 = W + 6 * (int64_t)ldw,
+                *w7 = W + 7 * (int64_t)ldw;
+    for (int i = 0; i < in; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+        a4 = _mm256_fmadd_ps(_mm256_loadu_ps(w4 + i), xv, a4);
+        a5 = _mm256_fmadd_ps(_mm256_loadu_ps(w5 + i), xv, a5);
+        a6 = _mm256_fmadd_ps(_mm256_loadu_ps(w6 + i), xv, a6);
+        a7 = _mm256_fmadd_ps(_mm256_loadu_ps(w7 + i), xv, a7);
+    }
+    _mm_storeu_ps(y, hsum4(a0, a1, a2, a3));
+    _mm_storeu_ps(y + 4, hsum4(a4, a5, a6, a7));
+}
+
+/* 4 rows of W against two rows of X: Y[t][o..o+4), Y[t+1][o..o+4). */
+AVX2 static inline void mm_4x2(int in, const float *x0, const float *x1, const float *W, int ldw,
+                               float *y0, float *y1)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    const float *w0 = W, *w1 = W + ldw, *w2 = W + 2 * (int64_t)ldw, *w3 = W + 3 * (int64_t)ldw;
+    for (int i = 0; i < in; i += 8) {
+        __m256 xa = _mm256_loadu_ps(x0 + i), xb = _mm256_loadu_ps(x1 + i);
+        __m256 v0 = _mm256_loadu_ps(w0 + i), v1 = _mm256_loadu_ps(w1 + i);
+        __m256 v2 = _mm256_loadu_ps(w2 + i), v3 = _mm256_loadu_ps(w3 + i);
+        a0 = _mm256_fmadd_ps(v0, xa, a0);
+        a1 = _mm256_fmadd_ps(v1, xa, a1);
+        a2 = _mm256_fmadd_ps(v2, xa, a2);
+        a3 = _mm256_fmadd_ps(v3, xa, a3);
+        b0 = _mm256_fmadd_ps(v0, xb, b0);
+        b1 = _mm256_fmadd_ps(v1, xb, b1);
+        b2 = _mm256_fmadd_ps(v2, xb, b2);
+        b3 = _mm256_fmadd_ps(v3, xb, b3);
+    }
+    _mm_storeu_ps(y0, hsum4(a0, a1, a2, a3));
+    _mm_storeu_ps(y1, hsum4(b0, b1, b2, b3));
+}
+
+AVX2 static inline float dot_avx2(int in, const float *x, const float *w)
+{
+    __m256 a = _mm256_setzero_ps(), b = a;
+    int i = 0;
+    for (; i + 16 <= in; i += 16) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a);
+        b = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), b);
+    }
+    for (; i < in; i += 8)
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a);
+    return hsum1(_mm256_add_ps(a, b));
+}
+
+AVX2 static void matmul_avx2(int n, int out, int in, const float *X, int ldx, const float *W, int ldw,
+                             float *Y, int ldy)
+{
+    int t = 0;
+    int out4 = out & ~3;
+    for (; t + 2 <= n; t += 2) {
+        const float *x0 = X + (int64_t)t * ldx, *x1 = x0 + ldx;
+        float *y0 = Y + (int64_t)t * ldy, *y1 = y0 + ldy;
+        for (int o = 0; o < out4; o += 4)
+            mm_4x2(in, x0, x1, W + (int64_t)o * ldw, ldw, y0 + o, y1 + o);
+        for (int o = out4; o < out; o++) {
+            y0[o] = dot_avx2(in, x0, W + (int64_t)o * ldw);
+            y1[o] = dot_avx2(in, x1, W + (int64_t)o * ldw);
+        }
+    }
+    for (; t < n; t++) {
+        const float *x = X + (int64_t)t * ldx;
+        float *y = Y + (int64_t)t * ldy;
+        int o = 0;
+        for (; o + 8 <= out; o += 8)
+            mm_8x1(in, x, W + (int64_t)o * ldw, ldw, y + o);
+        for (; o < out; o++)
+            y[o] = dot_avx2(in, x, W + (int64_t)o * ldw);
+    }
+}
+
+AVX2 static void silu_mul_avx2(int n, const float *restrict g, const float *restrict u, float *restrict out)
+{
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 gv = _mm256_loadu_ps(g + i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        __m256 s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* Scores of 8 consecutive positions for one head: dot(q, k_j) * scale. */
+AVX2 static inline __m256 scores8(int hd, const float *q, const float *kb, int64_t stride,
+                                  const int32_t *slots, __m256 scale)
+{
+    __m256 a[8];
+    for (int j = 0; j < 8; j++) {
+        const float *k = kb + (int64_t)slots[j] * stride;
+        __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k));
+        for (int d = 8; d < hd; d += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+        a[j] = acc;
+    }
+    __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    __m256 lo = _mm256_permute2f128_ps(h0, h1, 0x20), hi = _mm256_permute2f128_ps(h0, h1, 0x31);
+    return _mm256_mul_ps(_mm256_add_ps(lo, hi), scale);
+}
+
+/* Same algorithm as attend_generic, for head_dim a multiple of 8. */
+AVX2 static void attend_avx2(const CpuAttnArgs *a)
+{
+    int G = a->n_q, hd = a->head_dim;
+    if (hd % 8 != 0) {
+        attend_generic(a);
+        return;
+    }
+    float *m = a->scratch, *l = m + G, *s = l + G;
+    const __m256 scale = _mm256_set1_ps(a->scale);
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0;
+        memset(a->out + (int64_t)g * hd, 0, sizeof(float) * (size_t)hd);
+    }
+    for (int t0 = 0; t0 < a->n_keys; t0 += CPU_ATTN_TILE) {
+        int nt = a->n_keys - t0 < CPU_ATTN_TILE ? a->n_keys - t0 : CPU_ATTN_TILE;
+        const int32_t *sl = a->slots + t0;
+        for (int g = 0; g < G; g++) {
+            const float *q = a->q + (int64_t)g * hd;
+            float *sg = s + g * CPU_ATTN_TILE, *o = a->out + (int64_t)g * hd;
+            int j = 0;
+            __m256 mv = _mm256_set1_ps(-INFINITY);
+            for (; j + 8 <= nt; j += 8) {
+                __m256 sc = scores8(hd, q, a->k, a->kv_stride, sl + j, scale);
+                _mm256_storeu_ps(sg + j, sc);
+                mv = _mm256_max_ps(mv, sc);
+            }
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            float mx = _mm_cvtss_f32(m4);
+            mx = m[g] > mx ? m[g] : mx;
+            for (; j < nt; j++) {
+                const float *k = a->k + (int64_t)sl[j] * a->kv_stride;
+                __m256 acc = _mm256_setzero_ps();
+                for (int d = 0; d < hd; d += 8)
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+                sg[j] = hsum1(acc) * a->scale;
+                mx = sg[j] > mx ? sg[j] : mx;
+            }
+            float corr = expf(m[g] - mx);
+            m[g] = mx;
+            __m256 mxv = _mm256_set1_ps(mx), sumv = _mm256_setzero_ps();
+            j = 0;
+            for (; j + 8 <= nt; j += 8) {
+                __m256 p = exp256(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mxv));
+                _mm256_storeu_ps(sg + j, p);
+                sumv = _mm256_add_ps(sumv, p);
+            }
+            float sum = hsum1(sumv);
+            for (; j < nt; j++) {
+                sg[j] = expf(sg[j] - mx);
+                sum += sg[j];
+            }
+            l[g] = l[g] * corr + sum;
+            __m256 cv = _mm256_set1_ps(corr);
+            for (int d = 0; d < hd; d += 8) {
+                __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(o + d), cv);
+                for (j = 0; j < nt; j++) {
+                    const float *v = a->v + (int64_t)sl[j] * a->kv_stride;
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(sg[j]), _mm256_loadu_ps(v + d), acc);
+                }
+                _mm256_storeu_ps(o + d, acc);
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        __m256 inv = _mm256_set1_ps(1.0f / l[g]);
+        float *o = a->out + (int64_t)g * hd;
+        for (int d = 0; d < hd; d += 8)
+            _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_loadu_ps(o + d), inv));
+    }
+}
+
+static const CpuKernels k_avx2 = {
+    .name = "avx2",
+    .matmul = matmul_avx2,
+    .attend = attend_avx2,
+    .silu_mul = silu_mul_avx2,
+};
+
+static bool have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+const CpuKernels *cpu_kernels_get(const char *name)
+{
+#ifdef HAVE_X86
+    if ((!name || !strcmp(name, "avx2")) && have_avx2())
+        return &k_avx2;
+#endif
+    if (!name || !strcmp(name, "generic"))
+        return &k_generic;
+    return NULL;
+}

@@ -1,0 +1,388 @@
+/* runner_cpu.c -- the CPU reference runner: fp32 forward pass of the Llama family.
+ *
+ * At creation the model's weights are converted to fp32 owned copies with
+ * row strides padded to CPU_PAD floats (zero padding), q/k/v are fused into
+ * one matrix and gate/up into another, the KV storage for opts.n_slots
+ * positions per layer is allocated, and one workspace is sized for
+ * max_batch_tokens. forward then allocates nothing.
+ *
+ * Per layer: RMSNorm -> fused qkv matmul (+bias) -> RoPE (HF rotate_half) ->
+ * K/V stored at each token's slot -> causal GQA attention over the sequence's
+ * slots -> o_proj + residual -> RMSNorm -> fused gate/up -> SiLU*up ->
+ * down_proj + residual. Logits only for the batch's logit_rows.
+ *
+ * Matrix products use the hand-written kernels of cpu_ops.c for small batches
+ * (decode) and OpenBLAS sgemm from SGEMM_MIN_TOKENS rows on, where its
+ * packing pays off (measured with tests/bench/bench_runner.c).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cpu_ops.h"
+#include "runtime/runner.h"
+
+/* Token rows from which sgemm beats the hand-written kernels. */
+#define SGEMM_MIN_TOKENS 16
+
+typedef struct {
+    float *attn_norm;      /* (H) */
+    float *wqkv;           /* (QKV, ld_h): q rows, then k rows, then v rows */
+    float *bqkv;           /* (QKV) or NULL */
+    float *wo;             /* (H, ld_q) */
+    float *mlp_norm;       /* (H) */
+    float *wgu;            /* (2*F, ld_h): gate rows, then up rows */
+    float *wdown;          /* (H, ld_i) */
+} CpuLayer;
+
+typedef struct {
+    SglRunner base;
+    const CpuKernels *k;
+    int H, F, Q, KV, QKV, V, hd, n_heads, n_kv, n_layers;
+    int ld_h, ld_q, ld_i, ld_qkv, ld_gu;   /* padded row strides (floats) */
+    float eps;
+    CpuLayer *layers;      /* (n_layers) */
+    float *embed;          /* (V, ld_h) */
+    float *lm_head;        /* (V, ld_h); == embed when tied */
+    float *final_norm;     /* (H) */
+    float *inv_freq;       /* (hd/2) rotary frequencies, scaling applied */
+    float *kcache, *vcache;/* (n_layers, n_slots, KV) each */
+    /* workspace, T = max_batch_tokens */
+    float *x;              /* (T, ld_h) residual stream */
+    float *xn;             /* (T, ld_h) normed input / matmul output */
+    float *qkv;            /* (T, ld_qkv) */
+    float *att;            /* (T, ld_q) attention output */
+    float *gu;             /* (T, ld_gu) */
+    float *act;            /* (T, ld_i) */
+    float *rope_cos, *rope_sin; /* (T, hd/2) */
+    float *scratch;        /* (G * (CPU_ATTN_TILE + 2)) attention scratch */
+    void *wmem, *kvmem, *wsmem;
+} CpuRunner;
+
+static int pad(int n) { return (n + CPU_PAD - 1) / CPU_PAD * CPU_PAD; }
+
+/* Converts rows x cols of t (starting at row r0) into dst with stride ld. */
+static void convert(const SglTensor *t, int64_t r0, int64_t rows, int64_t cols, float *dst, int64_t ld)
+{
+    int esz = t->dtype == SGL_DT_F32 ? 4 : 2;
+    const char *src = (const char *)t->data + r0 * cols * esz;
+    for (int64_t r = 0; r < rows; r++) {
+        const char *s = src + r * cols * esz;
+        float *d = dst + r * ld;
+        switch (t->dtype) {
+        case SGL_DT_F32: memcpy(d, s, (size_t)cols * 4); break;
+        case SGL_DT_F16: cpu_f16_to_f32(cols, s, d); break;
+        case SGL_DT_BF16: cpu_bf16_to_f32(cols, s, d); break;
+        }
+    }
+}
+
+static void rope_freqs(const SglModelConfig *c, float *inv_freq)
+{
+    int h = c->head_dim / 2;
+    for (int i = 0; i < h; i++) {
+        /* as HF: 1 / base^(2i/d), computed in float */
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        if (c->rope_type == SGL_ROPE_LLAMA3) {
+            /* HF _compute_llama3_parameters: long wavelengths are divided by
+             * factor, short ones kept, the band between interpolated. */
+            float old = (float)c->rope_original_max_pos;
+            float low_wl = old / c->rope_low_freq_factor, high_wl = old / c->rope_high_freq_factor;
+            float wl = 2.0f * (float)M_PI / f;
+            if (wl > low_wl)
+                f = f / c->rope_factor;
+            else if (!(wl < high_wl)) {
+                float sm = (old / wl - c->rope_low_freq_factor) /
+                           (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1 - sm) * f / c->rope_factor + sm * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+static void cpu_free(SglRunner *base)
+{
+    CpuRunner *r = (CpuRunner *)base;
+    free(r->wmem);
+    free(r->kvmem);
+    free(r->wsmem);
+    free(r->layers);
+    free(r);
+}
+
+/* Checks the batch against the layout contract of runner.h and the sizes
+ * given at creation. */
+static SglStatus check_batch(const CpuRunner *r, const SglBatch *b, SglErr *err)
+{
+    const SglRunnerOpts *o = &r->base.opts;
+    if (b->n_seqs < 0 || b->n_seqs > o->max_seqs || b->n_tokens < 0 || b->n_tokens > o->max_batch_tokens ||
+        b->n_logits < 0 || b->n_logits > o->max_batch_tokens)
+        return sgl_err(err, SGL_E_INVAL, "runner: batch of %d seqs / %d tokens / %d logits exceeds "
+                       "max_seqs %d / max_batch_tokens %d", b->n_seqs, b->n_tokens, b->n_logits,
+                       o->max_seqs, o->max_batch_tokens);
+    if (b->n_seqs == 0)
+        return b->n_tokens == 0 && b->n_logits == 0 ? SGL_OK
+               : sgl_err(err, SGL_E_INVAL, "runner: tokens without sequences");
+    if (b->seq_off[0] != 0 || b->seq_off[b->n_seqs] != b->n_tokens || b->slot_off[0] < 0)
+        return sgl_err(err, SGL_E_INVAL, "runner: seq_off must run from 0 to n_tokens");
+    for (int s = 0; s < b->n_seqs; s++) {
+        int n_new = b->seq_off[s + 1] - b->seq_off[s], kv = b->kv_len[s];
+        if (n_new < 0 || kv < n_new || b->slot_off[s + 1] - b->slot_off[s] < kv)
+            return sgl_err(err, SGL_E_INVAL, "runner: sequence %d: %d new tokens, kv_len %d, %d slots",
+                           s, n_new, kv, b->slot_off[s + 1] - b->slot_off[s]);
+        for (int j = 0; j < kv; j++) {
+            int32_t sl = b->slots[b->slot_off[s] + j];
+            if (sl < 0 || sl >= o->n_slots)
+                return sgl_err(err, SGL_E_INVAL, "runner: sequence %d: slot %d out of range [0, %lld)",
+                               s, sl, (long long)o->n_slots);
+        }
+        for (int j = 0; j < n_new; j++) {
+            int i = b->seq_off[s] + j;
+            if (b->positions[i] != kv - n_new + j)
+                return sgl_err(err, SGL_E_INVAL, "runner: token %d: position %d, expected %d",
+                               i, b->positions[i], kv - n_new + j);
+            if (b->tokens[i] < 0 || b->tokens[i] >= r->V)
+                return sgl_err(err, SGL_E_INVAL, "runner: token %d: id %d outside the vocabulary",
+                               i, b->tokens[i]);
+        }
+    }
+    for (int i = 0; i < b->n_logits; i++)
+        if (b->logit_rows[i] < 0 || b->logit_rows[i] >= b->n_tokens)
+            return sgl_err(err, SGL_E_INVAL, "runner: logit_rows[%d] = %d outside [0, %d)",
+                           i, b->logit_rows[i], b->n_tokens);
+    return SGL_OK;
+}
+
+/* Y (n, out; ldy) = X (n, in; ldx) W^T, W (out, in; ldw). in is padded. */
+static void matmul(const CpuRunner *r, int n, int out, int in, const float *X, int ldx, const float *W,
+                   int ldw, float *Y, int ldy)
+{
+    if (n >= SGEMM_MIN_TOKENS)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, ldx, W, ldw, 0.0f, Y, ldy);
+    else
+        r->k->matmul(n, out, in, X, ldx, W, ldw, Y, ldy);
+}
+
+static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
+{
+    CpuRunner *r = (CpuRunner *)base;
+    SglStatus st = check_batch(r, b, err);
+    if (st != SGL_OK || b->n_tokens == 0)
+        return st;
+    const int T = b->n_tokens, H = r->H, hd = r->hd, h2 = hd / 2, KV = r->KV;
+    const int G = r->n_heads / r->n_kv;
+    const int64_t n_slots = r->base.opts.n_slots;
+    const float scale = 1.0f / sqrtf((float)hd);
+
+    for (int i = 0; i < T; i++) {
+        memcpy(r->x + (int64_t)i * r->ld_h, r->embed + (int64_t)b->tokens[i] * r->ld_h, sizeof(float) * (size_t)H);
+        float *c = r->rope_cos + (int64_t)i * h2, *s = r->rope_sin + (int64_t)i * h2;
+        for (int j = 0; j < h2; j++) {
+            float ang = (float)b->positions[i] * r->inv_freq[j];   /* float product, as HF */
+            c[j] = (float)cos((double)ang);
+            s[j] = (float)sin((double)ang);
+        }
+    }
+
+    for (int l = 0; l < r->n_layers; l++) {
+        const CpuLayer *w = &r->layers[l];
+        float *kc = r->kcache + (int64_t)l * n_slots * KV, *vc = r->vcache + (int64_t)l * n_slots * KV;
+        for (int i = 0; i < T; i++)
+            cpu_rmsnorm(H, r->x + (int64_t)i * r->ld_h, w->attn_norm, r->eps, r->xn + (int64_t)i * r->ld_h);
+        matmul(r, T, r->QKV, r->ld_h, r->xn, r->ld_h, w->wqkv, r->ld_h, r->qkv, r->ld_qkv);
+        for (int s = 0; s < b->n_seqs; s++) {
+            const int32_t *slots = b->slots + b->slot_off[s];
+            for (int i = b->seq_off[s]; i < b->seq_off[s + 1]; i++) {
+                float *q = r->qkv + (int64_t)i * r->ld_qkv, *k = q + r->Q, *v = k + KV;
+                if (w->bqkv)
+                    for (int j = 0; j < r->QKV; j++)
+                        q[j] += w->bqkv[j];
+                cpu_rope(r->n_heads, hd, q, r->rope_cos + (int64_t)i * h2, r->rope_sin + (int64_t)i * h2);
+                cpu_rope(r->n_kv, hd, k, r->rope_cos + (int64_t)i * h2, r->rope_sin + (int64_t)i * h2);
+                int64_t slot = slots[b->positions[i]];
+                memcpy(kc + slot * KV, k, sizeof(float) * (size_t)KV);
+                memcpy(vc + slot * KV, v, sizeof(float) * (size_t)KV);
+            }
+        }
+        for (int s = 0; s < b->n_seqs; s++) {
+            const int32_t *slots = b->slots + b->slot_off[s];
+            for (int i = b->seq_off[s]; i < b->seq_off[s + 1]; i++) {
+                for (int kh = 0; kh < r->n_kv; kh++) {
+                    CpuAttnArgs a = {
+                        .n_q = G, .head_dim = hd, .n_keys = b->positions[i] + 1,
+                        .q = r->qkv + (int64_t)i * r->ld_qkv + (int64_t)kh * G * hd,
+                        .k = kc + kh * hd, .v = vc + kh * hd, .kv_stride = KV, .slots = slots,
+                        .scale = scale, .out = r->att + (int64_t)i * r->ld_q + (int64_t)kh * G * hd,
+                        .scratch = r->scratch,
+                    };
+                    r->k->attend(&a);
+                }
+            }
+        }
+        matmul(r, T, H, r->ld_q, r->att, r->ld_q, w->wo, r->ld_q, r->xn, r->ld_h);
+        for (int i = 0; i < T; i++) {
+            float *x = r->x + (int64_t)i * r->ld_h, *y = r->xn + (int64_t)i * r->ld_h;
+            for (int j = 0; j < H; j++)
+                x[j] += y[j];
+            cpu_rmsnorm(H, x, w->mlp_norm, r->eps, y);
+        }
+        matmul(r, T, 2 * r->F, r->ld_h, r->xn, r->ld_h, w->wgu, r->ld_h, r->gu, r->ld_gu);
+        for (int i = 0; i < T; i++) {
+            const float *g = r->gu + (int64_t)i * r->ld_gu;
+            r->k->silu_mul(r->F, g, g + r->F, r->act + (int64_t)i * r->ld_i);
+        }
+        matmul(r, T, H, r->ld_i, r->act, r->ld_i, w->wdown, r->ld_i, r->xn, r->ld_h);
+        for (int i = 0; i < T; i++) {
+            float *x = r->x + (int64_t)i * r->ld_h, *y = r->xn + (int64_t)i * r->ld_h;
+            for (int j = 0; j < H; j++)
+                x[j] += y[j];
+        }
+    }
+    if (b->n_logits == 0)
+        return SGL_OK;
+    for (int i = 0; i < b->n_logits; i++)
+        cpu_rmsnorm(H, r->x + (int64_t)b->logit_rows[i] * r->ld_h, r->final_norm, r->eps,
+                    r->xn + (int64_t)i * r->ld_h);
+    matmul(r, b->n_logits, r->V, r->ld_h, r->xn, r->ld_h, r->lm_head, r->ld_h, logits, r->V);
+    return SGL_OK;
+}
+
+static const SglRunnerOps cpu_ops = {.name = "cpu", .forward = cpu_forward, .free = cpu_free};
+
+/* Bump allocator over one block: returns p and advances by n floats (kept
+ * 64-byte aligned). */
+static float *take(char **cur, int64_t n)
+{
+    float *p = (float *)*cur;
+    *cur += (n * 4 + 63) / 64 * 64;
+    return p;
+}
+
+static int64_t rounded(int64_t n) { return (n * 4 + 63) / 64 * 64; }
+
+static void *zalloc(int64_t bytes)
+{
+    void *p = NULL;
+    if (bytes <= 0 || posix_memalign(&p, 64, (size_t)bytes) != 0)
+        return NULL;
+    memset(p, 0, (size_t)bytes);
+    return p;
+}
+
+SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRunner **out, SglErr *err)
+{
+    SglStatus st = SGL_OK;
+    const SglModelConfig *c = &m->cfg;
+    *out = NULL;
+    if (!opts || opts->n_slots < 1 || opts->max_batch_tokens < 1 || opts->max_seqs < 1 ||
+        opts->max_seqs > opts->max_batch_tokens || opts->n_slots > INT32_MAX)
+        return sgl_err(err, SGL_E_INVAL, "runner: need n_slots >= 1, 1 <= max_seqs <= max_batch_tokens");
+    CpuRunner *r = calloc(1, sizeof *r);
+    if (!r)
+        return sgl_err(err, SGL_E_NOMEM, "runner: out of memory");
+    r->base.ops = &cpu_ops;
+    r->base.cfg = c;
+    r->base.opts = *opts;
+    if (r->base.opts.n_threads <= 0)
+        r->base.opts.n_threads = 1;
+    r->k = cpu_kernels_get(NULL);
+    r->H = c->hidden_size;
+    r->F = c->intermediate_size;
+    r->hd = c->head_dim;
+    r->n_heads = c->n_heads;
+    r->n_kv = c->n_kv_heads;
+    r->n_layers = c->n_layers;
+    r->Q = c->n_heads * c->head_dim;
+    r->KV = c->n_kv_heads * c->head_dim;
+    r->QKV = r->Q + 2 * r->KV;
+    r->V = c->vocab_size;
+    r->eps = c->rms_norm_eps;
+    r->ld_h = pad(r->H);
+    r->ld_q = pad(r->Q);
+    r->ld_i = pad(r->F);
+    r->ld_qkv = pad(r->QKV);
+    r->ld_gu = pad(2 * r->F);
+    const int64_t H = r->H, ldh = r->ld_h, T = opts->max_batch_tokens;
+
+    /* weights */
+    int64_t per_layer = rounded(H) * 2 + rounded(r->QKV * ldh) + rounded(r->QKV) + rounded(H * r->ld_q) +
+                        rounded(2 * r->F * ldh) + rounded(H * r->ld_i);
+    int64_t wbytes = rounded(r->V * ldh) * (c->tie_word_embeddings ? 1 : 2) + rounded(H) +
+                     rounded(r->hd / 2) + per_layer * r->n_layers;
+    r->layers = calloc((size_t)r->n_layers, sizeof *r->layers);
+    r->wmem = zalloc(wbytes);
+    int64_t kvbytes = 2 * rounded((int64_t)r->n_layers * opts->n_slots * r->KV);
+    r->kvmem = zalloc(kvbytes);
+    int G = r->n_heads / r->n_kv;
+    int64_t wsbytes = rounded(T * ldh) * 2 + rounded(T * r->ld_qkv) + rounded(T * r->ld_q) +
+                      rounded(T * r->ld_gu) + rounded(T * r->ld_i) + 2 * rounded(T * (r->hd / 2)) +
+                      rounded((int64_t)G * (CPU_ATTN_TILE + 2));
+    r->wsmem = zalloc(wsbytes);
+    if (!r->layers || !r->wmem || !r->kvmem || !r->wsmem) {
+        st = sgl_err(err, SGL_E_NOMEM, "runner: cannot allocate %lld bytes of weights, %lld of KV storage "
+                     "and %lld of workspace", (long long)wbytes, (long long)kvbytes, (long long)wsbytes);
+        goto fail;
+    }
+    char *cur = r->wmem;
+    r->embed = take(&cur, r->V * ldh);
+    convert(&m->embed, 0, r->V, H, r->embed, ldh);
+    if (c->tie_word_embeddings)
+        r->lm_head = r->embed;
+    else {
+        r->lm_head = take(&cur, r->V * ldh);
+        convert(&m->lm_head, 0, r->V, H, r->lm_head, ldh);
+    }
+    r->final_norm = take(&cur, H);
+    convert(&m->final_norm, 0, 1, H, r->final_norm, H);
+    r->inv_freq = take(&cur, r->hd / 2);
+    rope_freqs(c, r->inv_freq);
+    for (int l = 0; l < r->n_layers; l++) {
+        const SglLayerWeights *lw = &m->layers[l];
+        CpuLayer *w = &r->layers[l];
+        w->attn_norm = take(&cur, H);
+        convert(&lw->attn_norm, 0, 1, H, w->attn_norm, H);
+        w->mlp_norm = take(&cur, H);
+        convert(&lw->mlp_norm, 0, 1, H, w->mlp_norm, H);
+        w->wqkv = take(&cur, r->QKV * ldh);
+        convert(&lw->wq, 0, r->Q, H, w->wqkv, ldh);
+        convert(&lw->wk, 0, r->KV, H, w->wqkv + r->Q * ldh, ldh);
+        convert(&lw->wv, 0, r->KV, H, w->wqkv + (r->Q + r->KV) * ldh, ldh);
+        float *bq = take(&cur, r->QKV);
+        if (c->qkv_bias && lw->bq.data && lw->bk.data && lw->bv.data) {
+            w->bqkv = bq;
+            convert(&lw->bq, 0, 1, r->Q, bq, r->Q);
+            convert(&lw->bk, 0, 1, r->KV, bq + r->Q, r->KV);
+            convert(&lw->bv, 0, 1, r->KV, bq + r->Q + r->KV, r->KV);
+        }
+        w->wo = take(&cur, H * r->ld_q);
+        convert(&lw->wo, 0, H, r->Q, w->wo, r->ld_q);
+        w->wgu = take(&cur, 2 * r->F * ldh);
+        convert(&lw->w_gate, 0, r->F, H, w->wgu, ldh);
+        convert(&lw->w_up, 0, r->F, H, w->wgu + r->F * ldh, ldh);
+        w->wdown = take(&cur, H * r->ld_i);
+        convert(&lw->w_down, 0, H, r->F, w->wdown, r->ld_i);
+    }
+    cur = r->kvmem;
+    r->kcache = take(&cur, (int64_t)r->n_layers * opts->n_slots * r->KV);
+    r->vcache = take(&cur, (int64_t)r->n_layers * opts->n_slots * r->KV);
+    cur = r->wsmem;
+    r->x = take(&cur, T * ldh);
+    r->xn = take(&cur, T * ldh);
+    r->qkv = take(&cur, T * r->ld_qkv);
+    r->att = take(&cur, T * r->ld_q);
+    r->gu = take(&cur, T * r->ld_gu);
+    r->act = take(&cur, T * r->ld_i);
+    r->rope_cos = take(&cur, T * (r->hd / 2));
+    r->rope_sin = take(&cur, T * (r->hd / 2));
+    r->scratch = take(&cur, (int64_t)G * (CPU_ATTN_TILE + 2));
+    /* OpenBLAS keeps a process-wide thread count; make it follow opts so
+     * results and timings are deterministic. */
+    openblas_set_num_threads(r->base.opts.n_threads);
+    *out = &r->base;
+    return SGL_OK;
+fail:
+    cpu_free(&r->base);
+    return st;
+}
