@@ -266,13 +266,11 @@ static SglStatus parse_config(const char *file, json_t *r, SglModelConfig *c, Sg
                        file, c->head_dim);
     if ((int64_t)c->n_heads * c->head_dim > MAX_DIM)
         return sgl_err(err, SGL_E_FORMAT, "%s: num_attention_heads * head_dim is too large", file);
-    float eps_def = c->arch == SGL_ARCH_LLAMA ? 1e-6f : 1e-6f;
-    bool tie_def = false;
     if ((st = get_int(file, r, "max_position_embeddings", false, 2048, 1, 1 << 30,
                       &c->max_position_embeddings, err)) ||
-        (st = get_pos_float(file, r, "rms_norm_eps", false, eps_def, &c->rms_norm_eps, err)) ||
+        (st = get_pos_float(file, r, "rms_norm_eps", false, 1e-6f, &c->rms_norm_eps, err)) ||
         (st = get_pos_float(file, r, "rope_theta", false, 10000.0f, &c->rope_theta, err)) ||
-        (st = get_bool(file, r, "tie_word_embeddings", tie_def, &c->tie_word_embeddings, err)) ||
+        (st = get_bool(file, r, "tie_word_embeddings", false, &c->tie_word_embeddings, err)) ||
         (st = parse_rope_scaling(file, r, c, err)) ||
         (st = parse_dtype(file, r, &c->dtype, err)))
         return st;
@@ -633,8 +631,12 @@ static void dummy_fill(SglTensor *t, SglDType dt, int ndim, int64_t d0, int64_t 
 SglStatus sgl_model_dummy(const SglModelConfig *cfg, uint64_t seed, SglModel **out, SglErr *err)
 {
     SglModel *m = NULL;
-    SglStatus st = model_shell(cfg, NULL, &m, err);
     *out = NULL;
+    if (cfg->hidden_size < 1 || cfg->intermediate_size < 1 || cfg->n_layers < 1 || cfg->n_heads < 1 ||
+        cfg->n_kv_heads < 1 || cfg->n_heads % cfg->n_kv_heads != 0 || cfg->head_dim < 2 ||
+        cfg->head_dim % 2 != 0 || cfg->vocab_size < 1)
+        return sgl_err(err, SGL_E_INVAL, "dummy model: config has a non-positive size or odd head_dim");
+    SglStatus st = model_shell(cfg, NULL, &m, err);
     if (st != SGL_OK)
         return st;
     const SglModelConfig *c = &m->cfg;
