@@ -50,6 +50,11 @@ static inline SglLoc sgl_loc(const SglSource *s, uint32_t off, uint32_t len)
     SglLoc l = {s, off, len};
     return l;
 }
+/* Decodes one UTF-8 sequence at p (n bytes available): returns its length
+ * (1-4) and stores the code point, or returns 0 for an invalid sequence
+ * (overlong, surrogate, > U+10FFFF, truncated, stray continuation byte). */
+int sgl_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp);
+
 /* The span from the start of a to the end of b (same source). */
 SglLoc sgl_loc_span(SglLoc a, SglLoc b);
 

@@ -16,6 +16,8 @@ typedef struct {
     int (*fn)(int argc, char **argv);  /* argv[0] is the subcommand name */
 } SglCommand;
 
+int cmd_check(int argc, char **argv);  /* cmd_check.c */
+
 /* Argument cursor. Usage: while (args_more(&a)) { if (args_flag(&a, "--json"))
  * ...; else if (args_str(&a, "--model", &dir)) ...; else return args_unknown(&a); }
  * then `if (a.bad) return 2;`. Errors are printed as `sglc CMD: ...`. */

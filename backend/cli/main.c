@@ -13,6 +13,7 @@
 
 /* One line per subcommand, in the order `sglc --help` lists them. */
 static const SglCommand commands[] = {
+    {"check", "parse and check a .sgl program (--emit=ast prints its syntax tree)", cmd_check},
     {NULL, NULL, NULL},
 };
 
