@@ -1,0 +1,1369 @@
+/* scheduler.c -- continuous batching: waiting/running queues, admission
+ * against the KV budget, chunked prefill, retraction, finishing into the
+ * radix cache. See scheduler.h for the step structure.
+ *
+ * Sequences. A request with n samples owns n SchedSeqs; sample 0 is created
+ * at submit, samples 1..n-1 when sample 0 has prefilled the whole prompt
+ * (the fork). By then the prompt is in the radix tree (locked by sample 0),
+ * so the forked samples match it and compute only the last prompt token
+ * themselves (a match always leaves >= 1 token to compute, as in SGLang, so
+ * that every sequence gets its own logits row). With the cache disabled the
+ * samples recompute the prompt.
+ *
+ * A sequence holds tokens[0..n_tokens) (prompt, then outputs) and has KV for
+ * positions [0, kv_len). Each step it is given tokens [kv_len, n_tokens)
+ * (a decode when that is one token), at most a chunk of them.
+ *
+ * Page ownership of a running sequence q (P = page size, page i covers
+ * positions [i*P, (i+1)*P)), as half-open token ranges:
+ *   [0, tree_len)                 pages borrowed from the radix tree, valid
+ *                                 while q holds radix_lock(q->node)
+ *   [tree_len, n_pages*P)         pages q owns: one KvPool reference each,
+ *                                 nobody else refers to them
+ * KV is written only at positions >= kv_len >= tree_len, so only into q's
+ * own pages. After each prefill chunk (cache_unfinished) and at the end
+ * (cache_finished) the computed whole pages [tree_len, aligned) go into the
+ * tree: radix_insert returns the prefix p that was already cached;
+ *   [tree_len, p)          duplicates: q drops its references
+ *   [p, aligned)           the tree takes over q's references
+ *   [aligned, n_pages*P)   (finish only) not inserted: q drops them
+ * and q then borrows [0, aligned) from the tree under a lock on the new node.
+ * Retraction and abort drop q's own references and the lock, inserting
+ * nothing. So no page is ever released twice, and after every step
+ *   pool pages in use == sum over running (n_pages - tree_len/P) + tree pages
+ * which sched_check_integrity asserts.
+ */
+#include "runtime/scheduler.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LPM_FALLBACK_LEN 128       /* longer queues: lpm/dfs-weight act as fcfs (SGLang) */
+#define IN_BATCH_PREFIX_MIN 32     /* defer a request sharing this much with one admitted in the same step */
+#define LP_ROWS_BUDGET_FLOATS (4 << 20) /* logits rows kept for prompt logprobs */
+
+typedef enum { SEQ_WAITING, SEQ_RUNNING, SEQ_DONE } SeqState;
+
+typedef struct SchedSeq {
+    SchedReq *req;
+    int32_t index;                 /* sample index */
+    SeqState state;
+    int32_t *tokens;               /* (cap) prompt then outputs */
+    int32_t n_tokens, cap;
+    int32_t n_out;
+    int32_t kv_len;
+    int32_t *pages;                /* (cap / P + 1) */
+    int32_t n_pages;
+    int32_t tree_len;
+    RadixNode *node;               /* locked while running; NULL otherwise */
+    int32_t lane;                  /* slot-table lane while running, else -1 */
+    int32_t cached_tokens;         /* prefix hit at first admission */
+    bool admitted_once;
+    int32_t sort_key;              /* policy scratch */
+    /* this step */
+    int32_t n_new, sample_row, lp_row0, lp_pos0, n_lp;
+    bool was_decode;
+    /* output */
+    SglSampler *sampler;
+    SglDetok detok;
+    bool has_detok;
+    SglStopMatcher stop;
+    char *tail;                    /* (stop.max_len) output tail before the last push */
+    float *out_lp;                 /* (max_new) */
+    SglTopLogprob top[SGL_MAX_TOP_LOGPROBS];
+    int32_t banned[SGL_MAX_EOS + 64];
+    int32_t n_banned;
+    SglFinishKind finish;
+    int32_t matched_token;
+    int32_t matched_stop;          /* index into req stops, -1 */
+    char error[200];
+} SchedSeq;
+
+struct SchedReq {
+    uint64_t id;
+    uint64_t arrival;
+    SglRequest r;                  /* pointers below are our copies */
+    int32_t *ids;
+    char *stops[SGL_MAX_STOP];
+    int32_t *stop_ids;
+    int32_t n_samples, n_created, n_done;
+    int32_t max_new;               /* clipped to the context */
+    int32_t lp_first;              /* first position whose logits feed prompt logprobs, -1 */
+    float *prompt_lp;              /* (n_input) or NULL */
+    bool prompt_lp_done;
+    SchedSeq **seqs;               /* (n_samples) */
+};
+
+struct Sched {
+    SchedConfig cfg;
+    SglRunner *runner;
+    KvPool *pool;
+    RadixCache *cache;
+    int32_t P, V;
+    int32_t max_batch_tokens, max_rows;
+    uint64_t rng, arrivals;
+    SchedSeq **waiting;            /* (cap_waiting) */
+    int32_t n_waiting, cap_waiting;
+    SchedSeq **running;            /* (max_running) */
+    int32_t n_running;
+    /* batch buffers, allocated once */
+    int32_t nb, nt, nr;
+    SchedSeq **bseq;               /* (max_running) */
+    int32_t *tokens, *positions;   /* (max_batch_tokens) */
+    int32_t *seq_off, *kv_len, *slot_off; /* (max_running + 1) */
+    int32_t *slots;                /* (max_running lanes, max_ctx) */
+    int32_t *lanes_free;           /* (max_running) stack */
+    int32_t n_lanes_free;
+    int32_t *logit_rows;           /* (max_rows) */
+    float *logits;                 /* (max_rows, V) */
+    uint32_t *mask;                /* ((V + 31) / 32) */
+    int32_t *match_pages;          /* (max_ctx / P + 1) */
+    SchedSeq **tmp;                /* (cap_waiting) ordering scratch */
+    SglEngineStats st;
+    int64_t hit_tokens, miss_tokens; /* prefix-cache hits / misses at admission */
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
+static int32_t max32(int32_t a, int32_t b) { return a > b ? a : b; }
+
+void sched_opts_defaults(SglSchedOpts *o)
+{
+    if (o->max_running_requests <= 0) o->max_running_requests = 256;
+    if (o->max_queued_requests <= 0) o->max_queued_requests = 4096;
+    if (o->chunked_prefill_size <= 0) o->chunked_prefill_size = 2048;
+    if (o->max_prefill_tokens <= 0) o->max_prefill_tokens = 4096;
+    if (o->max_prefill_tokens < o->chunked_prefill_size)
+        o->max_prefill_tokens = o->chunked_prefill_size;
+    if ((unsigned)o->policy >= SGL_POLICY_COUNT_) o->policy = SGL_POLICY_LPM;
+}
+
+static const char *const policy_names[] = {"lpm", "fcfs", "lof", "random", "dfs-weight"}; /* ORDER SglPolicy */
+_Static_assert(sizeof policy_names / sizeof policy_names[0] == SGL_POLICY_COUNT_, "policy names");
+
+int sgl_policy_parse(const char *name)
+{
+    for (int i = 0; i < SGL_POLICY_COUNT_; i++)
+        if (strcmp(name, policy_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *sgl_policy_name(SglPolicy p)
+{
+    return (unsigned)p < SGL_POLICY_COUNT_ ? policy_names[p] : "?";
+}
+
+const char *sgl_finish_name(SglFinishKind k)
+{
+    switch (k) {
+    case SGL_FINISH_STOP: return "stop";
+    case SGL_FINISH_LENGTH: return "length";
+    case SGL_FINISH_ABORT: return "abort";
+    case SGL_FINISH_ERROR: return "error";
+    }
+    return "?";
+}
+
+/* ---- requests and sequences -------------------------------------------- */
+
+static void seq_free(SchedSeq *q)
+{
+    if (!q)
+        return;
+    free(q->tokens);
+    free(q->pages);
+    sgl_sampler_free(q->sampler);
+    if (q->has_detok)
+        sgl_detok_deinit(&q->detok);
+    sgl_stop_deinit(&q->stop);
+    free(q->tail);
+    free(q->out_lp);
+    free(q);
+}
+
+void sched_req_free(SchedReq *r)
+{
+    if (!r)
+        return;
+    if (r->seqs)
+        for (int32_t i = 0; i < r->n_samples; i++)
+            seq_free(r->seqs[i]);
+    free(r->seqs);
+    free(r->prompt_lp);
+    free(r->ids);
+    free(r->stop_ids);
+    for (int i = 0; i < SGL_MAX_STOP; i++)
+        free(r->stops[i]);
+    free(r);
+}
+
+/* A sequence of request r for sample index: tokens = the prompt. */
+static SchedSeq *seq_new(const Sched *s, SchedReq *r, int32_t index)
+{
+    SchedSeq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->req = r;
+    q->index = index;
+    q->lane = -1;
+    q->matched_token = -1;
+    q->matched_stop = -1;
+    q->cap = r->r.n_input + r->max_new;
+    q->tokens = malloc((size_t)q->cap * sizeof *q->tokens);
+    q->pages = malloc(((size_t)q->cap / (size_t)s->P + 1) * sizeof *q->pages);
+    q->out_lp = malloc(((size_t)r->max_new + 1) * sizeof *q->out_lp);
+    uint64_t seed = r->r.params.has_seed ? r->r.params.seed + (uint64_t)index
+                                         : r->arrival * 0x2545F4914F6CDD1Dull + (uint64_t)index + s->cfg.o.seed;
+    q->sampler = sgl_sampler_new(&r->r.params, s->V, seed);
+    if (!q->tokens || !q->pages || !q->out_lp || !q->sampler)
+        goto fail;
+    if (sgl_stop_init(&q->stop, (const char *const *)r->stops, r->r.params.n_stop) != SGL_OK) {
+        memset(&q->stop, 0, sizeof q->stop);
+        goto fail;
+    }
+    if (q->stop.max_len > 0 && !(q->tail = malloc(q->stop.max_len)))
+        goto fail;
+    if (s->cfg.tok) {
+        sgl_detok_init(&q->detok, s->cfg.tok, true);
+        q->has_detok = true;
+    }
+    memcpy(q->tokens, r->ids, (size_t)r->r.n_input * sizeof *q->tokens);
+    q->n_tokens = r->r.n_input;
+    sgl_sampler_observe_prompt(q->sampler, r->ids, r->r.n_input);
+    /* ids banned until min_new_tokens: EOS (unless ignored) and stop ids */
+    if (!r->r.params.ignore_eos)
+        for (int32_t i = 0; i < s->cfg.n_eos; i++)
+            q->banned[q->n_banned++] = s->cfg.eos_ids[i];
+    for (int32_t i = 0; i < r->r.params.n_stop_token_ids && q->n_banned < (int32_t)(sizeof q->banned / sizeof q->banned[0]); i++)
+        q->banned[q->n_banned++] = r->stop_ids[i];
+    return q;
+fail:
+    seq_free(q);
+    return NULL;
+}
+
+SglStatus sched_req_new(const Sched *s, const SglRequest *req, uint64_t id, SchedReq **out,
+                        SglErr *err)
+{
+    *out = NULL;
+    const SglSamplingParams *p = &req->params;
+    SglStatus st = sgl_sampling_params_check(p, s->V, err);
+    if (st != SGL_OK)
+        return st;
+    if (req->n_input < 1 || !req->input_ids)
+        return sgl_err(err, SGL_E_INVAL, "input_ids: the prompt is empty");
+    for (int32_t i = 0; i < req->n_input; i++)
+        if (req->input_ids[i] < 0 || req->input_ids[i] >= s->V)
+            return sgl_err(err, SGL_E_INVAL, "input_ids[%d]: %d is outside the vocabulary [0, %d)",
+                           (int)i, (int)req->input_ids[i], (int)s->V);
+    int64_t cap_tokens = (int64_t)kvpool_n_pages(s->pool) * s->P;
+    if (req->n_input >= s->cfg.max_ctx || req->n_input + 1 > cap_tokens)
+        return sgl_err(err, SGL_E_INVAL,
+                       "input_ids: a prompt of %d tokens does not fit (context %d, KV capacity %lld tokens)",
+                       (int)req->n_input, (int)s->cfg.max_ctx, (long long)cap_tokens);
+    if (p->n < 1 || p->n > s->cfg.o.max_running_requests)
+        return sgl_err(err, SGL_E_INVAL, "n must be in [1, %d], got %d",
+                       (int)s->cfg.o.max_running_requests, (int)p->n);
+
+    SchedReq *r = calloc(1, sizeof *r);
+    if (!r)
+        return sgl_err(err, SGL_E_NOMEM, "out of memory");
+    r->id = id;
+    r->r = *req;
+    r->n_samples = p->n;
+    int64_t room = min32(s->cfg.max_ctx, (int32_t)(cap_tokens < INT32_MAX ? cap_tokens : INT32_MAX)) - req->n_input;
+    r->max_new = p->max_new_tokens < room ? p->max_new_tokens : (int32_t)room;
+    r->lp_first = p->logprob_start_len >= 0 ? max32(min32(p->logprob_start_len, req->n_input), 1) - 1 : -1;
+    r->ids = malloc((size_t)req->n_input * sizeof *r->ids);
+    r->seqs = calloc((size_t)r->n_samples, sizeof *r->seqs);
+    if (!r->ids || !r->seqs)
+        goto nomem;
+    memcpy(r->ids, req->input_ids, (size_t)req->n_input * sizeof *r->ids);
+    r->r.input_ids = r->ids;
+    for (int32_t i = 0; i < p->n_stop; i++) {
+        if (!(r->stops[i] = strdup(p->stop[i])))
+            goto nomem;
+        r->r.params.stop[i] = r->stops[i];
+    }
+    if (p->n_stop_token_ids > 0) {
+        if (!(r->stop_ids = malloc((size_t)p->n_stop_token_ids * sizeof *r->stop_ids)))
+            goto nomem;
+        memcpy(r->stop_ids, p->stop_token_ids, (size_t)p->n_stop_token_ids * sizeof *r->stop_ids);
+    }
+    r->r.params.stop_token_ids = r->stop_ids;
+    if (r->lp_first >= 0) {
+        if (!(r->prompt_lp = malloc((size_t)req->n_input * sizeof *r->prompt_lp)))
+            goto nomem;
+        for (int32_t i = 0; i < req->n_input; i++)
+            r->prompt_lp[i] = NAN;
+    }
+    if (!(r->seqs[0] = seq_new(s, r, 0)))
+        goto nomem;
+    r->n_created = 1;
+    *out = r;
+    return SGL_OK;
+nomem:
+    sched_req_free(r);
+    return sgl_err(err, SGL_E_NOMEM, "out of memory copying the request");
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void emit(SchedReq *r, const SglEvent *ev)
+{
+    if (r->r.on_event)
+        r->r.on_event(r->r.user, ev);
+}
+
+static void emit_token(SchedSeq *q, int32_t tok, float lp, const char *text, size_t len)
+{
+    SchedReq *r = q->req;
+    SglEvent ev = {0};
+    ev.kind = SGL_EV_TOKEN;
+    ev.id = r->id;
+    ev.index = q->index;
+    ev.token = tok;
+    ev.logprob = lp;
+    ev.n_top = r->r.params.top_logprobs_num;
+    ev.top = q->top;
+    ev.text = text;
+    ev.text_len = len;
+    ev.matched_token = -1;
+    emit(r, &ev);
+}
+
+/* The FINAL event of q; frees the request after its last sample. */
+static void emit_final(Sched *s, SchedSeq *q, const char *text, size_t len)
+{
+    SchedReq *r = q->req;
+    SglEvent ev = {0};
+    ev.kind = SGL_EV_FINAL;
+    ev.id = r->id;
+    ev.index = q->index;
+    ev.token = -1;
+    ev.text = text ? text : "";
+    ev.text_len = len;
+    ev.finish = q->finish;
+    ev.matched_token = q->matched_token;
+    ev.matched_stop = q->matched_stop >= 0 ? r->stops[q->matched_stop] : NULL;
+    ev.error = q->error[0] ? q->error : NULL;
+    ev.prompt_tokens = r->r.n_input;
+    ev.completion_tokens = q->n_out;
+    ev.cached_tokens = q->cached_tokens;
+    ev.output_ids = q->tokens + r->r.n_input;
+    ev.output_logprobs = r->r.params.return_logprob ? q->out_lp : NULL;
+    ev.output_text = q->stop.buf ? q->stop.buf : "";
+    ev.output_text_len = q->stop.buf ? q->stop.len : 0;
+    ev.prompt_logprob_start = r->lp_first >= 0 ? r->r.params.logprob_start_len : 0;
+    ev.prompt_logprobs = r->prompt_lp;
+    r->n_done++;
+    ev.last = r->n_done == r->n_samples;
+    q->state = SEQ_DONE;
+    if (q->finish == SGL_FINISH_ABORT)
+        s->st.requests_aborted += ev.last;
+    else
+        s->st.requests_finished += ev.last;
+    emit(r, &ev);
+    if (ev.last) {
+        if (r->r.constraint.release)
+            r->r.constraint.release(r->r.constraint.ctx);
+        sched_req_free(r);
+    }
+}
+
+/* ---- KV bookkeeping ---------------------------------------------------- */
+
+static void write_slots(Sched *s, SchedSeq *q, int32_t from_page, int32_t to_page)
+{
+    int32_t *sl = s->slots + (size_t)q->lane * (size_t)s->cfg.max_ctx;
+    for (int32_t pg = from_page; pg < to_page; pg++)
+        for (int32_t j = 0; j < s->P; j++) {
+            int32_t pos = pg * s->P + j;
+            if (pos < s->cfg.max_ctx)
+                sl[pos] = q->pages[pg] * s->P + j;
+        }
+}
+
+/* Free pages >= n, evicting unlocked cache entries if needed. */
+static bool ensure_free(Sched *s, int32_t n)
+{
+    int32_t f = kvpool_n_free(s->pool);
+    if (f < n)
+        radix_evict(s->cache, (n - f) * s->P);
+    return kvpool_n_free(s->pool) >= n;
+}
+
+/* Pages q needs beyond what it holds to have KV room for positions [0, upto). */
+static int32_t pages_needed(const Sched *s, const SchedSeq *q, int32_t upto)
+{
+    int32_t want = (upto + s->P - 1) / s->P;
+    return want > q->n_pages ? want - q->n_pages : 0;
+}
+
+static SglStatus grow(Sched *s, SchedSeq *q, int32_t upto)
+{
+    int32_t n = pages_needed(s, q, upto);
+    if (n == 0)
+        return SGL_OK;
+    if (kvpool_alloc(s->pool, n, q->pages + q->n_pages) != SGL_OK)
+        return SGL_E_NOSPACE;
+    q->n_pages += n;
+    write_slots(s, q, q->n_pages - n, q->n_pages);
+    return SGL_OK;
+}
+
+static void unref_pages(Sched *s, SchedSeq *q, int32_t from_page, int32_t to_page)
+{
+    if (to_page > from_page)
+        kvpool_unref(s->pool, q->pages + from_page, to_page - from_page);
+}
+
+/* Inserts q's computed whole pages into the tree (table in the file comment).
+ * finishing: also drops the pages past them and the lock. If the insertion
+ * fails (no memory) q keeps owning everything, as if the cache were off. */
+static void cache_seq(Sched *s, SchedSeq *q, bool finishing)
+{
+    int32_t P = s->P, aligned = q->kv_len / P * P;
+    int32_t own_from = q->tree_len; /* q holds references on pages from here */
+    if (!s->cfg.o.disable_radix_cache && aligned > q->tree_len) {
+        RadixNode *last = NULL;
+        int32_t p = radix_insert(s->cache, q->req->r.ns, q->tokens, aligned, q->pages, &last);
+        if (p >= q->tree_len) {
+            unref_pages(s, q, q->tree_len / P, p / P); /* duplicates of cached pages */
+            own_from = aligned;                        /* [p, aligned) now the tree's */
+            if (!finishing) {
+                /* borrow the tree's pages for [tree_len, aligned) from now on;
+                 * nothing was evicted since the insert, so the match is whole */
+                RadixNode *node = NULL;
+                int32_t m = radix_match(s->cache, q->req->r.ns, q->tokens, aligned, s->match_pages,
+                                        &node, false);
+                if (m != aligned)
+                    node = last;
+                int32_t hi = m < aligned ? m : aligned;
+                if (hi > q->tree_len)
+                    memcpy(q->pages + q->tree_len / P, s->match_pages + q->tree_len / P,
+                           (size_t)(hi - q->tree_len) / (size_t)P * sizeof *q->pages);
+                write_slots(s, q, q->tree_len / P, aligned / P);
+                radix_lock(s->cache, node);
+                if (q->node)
+                    radix_unlock(s->cache, q->node);
+                q->node = node;
+                q->tree_len = aligned;
+            }
+        }
+    }
+    if (finishing) {
+        unref_pages(s, q, own_from / P, q->n_pages);
+        if (q->node)
+            radix_unlock(s->cache, q->node);
+        q->node = NULL;
+        q->n_pages = 0;
+        q->tree_len = 0;
+    }
+}
+
+/* Drops q's own pages and its lock without caching anything. */
+static void release_kv(Sched *s, SchedSeq *q)
+{
+    unref_pages(s, q, q->tree_len / s->P, q->n_pages);
+    if (q->node)
+        radix_unlock(s->cache, q->node);
+    q->node = NULL;
+    q->n_pages = 0;
+    q->tree_len = 0;
+    q->kv_len = 0;
+}
+
+static void lane_put(Sched *s, SchedSeq *q)
+{
+    if (q->lane >= 0)
+        s->lanes_free[s->n_lanes_free++] = q->lane;
+    q->lane = -1;
+}
+
+static void running_remove(Sched *s, SchedSeq *q)
+{
+    for (int32_t i = 0; i < s->n_running; i++)
+        if (s->running[i] == q) {
+            memmove(s->running + i, s->running + i + 1, (size_t)(s->n_running - i - 1) * sizeof *s->running);
+            s->n_running--;
+            return;
+        }
+}
+
+static bool waiting_push(Sched *s, SchedSeq *q, bool front)
+{
+    if (s->n_waiting == s->cap_waiting) {
+        int32_t nc = s->cap_waiting ? s->cap_waiting * 2 : 64;
+        SchedSeq **w = realloc(s->waiting, (size_t)nc * sizeof *w);
+        SchedSeq **t = realloc(s->tmp, (size_t)nc * sizeof *t);
+        if (w) s->waiting = w;
+        if (t) s->tmp = t;
+        if (!w || !t)
+            return false;
+        s->cap_waiting = nc;
+    }
+    if (front) {
+        memmove(s->waiting + 1, s->waiting, (size_t)s->n_waiting * sizeof *s->waiting);
+        s->waiting[0] = q;
+    } else {
+        s->waiting[s->n_waiting] = q;
+    }
+    s->n_waiting++;
+    q->state = SEQ_WAITING;
+    return true;
+}
+
+static void waiting_remove_at(Sched *s, int32_t i)
+{
+    memmove(s->waiting + i, s->waiting + i + 1, (size_t)(s->n_waiting - i - 1) * sizeof *s->waiting);
+    s->n_waiting--;
+}
+
+/* Finishes q: its KV goes into the cache (or is released when cache is
+ * false), then the FINAL event. text: a last released piece. */
+static void finish_seq(Sched *s, SchedSeq *q, SglFinishKind kind, bool cache, const char *text, size_t len)
+{
+    q->finish = kind;
+    if (q->state == SEQ_RUNNING) {
+        if (cache)
+            cache_seq(s, q, true);
+        else
+            release_kv(s, q);
+        lane_put(s, q);
+    }
+    q->state = SEQ_DONE; /* removed from running by the caller */
+    emit_final(s, q, text, len);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+Sched *sched_new(const SchedConfig *cfg, SglRunner *runner, KvPool *pool, RadixCache *cache,
+                 SglErr *err)
+{
+    Sched *s = calloc(1, sizeof *s);
+    if (!s) {
+        sgl_err(err, SGL_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    sched_opts_defaults(&s->cfg.o);
+    s->runner = runner;
+    s->pool = pool;
+    s->cache = cache;
+    s->P = kvpool_page_size(pool);
+    s->V = cfg->vocab_size;
+    s->rng = cfg->o.seed ^ 0x5DEECE66Dull;
+    if (s->V < 1 || s->cfg.max_ctx < 2) {
+        sgl_err(err, SGL_E_INVAL, "scheduler: bad vocab size %d or context %d", (int)s->V, (int)s->cfg.max_ctx);
+        free(s);
+        return NULL;
+    }
+    int32_t R = s->cfg.o.max_running_requests;
+    s->max_batch_tokens = s->cfg.o.max_prefill_tokens + R;
+    int32_t extra = LP_ROWS_BUDGET_FLOATS / s->V;
+    s->max_rows = R + max32(64, min32(extra, s->cfg.o.max_prefill_tokens));
+    s->running = calloc((size_t)R, sizeof *s->running);
+    s->bseq = calloc((size_t)R, sizeof *s->bseq);
+    s->tokens = malloc((size_t)s->max_batch_tokens * sizeof *s->tokens);
+    s->positions = malloc((size_t)s->max_batch_tokens * sizeof *s->positions);
+    s->seq_off = malloc(((size_t)R + 1) * sizeof *s->seq_off);
+    s->kv_len = malloc(((size_t)R + 1) * sizeof *s->kv_len);
+    s->slot_off = malloc(((size_t)R + 1) * sizeof *s->slot_off);
+    s->slots = malloc((size_t)R * (size_t)s->cfg.max_ctx * sizeof *s->slots);
+    s->lanes_free = malloc((size_t)R * sizeof *s->lanes_free);
+    s->logit_rows = malloc((size_t)s->max_rows * sizeof *s->logit_rows);
+    s->logits = malloc((size_t)s->max_rows * (size_t)s->V * sizeof *s->logits);
+    s->mask = malloc(((size_t)s->V + 31) / 32 * sizeof *s->mask);
+    s->match_pages = malloc(((size_t)s->cfg.max_ctx / (size_t)s->P + 2) * sizeof *s->match_pages);
+    if (!s->running || !s->bseq || !s->tokens || !s->positions || !s->seq_off || !s->kv_len ||
+        !s->slot_off || !s->slots || !s->lanes_free || !s->logit_rows || !s->logits || !s->mask ||
+        !s->match_pages) {
+        sgl_err(err, SGL_E_NOMEM, "scheduler: out of memory for batch buffers");
+        sched_free(s);
+        return NULL;
+    }
+    for (int32_t i = 0; i < R; i++)
+        s->lanes_free[i] = R - 1 - i;
+    s->n_lanes_free = R;
+    s->st.page_size = s->P;
+    return s;
+}
+
+void sched_free(Sched *s)
+{
+    if (!s)
+        return;
+    sched_abort_all(s, SGL_FINISH_ABORT, "engine closed");
+    free(s->waiting);
+    free(s->tmp);
+    free(s->running);
+    free(s->bseq);
+    free(s->tokens);
+    free(s->positions);
+    free(s->seq_off);
+    free(s->kv_len);
+    free(s->slot_off);
+    free(s->slots);
+    free(s->lanes_free);
+    free(s->logit_rows);
+    free(s->logits);
+    free(s->mask);
+    free(s->match_pages);
+    free(s);
+}
+
+/* Aborts every sample of r that has not finished (running, waiting, or not
+ * yet forked: those get a final event too). Frees r after its last event. */
+static void abort_req(Sched *s, SchedReq *r, SglFinishKind kind, const char *msg)
+{
+    int32_t n = r->n_samples;
+    for (int32_t i = 0; i < n; i++) {
+        SchedSeq *q = r->seqs[i];
+        if (q && q->state == SEQ_DONE)
+            continue;
+        if (!q) {
+            q = r->seqs[i] = seq_new(s, r, i);
+            if (!q) {
+                /* no memory even for the report: count it silently */
+                if (++r->n_done == n) {
+                    if (r->r.constraint.release)
+                        r->r.constraint.release(r->r.constraint.ctx);
+                    sched_req_free(r);
+                    return;
+                }
+                continue;
+            }
+            r->n_created = i + 1;
+        } else if (q->state == SEQ_RUNNING) {
+            running_remove(s, q);
+        } else {
+            for (int32_t j = 0; j < s->n_waiting; j++)
+                if (s->waiting[j] == q) {
+                    waiting_remove_at(s, j);
+                    break;
+                }
+        }
+        snprintf(q->error, sizeof q->error, "%s", msg);
+        bool last = r->n_done + 1 == n;
+        finish_seq(s, q, kind, false, NULL, 0);
+        if (last)
+            return; /* r is freed */
+    }
+}
+
+void sched_add(Sched *s, SchedReq *r)
+{
+    r->arrival = ++s->arrivals;
+    if (!waiting_push(s, r->seqs[0], false))
+        abort_req(s, r, SGL_FINISH_ERROR, "out of memory queueing the request");
+}
+
+static SchedReq *find_req(Sched *s, uint64_t id)
+{
+    for (int32_t i = 0; i < s->n_running; i++)
+        if (s->running[i]->req->id == id)
+            return s->running[i]->req;
+    for (int32_t i = 0; i < s->n_waiting; i++)
+        if (s->waiting[i]->req->id == id)
+            return s->waiting[i]->req;
+    return NULL;
+}
+
+bool sched_abort(Sched *s, uint64_t id)
+{
+    SchedReq *r = find_req(s, id);
+    if (!r)
+        return false;
+    abort_req(s, r, SGL_FINISH_ABORT, "aborted");
+    return true;
+}
+
+void sched_abort_all(Sched *s, SglFinishKind kind, const char *msg)
+{
+    while (s->n_running > 0)
+        abort_req(s, s->running[0]->req, kind, msg);
+    while (s->n_waiting > 0)
+        abort_req(s, s->waiting[0]->req, kind, msg);
+}
+
+bool sched_idle(const Sched *s) { return s->n_running == 0 && s->n_waiting == 0; }
+int32_t sched_n_waiting(const Sched *s) { return s->n_waiting; }
+int32_t sched_n_running(const Sched *s) { return s->n_running; }
+
+bool sched_flush_cache(Sched *s)
+{
+    if (s->n_running > 0)
+        return false;
+    return radix_reset(s->cache);
+}
+
+void sched_stats(const Sched *s, SglEngineStats *st)
+{
+    *st = s->st;
+    st->running = s->n_running;
+    st->queued = s->n_waiting;
+    st->pool_pages = kvpool_n_pages(s->pool);
+    st->pool_free_pages = kvpool_n_free(s->pool);
+    st->page_size = s->P;
+    st->cache_tokens = radix_total_tokens(s->cache);
+    st->cache_evictable_tokens = radix_evictable_tokens(s->cache);
+    st->cache_protected_tokens = radix_protected_tokens(s->cache);
+    st->cache_hit_rate = s->hit_tokens + s->miss_tokens > 0
+                             ? (double)s->hit_tokens / (double)(s->hit_tokens + s->miss_tokens) : 0.0;
+}
+
+/* ---- policies ------------------------------------------------------------ */
+
+static bool wants_lp(const SchedSeq *q)
+{
+    return q->index == 0 && q->req->lp_first >= 0 && !q->req->prompt_lp_done;
+}
+
+/* Longest prefix q may take from the cache: at least one token is always
+ * computed, and prompt logprobs need the logits from lp_first on. */
+static int32_t match_cap(const SchedSeq *q)
+{
+    int32_t cap = q->n_tokens - 1;
+    if (wants_lp(q) && q->req->lp_first < cap)
+        cap = q->req->lp_first;
+    return cap;
+}
+
+static int cmp_arrival(const SchedSeq *a, const SchedSeq *b)
+{
+    if (a->req->arrival != b->req->arrival)
+        return a->req->arrival < b->req->arrival ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* sort_key descending, then arrival. */
+static int cmp_key_desc(const void *pa, const void *pb)
+{
+    const SchedSeq *a = *(SchedSeq *const *)pa, *b = *(SchedSeq *const *)pb;
+    if (a->sort_key != b->sort_key)
+        return a->sort_key > b->sort_key ? -1 : 1;
+    return cmp_arrival(a, b);
+}
+
+static int cmp_fcfs(const void *pa, const void *pb)
+{
+    return cmp_arrival(*(SchedSeq *const *)pa, *(SchedSeq *const *)pb);
+}
+
+/* Lexicographic on (namespace, tokens), shorter first, then arrival. */
+static int cmp_lex(const void *pa, const void *pb)
+{
+    const SchedSeq *a = *(SchedSeq *const *)pa, *b = *(SchedSeq *const *)pb;
+    if (a->req->r.ns != b->req->r.ns)
+        return a->req->r.ns < b->req->r.ns ? -1 : 1;
+    int32_t n = min32(a->n_tokens, b->n_tokens);
+    for (int32_t i = 0; i < n; i++)
+        if (a->tokens[i] != b->tokens[i])
+            return a->tokens[i] < b->tokens[i] ? -1 : 1;
+    if (a->n_tokens != b->n_tokens)
+        return a->n_tokens < b->n_tokens ? -1 : 1;
+    return cmp_arrival(a, b);
+}
+
+static int32_t token_at(const SchedSeq *q, int32_t d) { return d < q->n_tokens ? q->tokens[d] : -1; }
+
+/* dfs-weight over the waiting prompts themselves: in a lexicographically
+ * sorted range w[lo, hi) sharing tokens [0, d), the sequences that end at d
+ * come first, then the groups continuing with each next token, heaviest
+ * (most sequences) group first, each group ordered the same way. This is
+ * SGLang's DFS over radix nodes weighted by waiting requests, computed on a
+ * trie of the queue instead of the cache. Recursion depth <= the number of
+ * sequences (each level splits off at least one group); callers bound it. */
+static int32_t group_end(SchedSeq **w, int32_t i, int32_t hi, int32_t d)
+{
+    int32_t j = i + 1;
+    while (j < hi && token_at(w[j], d) == token_at(w[i], d) && w[j]->req->r.ns == w[i]->req->r.ns)
+        j++;
+    return j;
+}
+
+static void dfs_order(SchedSeq **w, SchedSeq **tmp, int32_t lo, int32_t hi, int32_t d)
+{
+    for (;;) {
+        while (lo < hi && token_at(w[lo], d) < 0)
+            lo++; /* sequences ending at depth d sort first and stay first */
+        if (hi - lo <= 1)
+            return;
+        int32_t n_groups = 0;
+        for (int32_t i = lo, j; i < hi; i = j) {
+            j = group_end(w, i, hi, d);
+            w[i]->sort_key = j - i; /* group size, kept on the group's head */
+            n_groups++;
+        }
+        if (n_groups == 1) {
+            d++;
+            continue;
+        }
+        int32_t out = lo;
+        for (int32_t pass = 0; pass < n_groups; pass++) {
+            int32_t best = -1, best_n = 0;
+            for (int32_t i = lo; i < hi; i += abs(w[i]->sort_key))
+                if (w[i]->sort_key > best_n) {
+                    best = i;
+                    best_n = w[i]->sort_key;
+                }
+            memcpy(tmp + out, w + best, (size_t)best_n * sizeof *w);
+            w[best]->sort_key = -best_n; /* taken */
+            out += best_n;
+        }
+        memcpy(w + lo, tmp + lo, (size_t)(hi - lo) * sizeof *w);
+        for (int32_t i = lo, j; i < hi; i = j) {
+            j = group_end(w, i, hi, d);
+            dfs_order(w, tmp, i, j, d + 1);
+        }
+        return;
+    }
+}
+
+/* Puts the waiting queue in admission order. */
+static void order_waiting(Sched *s)
+{
+    SglPolicy pol = s->cfg.o.policy;
+    int32_t n = s->n_waiting;
+    if (n < 2)
+        return;
+    if ((pol == SGL_POLICY_LPM || pol == SGL_POLICY_DFS_WEIGHT) && n > LPM_FALLBACK_LEN)
+        pol = SGL_POLICY_FCFS;
+    switch (pol) {
+    case SGL_POLICY_LPM:
+        for (int32_t i = 0; i < n; i++) {
+            SchedSeq *q = s->waiting[i];
+            RadixNode *node = NULL;
+            q->sort_key = radix_match(s->cache, q->req->r.ns, q->tokens, match_cap(q), s->match_pages, &node, false);
+        }
+        qsort(s->waiting, (size_t)n, sizeof *s->waiting, cmp_key_desc);
+        break;
+    case SGL_POLICY_FCFS:
+        qsort(s->waiting, (size_t)n, sizeof *s->waiting, cmp_fcfs);
+        break;
+    case SGL_POLICY_LOF:
+        for (int32_t i = 0; i < n; i++)
+            s->waiting[i]->sort_key = s->waiting[i]->req->max_new;
+        qsort(s->waiting, (size_t)n, sizeof *s->waiting, cmp_key_desc);
+        break;
+    case SGL_POLICY_RANDOM:
+        for (int32_t i = n - 1; i > 0; i--) {
+            int32_t j = (int32_t)(rng_next(&s->rng) % (uint64_t)(i + 1));
+            SchedSeq *t = s->waiting[i];
+            s->waiting[i] = s->waiting[j];
+            s->waiting[j] = t;
+        }
+        break;
+    case SGL_POLICY_DFS_WEIGHT:
+        qsort(s->waiting, (size_t)n, sizeof *s->waiting, cmp_lex);
+        dfs_order(s->waiting, s->tmp, 0, n, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- schedule ------------------------------------------------------------- */
+
+static bool is_decode(const SchedSeq *q) { return q->n_tokens - q->kv_len == 1; }
+
+/* Logits rows for prompt logprobs in q's chunk [kv_len, kv_len + n): the
+ * row at position pos scores prompt token pos + 1. */
+static int32_t lp_rows(const SchedSeq *q, int32_t n, int32_t *pos0)
+{
+    *pos0 = 0;
+    if (!wants_lp(q))
+        return 0;
+    int32_t lo = max32(q->kv_len, q->req->lp_first);
+    int32_t hi = min32(q->kv_len + n, q->req->r.n_input - 1);
+    *pos0 = lo;
+    return hi > lo ? hi - lo : 0;
+}
+
+static bool samples_after(const SchedSeq *q, int32_t n)
+{
+    return q->kv_len + n == q->n_tokens && q->req->max_new > 0;
+}
+
+/* Shrinks chunk n until its logits rows fit in what is left this step. */
+static int32_t fit_rows(const Sched *s, const SchedSeq *q, int32_t n)
+{
+    int32_t left = s->max_rows - s->nr, p0;
+    while (n > 0) {
+        int32_t need = lp_rows(q, n, &p0) + (samples_after(q, n) ? 1 : 0);
+        if (need <= left)
+            break;
+        n -= need - left < n ? need - left : n;
+    }
+    return n;
+}
+
+/* Puts n tokens of q into this step; rows are only counted here (the
+ * arrays are laid out by build_batch). */
+static void add_to_batch(Sched *s, SchedSeq *q, int32_t n)
+{
+    s->bseq[s->nb++] = q;
+    q->n_new = n;
+    q->was_decode = is_decode(q);
+    int32_t p0;
+    s->nr += lp_rows(q, n, &p0) + (samples_after(q, n) ? 1 : 0);
+}
+
+static int cmp_lane(const void *pa, const void *pb)
+{
+    const SchedSeq *a = *(SchedSeq *const *)pa, *b = *(SchedSeq *const *)pb;
+    return (a->lane > b->lane) - (a->lane < b->lane);
+}
+
+/* Lays out the runner's arrays. Sequences go in lane order so that slot_off
+ * increases and each sequence's slot table has max_ctx entries of room. */
+static void build_batch(Sched *s)
+{
+    qsort(s->bseq, (size_t)s->nb, sizeof *s->bseq, cmp_lane);
+    s->nt = s->nr = 0;
+    for (int32_t b = 0; b < s->nb; b++) {
+        SchedSeq *q = s->bseq[b];
+        int32_t n = q->n_new;
+        s->seq_off[b] = s->nt;
+        for (int32_t j = 0; j < n; j++) {
+            s->tokens[s->nt + j] = q->tokens[q->kv_len + j];
+            s->positions[s->nt + j] = q->kv_len + j;
+        }
+        s->nt += n;
+        s->kv_len[b] = q->kv_len + n;
+        s->slot_off[b] = q->lane * s->cfg.max_ctx;
+        int32_t p0;
+        q->n_lp = lp_rows(q, n, &p0);
+        q->lp_pos0 = p0;
+        q->lp_row0 = s->nr;
+        for (int32_t k = 0; k < q->n_lp; k++)
+            s->logit_rows[s->nr++] = s->seq_off[b] + (p0 + k - q->kv_len);
+        q->sample_row = -1;
+        if (samples_after(q, n)) {
+            q->sample_row = s->nr;
+            s->logit_rows[s->nr++] = s->nt - 1;
+        }
+    }
+    s->seq_off[s->nb] = s->nt;
+    s->slot_off[s->nb] = s->cfg.o.max_running_requests * s->cfg.max_ctx;
+}
+
+/* Gives q's pages back and puts it at the front of the waiting queue; its
+ * tokens (prompt + output so far) are recomputed when it is readmitted. */
+static void retract(Sched *s, SchedSeq *q)
+{
+    running_remove(s, q);
+    release_kv(s, q);
+    lane_put(s, q);
+    s->st.retractions++;
+    if (!waiting_push(s, q, true)) {
+        snprintf(q->error, sizeof q->error, "out of memory re-queueing a retracted request");
+        finish_seq(s, q, SGL_FINISH_ERROR, false, NULL, 0);
+    }
+}
+
+/* Retraction victim (SGLang's order): fewest outputs, then longest prompt. */
+static SchedSeq *pick_victim(Sched *s)
+{
+    SchedSeq *v = NULL;
+    for (int32_t i = 0; i < s->n_running; i++) {
+        SchedSeq *q = s->running[i];
+        if (!v || q->n_out < v->n_out || (q->n_out == v->n_out && q->req->r.n_input > v->req->r.n_input))
+            v = q;
+    }
+    return v;
+}
+
+static bool shares_prefix_with_admitted(const Sched *s, const SchedSeq *q, int32_t from)
+{
+    if (q->n_tokens < IN_BATCH_PREFIX_MIN)
+        return false;
+    for (int32_t b = from; b < s->nb; b++) {
+        const SchedSeq *o = s->bseq[b];
+        if (o->req->r.ns == q->req->r.ns && o->n_tokens >= IN_BATCH_PREFIX_MIN &&
+            memcmp(o->tokens, q->tokens, IN_BATCH_PREFIX_MIN * sizeof *q->tokens) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void schedule_decodes(Sched *s)
+{
+    int32_t need = 0;
+    for (int32_t i = 0; i < s->n_running; i++)
+        if (is_decode(s->running[i]) && pages_needed(s, s->running[i], s->running[i]->kv_len + 1) > 0)
+            need++;
+    while (!ensure_free(s, need) && s->n_running > 1) {
+        SchedSeq *v = pick_victim(s);
+        if (is_decode(v) && pages_needed(s, v, v->kv_len + 1) > 0)
+            need--;
+        retract(s, v);
+    }
+    for (int32_t i = 0; i < s->n_running; i++) {
+        SchedSeq *q = s->running[i];
+        if (!is_decode(q))
+            continue;
+        if (grow(s, q, q->kv_len + 1) != SGL_OK) {
+            /* alone and still no page: cannot happen for a request that
+             * passed sched_req_new, but never spin on it */
+            running_remove(s, q);
+            i--;
+            snprintf(q->error, sizeof q->error, "KV pool exhausted");
+            finish_seq(s, q, SGL_FINISH_LENGTH, true, NULL, 0);
+            continue;
+        }
+        add_to_batch(s, q, 1);
+    }
+}
+
+static void schedule_prefills(Sched *s)
+{
+    int32_t budget = s->cfg.o.max_prefill_tokens, chunk = s->cfg.o.chunked_prefill_size;
+    for (int32_t i = 0; i < s->n_running && budget > 0; i++) {
+        SchedSeq *q = s->running[i];
+        if (q->n_new > 0 || is_decode(q))
+            continue;
+        int32_t n = fit_rows(s, q, min32(min32(q->n_tokens - q->kv_len, chunk), budget));
+        if (n <= 0 || !ensure_free(s, pages_needed(s, q, q->kv_len + n)))
+            continue;
+        grow(s, q, q->kv_len + n);
+        add_to_batch(s, q, n);
+        budget -= n;
+    }
+    int32_t R = s->cfg.o.max_running_requests;
+    if (s->n_waiting == 0 || s->n_running >= R || budget <= 0)
+        return;
+    order_waiting(s);
+    int32_t first_admitted = s->nb;
+    for (int32_t i = 0; i < s->n_waiting && s->n_running < R && budget > 0 && s->nr < s->max_rows;) {
+        SchedSeq *q = s->waiting[i];
+        RadixNode *node = NULL;
+        int32_t m = radix_match(s->cache, q->req->r.ns, q->tokens, match_cap(q), s->match_pages, &node, false);
+        if (m < IN_BATCH_PREFIX_MIN && shares_prefix_with_admitted(s, q, first_admitted)) {
+            i++; /* its prefix is being computed in this batch: next step it hits */
+            continue;
+        }
+        radix_lock(s->cache, node);
+        memcpy(q->pages, s->match_pages, (size_t)(m / s->P) * sizeof *q->pages);
+        q->n_pages = m / s->P;
+        q->tree_len = q->kv_len = m;
+        q->node = node;
+        int32_t n = fit_rows(s, q, min32(min32(q->n_tokens - m, chunk), budget));
+        int32_t need = pages_needed(s, q, m + n);
+        int32_t avail = kvpool_n_free(s->pool) + radix_evictable_tokens(s->cache) / s->P;
+        if (n <= 0 || avail < need + s->n_running || !ensure_free(s, need)) {
+            q->node = NULL;
+            q->n_pages = q->tree_len = q->kv_len = 0;
+            radix_unlock(s->cache, node);
+            break;
+        }
+        waiting_remove_at(s, i);
+        q->lane = s->lanes_free[--s->n_lanes_free];
+        q->state = SEQ_RUNNING;
+        s->running[s->n_running++] = q;
+        write_slots(s, q, 0, q->n_pages);
+        grow(s, q, m + n);
+        if (!q->admitted_once) {
+            q->admitted_once = true;
+            q->cached_tokens = m;
+            s->st.cached_tokens += m;
+        }
+        s->hit_tokens += m;
+        s->miss_tokens += q->n_tokens - m;
+        add_to_batch(s, q, n);
+        budget -= n;
+    }
+}
+
+/* ---- postprocess --------------------------------------------------------- */
+
+static bool is_stop_token(const Sched *s, const SchedSeq *q, int32_t tok)
+{
+    const SchedReq *r = q->req;
+    for (int32_t i = 0; i < r->r.params.n_stop_token_ids; i++)
+        if (r->stop_ids[i] == tok)
+            return true;
+    if (!r->r.params.ignore_eos)
+        for (int32_t i = 0; i < s->cfg.n_eos; i++)
+            if (s->cfg.eos_ids[i] == tok)
+                return true;
+    return false;
+}
+
+/* Feeds a decoded piece to the stop matcher; *text and *len get the part that
+ * may be released. Records which stop string completed, if one did. */
+static void push_text(SchedSeq *q, const char *piece, size_t plen, const char **text, size_t *len)
+{
+    SglStopMatcher *m = &q->stop;
+    size_t before = m->emitted, old_len = m->len, tl = 0;
+    if (q->tail && m->n_stops > 0) {
+        tl = old_len < m->max_len ? old_len : m->max_len;
+        if (tl)
+            memcpy(q->tail, m->buf + old_len - tl, tl);
+    }
+    size_t safe = 0;
+    if (sgl_stop_push(m, piece, plen, &safe) != SGL_OK) {
+        snprintf(q->error, sizeof q->error, "out of memory holding the output text");
+        safe = 0;
+    }
+    *text = m->buf ? m->buf + before : "";
+    *len = safe;
+    if (!m->matched)
+        return;
+    /* the stop string starts at the cut m->len of old text + piece */
+    size_t cut = m->len, base = old_len - tl;
+    for (int32_t i = 0; i < m->n_stops && q->matched_stop < 0; i++) {
+        size_t sl = strlen(m->stops[i]);
+        if (cut < base || cut + sl > old_len + plen)
+            continue;
+        bool eq = true;
+        for (size_t k = 0; k < sl && eq; k++) {
+            size_t x = cut + k;
+            char c = x < old_len ? q->tail[x - base] : piece[x - old_len];
+            eq = c == m->stops[i][k];
+        }
+        if (eq)
+            q->matched_stop = i;
+    }
+}
+
+/* The text of token tok (malloc'd by the detokenizer, or borrowed from the
+ * test hook); *owned says whether the caller frees it. */
+static const char *token_piece(Sched *s, SchedSeq *q, int32_t tok, size_t *len, char **owned)
+{
+    *owned = NULL;
+    *len = 0;
+    if (q->has_detok) {
+        if (sgl_detok_push(&q->detok, tok, owned, len) != SGL_OK)
+            return "";
+        return *owned;
+    }
+    if (s->cfg.token_text)
+        return s->cfg.token_text(s->cfg.token_text_user, tok, len);
+    return "";
+}
+
+/* End of output: releases what the detokenizer and stop matcher held back.
+ * *text and *len: the released piece (inside the matcher's buffer). */
+static void flush_text(SchedSeq *q, const char **text, size_t *len)
+{
+    SglStopMatcher *m = &q->stop;
+    size_t before = m->emitted, safe = 0;
+    if (q->has_detok) {
+        char *t = NULL;
+        size_t tl = 0;
+        if (sgl_detok_flush(&q->detok, &t, &tl) == SGL_OK && tl > 0) {
+            const char *dummy;
+            push_text(q, t, tl, &dummy, &safe);
+        }
+        free(t);
+    }
+    if (!m->matched)
+        safe += sgl_stop_finish(m);
+    *text = m->buf ? m->buf + before : "";
+    *len = safe;
+}
+
+static void sample_seq(Sched *s, SchedSeq *q)
+{
+    SchedReq *r = q->req;
+    float *row = s->logits + (size_t)q->sample_row * (size_t)s->V;
+    const uint32_t *allowed = NULL;
+    if (r->r.constraint.mask) {
+        memset(s->mask, 0, ((size_t)s->V + 31) / 32 * sizeof *s->mask);
+        if (r->r.constraint.mask(r->r.constraint.ctx, q->index, s->mask, s->V))
+            allowed = s->mask;
+    }
+    int32_t n_banned = q->n_out < r->r.params.min_new_tokens ? q->n_banned : 0;
+    int32_t tok = -1;
+    float lp = 0.0f;
+    bool want_lp = r->r.params.return_logprob || r->r.params.top_logprobs_num > 0;
+    if (sgl_sample(q->sampler, row, allowed, q->banned, n_banned, &tok, want_lp ? &lp : NULL,
+                   r->r.params.top_logprobs_num > 0 ? q->top : NULL) != SGL_OK) {
+        snprintf(q->error, sizeof q->error, "the constraint allows no token");
+        finish_seq(s, q, SGL_FINISH_ERROR, true, NULL, 0);
+        return;
+    }
+    sgl_sampler_accept(q->sampler, tok);
+    bool c_done = r->r.constraint.accept && r->r.constraint.accept(r->r.constraint.ctx, q->index, tok);
+    q->tokens[q->n_tokens++] = tok;
+    q->out_lp[q->n_out++] = lp;
+    s->st.generated_tokens++;
+    bool stop_tok = is_stop_token(s, q, tok);
+    const char *text = "";
+    size_t len = 0;
+    if (!stop_tok) {
+        char *owned;
+        size_t plen;
+        const char *piece = token_piece(s, q, tok, &plen, &owned);
+        push_text(q, piece, plen, &text, &len);
+        emit_token(q, tok, lp, text, len);
+        free(owned);
+    } else {
+        emit_token(q, tok, lp, "", 0);
+        q->matched_token = tok;
+    }
+    if (q->stop.matched && !stop_tok) {
+        finish_seq(s, q, SGL_FINISH_STOP, true, NULL, 0);
+    } else if (stop_tok || c_done || q->n_out >= r->max_new) {
+        flush_text(q, &text, &len);
+        SglFinishKind k = stop_tok || c_done || q->stop.matched ? SGL_FINISH_STOP : SGL_FINISH_LENGTH;
+        finish_seq(s, q, k, true, text, len);
+    }
+}
+
+/* Creates samples 1..n-1 at the front of the waiting queue. */
+static void fork_samples(Sched *s, SchedReq *r)
+{
+    for (int32_t i = r->n_samples - 1; i >= r->n_created; i--) {
+        SchedSeq *q = r->seqs[i] = seq_new(s, r, i);
+        if (!q || !waiting_push(s, q, true)) {
+            if (q) {
+                snprintf(q->error, sizeof q->error, "out of memory forking sample %d", (int)i);
+                finish_seq(s, q, SGL_FINISH_ERROR, false, NULL, 0);
+            } else {
+                r->n_done++; /* r has a running sample 0, so it is not complete */
+            }
+        }
+    }
+    r->n_created = r->n_samples;
+}
+
+static void postprocess(Sched *s)
+{
+    for (int32_t b = 0; b < s->nb; b++) {
+        SchedSeq *q = s->bseq[b];
+        SchedReq *r = q->req;
+        q->kv_len += q->n_new;
+        for (int32_t k = 0; k < q->n_lp; k++) {
+            int32_t pos = q->lp_pos0 + k, tok = q->tokens[pos + 1];
+            sgl_logprobs_of(s->logits + (size_t)(q->lp_row0 + k) * (size_t)s->V, s->V, &tok, 1,
+                            &r->prompt_lp[pos + 1]);
+        }
+        if (wants_lp(q) && q->kv_len >= r->r.n_input - 1)
+            r->prompt_lp_done = true;
+        if (q->was_decode) {
+            s->st.decode_tokens++;
+        } else {
+            s->st.prefill_tokens += q->n_new;
+            cache_seq(s, q, false);
+        }
+        if (q->index == 0 && r->n_created < r->n_samples && q->kv_len >= r->r.n_input)
+            fork_samples(s, r);
+        if (q->sample_row >= 0)
+            sample_seq(s, q);
+        else if (r->max_new == 0 && q->kv_len == q->n_tokens)
+            finish_seq(s, q, SGL_FINISH_LENGTH, true, NULL, 0);
+    }
+    int32_t k = 0;
+    for (int32_t i = 0; i < s->n_running; i++)
+        if (s->running[i]->state == SEQ_RUNNING)
+            s->running[k++] = s->running[i];
+    s->n_running = k;
+}
+
+SglStatus sched_step(Sched *s, SglErr *err)
+{
+    if (sched_idle(s))
+        return SGL_E_AGAIN;
+    s->nb = s->nt = s->nr = 0;
+    for (int32_t i = 0; i < s->n_running; i++)
+        s->running[i]->n_new = 0;
+    schedule_decodes(s);
+    schedule_prefills(s);
+    if (s->nb == 0)
+        return SGL_E_AGAIN;
+    build_batch(s);
+    int32_t n_prefill = 0;
+    for (int32_t b = 0; b < s->nb; b++)
+        n_prefill += !s->bseq[b]->was_decode;
+    SglBatch batch = {
+        .n_seqs = s->nb, .n_tokens = s->nt, .tokens = s->tokens, .positions = s->positions,
+        .seq_off = s->seq_off, .kv_len = s->kv_len, .slot_off = s->slot_off, .slots = s->slots,
+        .n_logits = s->nr, .logit_rows = s->logit_rows,
+    };
+    SglStatus st = sgl_runner_forward(s->runner, &batch, s->logits, err);
+    s->st.steps++;
+    s->st.forward_tokens += s->nt;
+    if (st != SGL_OK) {
+        for (int32_t b = 0; b < s->nb; b++) {
+            SchedSeq *q = s->bseq[b];
+            running_remove(s, q);
+            snprintf(q->error, sizeof q->error, "forward failed: %.140s", err ? err->msg : sgl_status_str(st));
+            finish_seq(s, q, SGL_FINISH_ERROR, false, NULL, 0);
+        }
+        return st;
+    }
+    if (s->cfg.o.on_step)
+        s->cfg.o.on_step(s->cfg.o.on_step_user, n_prefill, s->nb - n_prefill, s->nt);
+    postprocess(s);
+    if (s->cfg.o.check_integrity) {
+        char why[256];
+        if (!sched_check_integrity(s, why, sizeof why)) {
+            s->st.integrity_failures++;
+            return sgl_err(err, SGL_E_INVAL, "integrity check failed after step %lld: %s",
+                           (long long)s->st.steps, why);
+        }
+    }
+    return SGL_OK;
+}
+
+/* ---- integrity ------------------------------------------------------------ */
+
+bool sched_check_integrity(const Sched *s, char *why, size_t why_len)
+{
+    if (!kvpool_check_integrity(s->pool, why, why_len) || !radix_check_integrity(s->cache, why, why_len))
+        return false;
+    int64_t owned = 0;
+    for (int32_t i = 0; i < s->n_running; i++) {
+        const SchedSeq *q = s->running[i];
+        if (q->state != SEQ_RUNNING || q->lane < 0 || q->tree_len % s->P || q->tree_len > q->kv_len ||
+            q->kv_len > q->n_pages * s->P || q->kv_len >= q->n_tokens + 1) {
+            snprintf(why, why_len, "running seq %llu/%d: bad state (tree %d kv %d pages %d tokens %d)",
+                     (unsigned long long)q->req->id, (int)q->index, (int)q->tree_len, (int)q->kv_len,
+                     (int)q->n_pages, (int)q->n_tokens);
+            return false;
+        }
+        for (int32_t pg = q->tree_len / s->P; pg < q->n_pages; pg++)
+            if (kvpool_refcount(s->pool, q->pages[pg]) != 1) {
+                snprintf(why, why_len, "seq %llu/%d page %d (id %d) has refcount %d, want 1",
+                         (unsigned long long)q->req->id, (int)q->index, (int)pg, (int)q->pages[pg],
+                         (int)kvpool_refcount(s->pool, q->pages[pg]));
+                return false;
+            }
+        owned += q->n_pages - q->tree_len / s->P;
+    }
+    for (int32_t i = 0; i < s->n_waiting; i++) {
+        const SchedSeq *q = s->waiting[i];
+        if (q->state != SEQ_WAITING || q->n_pages || q->node || q->lane >= 0) {
+            snprintf(why, why_len, "waiting seq %llu/%d holds KV", (unsigned long long)q->req->id, (int)q->index);
+            return false;
+        }
+    }
+    int64_t used = kvpool_n_pages(s->pool) - kvpool_n_free(s->pool);
+    int64_t tree = radix_total_tokens(s->cache) / s->P;
+    if (used != owned + tree) {
+        snprintf(why, why_len, "pool has %lld pages in use, sequences own %lld and the tree holds %lld",
+                 (long long)used, (long long)owned, (long long)tree);
+        return false;
+    }
+    if (s->n_lanes_free + s->n_running != s->cfg.o.max_running_requests) {
+        snprintf(why, why_len, "%d free lanes + %d running != %d", (int)s->n_lanes_free, (int)s->n_running,
+                 (int)s->cfg.o.max_running_requests);
+        return false;
+    }
+    return true;
+}
