@@ -1,0 +1,96 @@
+/* kernels.h -- C-callable CUDA kernel launchers for the Llama-family forward.
+ *
+ * One op per file (kernels/<op>.cu) with a plain-C reference of identical
+ * semantics (kernels/ref/ref.h). Storage is bf16 (passed as uint16_t so this
+ * header needs no CUDA bf16 types), accumulation fp32. All pointers are device
+ * pointers and are borrowed for the call; launches are asynchronous on the
+ * given stream. Every launcher returns 0 on success, SGL_K_EINVAL for shapes
+ * it does not support (nothing launched), or a positive cudaError_t from the
+ * launch (cudaGetLastError after the launch). Row-major everywhere.
+ */
+#ifndef SGL_KERNELS_H
+#define SGL_KERNELS_H
+
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SGL_K_EINVAL (-1)
+#define SGL_K_MAX_HEAD_DIM 256 /* attention and rope support head_dim <= this, even */
+
+/* x[i,:] = f32(embed[tokens[i],:]). Token ids outside [0,vocab) give rows of 0. */
+int sgl_k_embedding(const uint16_t *embed /* (vocab, hidden) bf16 */, int vocab, int hidden,
+                    const int32_t *tokens /* (n) */, int n, float *x /* (n, hidden) */,
+                    cudaStream_t st);
+
+/* For r in [0,n): i = rows ? rows[r] : r; if add, x[i] += add[i] (x updated in
+ * place: the fused residual add); out[r] = bf16(x[i] * rsqrt(mean(x[i]^2)+eps) * w). */
+int sgl_k_rmsnorm(float *x /* (*, hidden) */, const float *add /* (*, hidden) or NULL */,
+                  const uint16_t *w /* (hidden) bf16 */, int hidden, float eps,
+                  const int32_t *rows /* (n) or NULL */, int n,
+                  uint16_t *out /* (n, hidden) bf16 */, cudaStream_t st);
+
+/* qkv: (n, stride) fp32 with q heads, then k heads, then v heads, head_dim each.
+ * Adds bias (((n_q+2*n_kv)*head_dim), or NULL) to the whole row, then rotates
+ * the n_q + n_kv q/k heads in place with HF rotate_half: for d < hd/2,
+ * angle = positions[i] * inv_freq[d], (x[d], x[d+hd/2]) -> (x1 c - x2 s, x2 c + x1 s). */
+int sgl_k_rope(float *qkv, int stride, int n, int n_q, int n_kv, int head_dim,
+               const float *bias, const int32_t *positions /* (n) */,
+               const float *inv_freq /* (head_dim/2) */, cudaStream_t st);
+
+/* out[i,j] = bf16(silu(gu[i,j]) * gu[i,inter+j]); gu: (n, 2*inter) fp32, gate then up. */
+int sgl_k_silu_mul(const float *gu, int n, int inter, uint16_t *out /* (n, inter) */,
+                   cudaStream_t st);
+
+/* k_pool[slot_of[i], :] = bf16(qkv[i, k_col .. k_col+kv_dim)), same for v with v_col.
+ * Pools are (n_slots, kv_dim) bf16 for one layer; rows with slot_of[i] < 0 or
+ * >= n_slots are skipped. */
+int sgl_k_kv_store(const float *qkv, int stride, int n, int k_col, int v_col, int kv_dim,
+                   const int32_t *slot_of /* (n) */, int64_t n_slots,
+                   uint16_t *k_pool, uint16_t *v_pool, cudaStream_t st);
+
+/* Attention geometry shared by both attention kernels. Query token i (q read at
+ * q + i*q_stride, heads of head_dim fp32) attends causally to keys 0..positions[i]
+ * of its sequence; key j lives in pool row slots[slot_base[i] + j]. */
+typedef struct {
+    const float *q; int q_stride;
+    const uint16_t *k_pool, *v_pool;    /* (n_slots, n_kv*head_dim) bf16, one layer */
+    const int32_t *slots;               /* per-sequence slot lists, concatenated */
+    const int32_t *slot_base;           /* (n) start of token i's sequence in slots */
+    const int32_t *positions;           /* (n) */
+    int n, n_heads, n_kv_heads, head_dim;
+    float scale;                        /* usually 1/sqrt(head_dim) */
+    uint16_t *out;                      /* (n, n_heads*head_dim) bf16 */
+} SglAttnArgs;
+
+/* Decode attention, one query token per block row, split over the keys
+ * (flash-decoding) when max_kv_len is long: partial results go to ws
+ * (ws_floats floats) and a second kernel reduces them. max_kv_len must be
+ * >= every positions[i]+1. ws may be NULL (no split). */
+int sgl_k_attn_decode(const SglAttnArgs *a, int max_kv_len, float *ws, int64_t ws_floats,
+                      cudaStream_t st);
+
+/* Floats of ws that attn_decode can use profitably for n tokens. */
+int64_t sgl_k_attn_decode_ws_floats(int n, int n_heads, int head_dim, int max_kv_len);
+
+/* Prefill/extend attention: query tiles of up to SGL_K_PREFILL_TILE consecutive
+ * tokens of one sequence share K/V tiles in shared memory. tiles: (n_tiles) start
+ * token index of each tile; tile_len: (n_tiles) tokens in it (1..TILE), all of
+ * one sequence with consecutive positions. Every token must be in one tile. */
+#define SGL_K_PREFILL_TILE 16
+int sgl_k_attn_prefill(const SglAttnArgs *a, const int32_t *tiles, const int32_t *tile_len,
+                       int n_tiles, cudaStream_t st);
+
+/* out[r] = index of the largest x[r, :] (lowest index on ties; NaN never wins). */
+int sgl_k_argmax(const float *x /* (n, cols) */, int n, int cols, int32_t *out /* (n) */,
+                 cudaStream_t st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,608 @@
+/* runner_cuda.c -- the CUDA runner (runner.h contract; see runner_cuda.h).
+ *
+ * Device memory is three allocations made at creation and pointed into
+ * (llm.c's malloc_and_point): weights (bf16, qkv and gate|up merged, biases
+ * fp32), the KV pool (n_layers, n_slots, n_kv*hd) bf16 for K and for V, and
+ * one workspace for max_batch_tokens rows. forward validates the batch on the
+ * host, packs its metadata into pinned memory, uploads it with one async copy,
+ * and then only launches. Per layer:
+ *   xn = rmsnorm(x)                  x: fp32 residual stream (T, hidden)
+ *   qkv = xn Wqkv^T                  cuBLAS, bf16 in, fp32 out
+ *   qkv = rope(qkv + b)              bias fused into RoPE
+ *   pool[slot] = k, v                kv_store
+ *   att = attention(q, pool)         decode (split-K) or prefill (query tiles)
+ *   x += att Wo^T                    the residual add is the GEMM's beta = 1
+ *   xn = rmsnorm(x); gu = xn Wgu^T; act = silu(g) * u; x += act Wdown^T
+ * then the final norm runs only on the logit rows (row map), in chunks of
+ * logit_chunk rows, each chunk's lm_head GEMM copied back through pinned memory.
+ */
+#include "runtime/runner_cuda.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda_check.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/ref.h"
+
+#define ALIGN_BYTES 256
+#define CUBLAS_WS_BYTES ((size_t)32 << 20)
+#define LOGIT_CHUNK_BYTES ((int64_t)64 << 20)  /* device fp32 logits per chunk */
+#define SLOTS_CAP_MAX ((int64_t)1 << 25)       /* slot-list entries per batch */
+
+typedef struct {
+    uint16_t *wqkv;        /* (qkv_dim, hidden) q rows, then k, then v */
+    float *bqkv;           /* (qkv_dim) or NULL */
+    uint16_t *wo;          /* (hidden, q_dim) */
+    uint16_t *attn_norm;   /* (hidden) */
+    uint16_t *mlp_norm;    /* (hidden) */
+    uint16_t *wgu;         /* (2*inter, hidden) gate rows, then up */
+    uint16_t *wdown;       /* (hidden, inter) */
+} CuLayer;
+
+/* Sizes derived from config + opts; shared by sgl_runner_cuda_bytes and new. */
+typedef struct {
+    int64_t T, hidden, inter, vocab, q_dim, kv_dim, qkv_dim;
+    int64_t weight_bytes, kv_bytes, work_bytes;
+    int64_t slots_cap, meta_ints, ws_floats;
+    int64_t logit_chunk;
+} Plan;
+
+typedef struct {
+    SglRunner base;
+    Plan p;
+    int n_layers, n_heads, n_kv, hd;
+    float eps;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    char *weights_d, *kv_d, *work_d;
+    CuLayer *layers;                  /* (n_layers) host array of device pointers */
+    uint16_t *embed_d, *lm_head_d;    /* (vocab, hidden); may alias */
+    uint16_t *final_norm_d;           /* (hidden) */
+    float *inv_freq_d;                /* (hd/2) */
+    uint16_t *k_pool_d, *v_pool_d;    /* (n_layers, n_slots, kv_dim) */
+    /* workspace */
+    float *x_d;                       /* (T, hidden) residual stream */
+    uint16_t *xn_d;                   /* (T, hidden) normalised, GEMM input */
+    float *big_d;                     /* (T, max(qkv_dim, 2*inter)): qkv, later gate|up */
+    uint16_t *mid_d;                  /* (T, max(q_dim, inter)): attention out, later act */
+    uint16_t *lnorm_d;                /* (logit_chunk, hidden) */
+    float *logits_d;                  /* (logit_chunk, vocab) */
+    float *attn_ws_d;                 /* (ws_floats) split-K partials */
+    void *blas_ws_d;                  /* cuBLAS workspace */
+    int32_t *meta_d;                  /* (meta_ints) */
+    /* pinned host */
+    int32_t *meta_h;                  /* (meta_ints) */
+    float *logits_h;                  /* (logit_chunk, vocab) */
+} CudaRunner;
+
+static int64_t align_up(int64_t n) { return (n + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES; }
+
+static void make_plan(const SglModelConfig *c, const SglRunnerOpts *o, Plan *p)
+{
+    memset(p, 0, sizeof *p);
+    int64_t H = c->hidden_size, hd = c->head_dim;
+    p->T = o->max_batch_tokens;
+    p->hidden = H;
+    p->inter = c->intermediate_size;
+    p->vocab = c->vocab_size;
+    p->q_dim = (int64_t)c->n_heads * hd;
+    p->kv_dim = (int64_t)c->n_kv_heads * hd;
+    p->qkv_dim = p->q_dim + 2 * p->kv_dim;
+    int64_t per_layer = align_up(p->qkv_dim * H * 2) + align_up(H * p->q_dim * 2) +
+                        2 * align_up(H * 2) + align_up(2 * p->inter * H * 2) +
+                        align_up(H * p->inter * 2) + (c->qkv_bias ? align_up(p->qkv_dim * 4) : 0);
+    int64_t embed = align_up(p->vocab * H * 2);
+    p->weight_bytes = per_layer * c->n_layers + embed * (c->tie_word_embeddings ? 1 : 2) +
+                      align_up(H * 2) + align_up(hd / 2 * 4);
+    p->kv_bytes = 2 * (int64_t)c->n_layers * o->n_slots * p->kv_dim * 2;
+
+    int64_t per_seq = o->n_slots;
+    int64_t ctx = c->max_position_embeddings > p->T ? c->max_position_embeddings : p->T;
+    if (per_seq > ctx) per_seq = ctx;
+    p->slots_cap = (int64_t)o->max_seqs * per_seq;
+    if (p->slots_cap < o->n_slots && p->slots_cap < SLOTS_CAP_MAX) p->slots_cap = o->n_slots;
+    if (p->slots_cap > SLOTS_CAP_MAX) p->slots_cap = SLOTS_CAP_MAX;
+    /* tokens, positions, slot_base, store_slot, logit_rows, tiles, tile_len, slots */
+    p->meta_ints = 7 * p->T + p->slots_cap;
+
+    p->logit_chunk = LOGIT_CHUNK_BYTES / 4 / p->vocab;
+    if (p->logit_chunk < o->max_seqs) p->logit_chunk = o->max_seqs;
+    if (p->logit_chunk > p->T) p->logit_chunk = p->T;
+    if (p->logit_chunk < 1) p->logit_chunk = 1;
+
+    int max_n = o->max_seqs < p->T ? o->max_seqs : (int)p->T;
+    for (int n = 1; n <= max_n; n++) {
+        int64_t f = sgl_k_attn_decode_ws_floats(n, c->n_heads, c->head_dim, (int)per_seq);
+        if (f > p->ws_floats) p->ws_floats = f;
+    }
+    int64_t big = p->qkv_dim > 2 * p->inter ? p->qkv_dim : 2 * p->inter;
+    int64_t mid = p->q_dim > p->inter ? p->q_dim : p->inter;
+    p->work_bytes = align_up(p->T * H * 4) + align_up(p->T * H * 2) + align_up(p->T * big * 4) +
+                    align_up(p->T * mid * 2) + align_up(p->logit_chunk * H * 2) +
+                    align_up(p->logit_chunk * p->vocab * 4) + align_up(p->ws_floats * 4) +
+                    align_up(p->meta_ints * 4) + (int64_t)CUBLAS_WS_BYTES;
+}
+
+int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *opts)
+{
+    Plan p;
+    make_plan(cfg, opts, &p);
+    return p.weight_bytes + p.kv_bytes + p.work_bytes;
+}
+
+/* Carves n bytes off *cur (aligned). */
+static void *take(char **cur, int64_t n)
+{
+    void *p = *cur;
+    *cur += align_up(n);
+    return p;
+}
+
+/* IEEE half -> float, for fp16 checkpoints. */
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
+    if (e == 0) {
+        if (m == 0) {
+            u = s;
+        } else { /* subnormal: renormalise */
+            int k = -1;
+            do { m <<= 1; k++; } while (!(m & 0x400));
+            u = s | (uint32_t)(127 - 15 - k) << 23 | (m & 0x3ff) << 13;
+        }
+    } else if (e == 31) {
+        u = s | 0x7f800000u | m << 13;
+    } else {
+        u = s | (e + 127 - 15) << 23 | m << 13;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float tensor_f32(const SglTensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case SGL_DT_F32: return ((const float *)t->data)[i];
+    case SGL_DT_F16: return f16_to_f32(((const uint16_t *)t->data)[i]);
+    case SGL_DT_BF16: return sgl_bf16_to_f32(((const uint16_t *)t->data)[i]);
+    }
+    return 0.0f;
+}
+
+/* Checks t is (rows, cols) (or a vector of rows when cols == 0). */
+static SglStatus check_shape(const SglTensor *t, const char *name, int layer, int64_t rows,
+                             int64_t cols, SglErr *err)
+{
+    bool ok = t->data && (cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols)
+                               : (t->ndim == 1 && t->shape[0] == rows));
+    if (ok) return SGL_OK;
+    return sgl_err(err, SGL_E_FORMAT, "cuda runner: layer %d %s: expected shape (%lld%s%lld%s)",
+                   layer, name, (long long)rows, cols ? ", " : "", (long long)cols, cols ? "" : "");
+}
+
+typedef struct {
+    CudaRunner *r;
+    uint16_t *stage;   /* host bf16 staging, stage_elems */
+    int64_t stage_elems;
+    SglErr *err;
+} Upload;
+
+/* Converts rows of t into bf16 and copies them to dst (+ off elements). */
+static SglStatus upload_bf16(Upload *u, const SglTensor *t, uint16_t *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        u->stage[i] = t->dtype == SGL_DT_BF16 ? ((const uint16_t *)t->data)[i]
+                                              : sgl_f32_to_bf16(tensor_f32(t, i));
+    char msg[400];
+    if (SGL_CUDA_REPORT(cudaMemcpy(dst, u->stage, (size_t)n * 2, cudaMemcpyHostToDevice), msg,
+                        sizeof msg))
+        return sgl_err(u->err, SGL_E_DEVICE, "cuda runner: weight upload: %s", msg);
+    return SGL_OK;
+}
+
+static SglStatus upload_f32(Upload *u, const SglTensor *t, float *dst, int64_t n)
+{
+    float *f = (float *)u->stage; /* stage holds >= 2n bf16 = n floats */
+    for (int64_t i = 0; i < n; i++) f[i] = tensor_f32(t, i);
+    char msg[400];
+    if (SGL_CUDA_REPORT(cudaMemcpy(dst, f, (size_t)n * 4, cudaMemcpyHostToDevice), msg, sizeof msg))
+        return sgl_err(u->err, SGL_E_DEVICE, "cuda runner: weight upload: %s", msg);
+    return SGL_OK;
+}
+
+static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
+{
+    const SglModelConfig *c = &m->cfg;
+    const Plan *p = &r->p;
+    int64_t H = p->hidden, I = p->inter;
+    SglStatus st = SGL_OK;
+    Upload u = {r, NULL, 0, err};
+    /* the largest single tensor bounds the staging buffer */
+    int64_t big = p->vocab * H;
+    if (p->q_dim * H > big) big = p->q_dim * H;
+    if (I * H > big) big = I * H;
+    if (p->qkv_dim * 2 > big) big = p->qkv_dim * 2;
+    u.stage_elems = big;
+    u.stage = malloc((size_t)big * 2);
+    if (!u.stage) return sgl_err(err, SGL_E_NOMEM, "cuda runner: no host memory for weight staging");
+
+    char *cur = r->weights_d;
+    r->embed_d = take(&cur, p->vocab * H * 2);
+    if ((st = check_shape(&m->embed, "embed_tokens", -1, p->vocab, H, err)) ||
+        (st = upload_bf16(&u, &m->embed, r->embed_d, p->vocab * H)))
+        goto out;
+    if (c->tie_word_embeddings || m->lm_head.data == m->embed.data) {
+        r->lm_head_d = r->embed_d;
+    } else {
+        r->lm_head_d = take(&cur, p->vocab * H * 2);
+        if ((st = check_shape(&m->lm_head, "lm_head", -1, p->vocab, H, err)) ||
+            (st = upload_bf16(&u, &m->lm_head, r->lm_head_d, p->vocab * H)))
+            goto out;
+    }
+    r->final_norm_d = take(&cur, H * 2);
+    if ((st = check_shape(&m->final_norm, "norm", -1, H, 0, err)) ||
+        (st = upload_bf16(&u, &m->final_norm, r->final_norm_d, H)))
+        goto out;
+    for (int l = 0; l < c->n_layers; l++) {
+        const SglLayerWeights *w = &m->layers[l];
+        CuLayer *d = &r->layers[l];
+        d->wqkv = take(&cur, p->qkv_dim * H * 2);
+        d->wo = take(&cur, H * p->q_dim * 2);
+        d->attn_norm = take(&cur, H * 2);
+        d->mlp_norm = take(&cur, H * 2);
+        d->wgu = take(&cur, 2 * I * H * 2);
+        d->wdown = take(&cur, H * I * 2);
+        if ((st = check_shape(&w->wq, "q_proj", l, p->q_dim, H, err)) ||
+            (st = check_shape(&w->wk, "k_proj", l, p->kv_dim, H, err)) ||
+            (st = check_shape(&w->wv, "v_proj", l, p->kv_dim, H, err)) ||
+            (st = check_shape(&w->wo, "o_proj", l, H, p->q_dim, err)) ||
+            (st = check_shape(&w->attn_norm, "input_layernorm", l, H, 0, err)) ||
+            (st = check_shape(&w->mlp_norm, "post_attention_layernorm", l, H, 0, err)) ||
+            (st = check_shape(&w->w_gate, "gate_proj", l, I, H, err)) ||
+            (st = check_shape(&w->w_up, "up_proj", l, I, H, err)) ||
+            (st = check_shape(&w->w_down, "down_proj", l, H, I, err)) ||
+            (st = upload_bf16(&u, &w->wq, d->wqkv, p->q_dim * H)) ||
+            (st = upload_bf16(&u, &w->wk, d->wqkv + p->q_dim * H, p->kv_dim * H)) ||
+            (st = upload_bf16(&u, &w->wv, d->wqkv + (p->q_dim + p->kv_dim) * H, p->kv_dim * H)) ||
+            (st = upload_bf16(&u, &w->wo, d->wo, H * p->q_dim)) ||
+            (st = upload_bf16(&u, &w->attn_norm, d->attn_norm, H)) ||
+            (st = upload_bf16(&u, &w->mlp_norm, d->mlp_norm, H)) ||
+            (st = upload_bf16(&u, &w->w_gate, d->wgu, I * H)) ||
+            (st = upload_bf16(&u, &w->w_up, d->wgu + I * H, I * H)) ||
+            (st = upload_bf16(&u, &w->w_down, d->wdown, H * I)))
+            goto out;
+        d->bqkv = NULL;
+        if (c->qkv_bias) {
+            d->bqkv = take(&cur, p->qkv_dim * 4);
+            if ((st = check_shape(&w->bq, "q_proj.bias", l, p->q_dim, 0, err)) ||
+                (st = check_shape(&w->bk, "k_proj.bias", l, p->kv_dim, 0, err)) ||
+                (st = check_shape(&w->bv, "v_proj.bias", l, p->kv_dim, 0, err)) ||
+                (st = upload_f32(&u, &w->bq, d->bqkv, p->q_dim)) ||
+                (st = upload_f32(&u, &w->bk, d->bqkv + p->q_dim, p->kv_dim)) ||
+                (st = upload_f32(&u, &w->bv, d->bqkv + p->q_dim + p->kv_dim, p->kv_dim)))
+                goto out;
+        }
+    }
+    {
+        float inv[SGL_K_MAX_HEAD_DIM / 2];
+        bool llama3 = c->rope_type == SGL_ROPE_LLAMA3;
+        sgl_rope_inv_freq(c->head_dim, c->rope_theta, llama3 ? c->rope_factor : 0,
+                          c->rope_low_freq_factor, c->rope_high_freq_factor,
+                          c->rope_original_max_pos, inv);
+        r->inv_freq_d = take(&cur, c->head_dim / 2 * 4);
+        char msg[400];
+        if (SGL_CUDA_REPORT(cudaMemcpy(r->inv_freq_d, inv, (size_t)c->head_dim / 2 * 4,
+                                       cudaMemcpyHostToDevice), msg, sizeof msg))
+            st = sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    }
+out:
+    free(u.stage);
+    return st;
+}
+
+static void cuda_free(SglRunner *base)
+{
+    CudaRunner *r = (CudaRunner *)base;
+    if (!r) return;
+    /* teardown: errors here cannot be acted on, so they are not reported */
+    if (r->stream) cudaStreamSynchronize(r->stream);
+    if (r->blas) cublasDestroy(r->blas);
+    if (r->stream) cudaStreamDestroy(r->stream);
+    cudaFree(r->weights_d);
+    cudaFree(r->kv_d);
+    cudaFree(r->work_d);
+    cudaFreeHost(r->meta_h);
+    cudaFreeHost(r->logits_h);
+    free(r->layers);
+    free(r);
+}
+
+/* Y (n, out) [+]= X (n, in) W^T with W (out, in) row-major: in cuBLAS's
+ * column-major terms Y^T = op_T(W) X^T. bf16 inputs, fp32 output and compute. */
+static SglStatus gemm(CudaRunner *r, const uint16_t *X, const uint16_t *W, float *Y, int64_t n,
+                      int64_t in, int64_t out, float beta, const char *what, SglErr *err)
+{
+    const float alpha = 1.0f;
+    cublasStatus_t s = cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)n, (int)in,
+                                    &alpha, W, CUDA_R_16BF, (int)in, X, CUDA_R_16BF, (int)in, &beta,
+                                    Y, CUDA_R_32F, (int)out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return sgl_err(err, SGL_E_DEVICE, "%s:%d: cublasGemmEx (%s, %lldx%lldx%lld): %s", __FILE__,
+                       __LINE__, what, (long long)n, (long long)in, (long long)out,
+                       cublasGetStatusString(s));
+    return SGL_OK;
+}
+
+/* Maps a launcher's int result to a status. */
+static SglStatus kcheck(int rc, const char *op, int layer, SglErr *err)
+{
+    if (rc == 0) return SGL_OK;
+    if (rc == SGL_K_EINVAL)
+        return sgl_err(err, SGL_E_INVAL, "cuda runner: %s (layer %d): shape rejected by kernel", op, layer);
+    return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s (layer %d): %s: %s", op, layer,
+                   cudaGetErrorName((cudaError_t)rc), cudaGetErrorString((cudaError_t)rc));
+}
+
+/* Checks the batch against the contract and the creation sizes and packs its
+ * metadata into meta_h. Touches no device state. */
+static SglStatus pack_batch(CudaRunner *r, const SglBatch *b, int *n_tiles, int *max_kv,
+                            bool *decode_only, int64_t *n_entries, SglErr *err)
+{
+    const Plan *p = &r->p;
+    int n = b->n_tokens;
+    if (b->n_seqs < 0 || b->n_seqs > r->base.opts.max_seqs || n < 0 || n > p->T ||
+        b->n_logits < 0 || b->n_logits > n)
+        return sgl_err(err, SGL_E_INVAL,
+                       "cuda runner: batch of %d seqs / %d tokens / %d logit rows exceeds the "
+                       "creation sizes (%d seqs, %lld tokens)",
+                       b->n_seqs, n, b->n_logits, r->base.opts.max_seqs, (long long)p->T);
+    if (b->seq_off[0] != 0 || b->seq_off[b->n_seqs] != n)
+        return sgl_err(err, SGL_E_INVAL, "cuda runner: seq_off must run from 0 to n_tokens (%d)", n);
+    int32_t *tok = r->meta_h, *pos = tok + p->T, *base = pos + p->T, *store = base + p->T;
+    int32_t *lrows = store + p->T, *tiles = lrows + p->T, *tlen = tiles + p->T;
+    int32_t *slots = tlen + p->T;
+    int64_t off = 0;
+    int nt = 0, mk = 1;
+    bool dec = true;
+    for (int s = 0; s < b->n_seqs; s++) {
+        int t0 = b->seq_off[s], t1 = b->seq_off[s + 1], kv = b->kv_len[s];
+        int64_t so = b->slot_off[s];
+        if (t1 < t0 || kv < t1 - t0 || so < 0 || b->slot_off[s + 1] < so + kv)
+            return sgl_err(err, SGL_E_INVAL, "cuda runner: sequence %d: inconsistent offsets "
+                           "(tokens %d..%d, kv_len %d, slots %lld..%lld)", s, t0, t1, kv,
+                           (long long)so, (long long)b->slot_off[s + 1]);
+        if (off + kv > p->slots_cap)
+            return sgl_err(err, SGL_E_INVAL, "cuda runner: batch uses more than %lld KV slot "
+                           "entries (the capacity set at creation)", (long long)p->slots_cap);
+        for (int j = 0; j < kv; j++) {
+            int32_t sl = b->slots[so + j];
+            if (sl < 0 || sl >= r->base.opts.n_slots)
+                return sgl_err(err, SGL_E_INVAL, "cuda runner: sequence %d: slot %d out of range "
+                               "[0, %lld)", s, sl, (long long)r->base.opts.n_slots);
+            slots[off + j] = sl;
+        }
+        int first = kv - (t1 - t0);
+        for (int t = t0; t < t1; t++) {
+            if (b->positions[t] != first + (t - t0))
+                return sgl_err(err, SGL_E_INVAL, "cuda runner: token %d: position %d, expected %d "
+                               "(kv_len - n_new + index)", t, b->positions[t], first + (t - t0));
+            tok[t] = b->tokens[t];
+            pos[t] = b->positions[t];
+            base[t] = (int32_t)off;
+            store[t] = slots[off + pos[t]];
+        }
+        for (int t = t0; t < t1; t += SGL_K_PREFILL_TILE) {
+            tiles[nt] = t;
+            tlen[nt++] = t1 - t < SGL_K_PREFILL_TILE ? t1 - t : SGL_K_PREFILL_TILE;
+        }
+        if (t1 - t0 > 1) dec = false;
+        if (t1 > t0 && kv > mk) mk = kv;
+        off += kv;
+    }
+    for (int i = 0; i < b->n_logits; i++) {
+        if (b->logit_rows[i] < 0 || b->logit_rows[i] >= n)
+            return sgl_err(err, SGL_E_INVAL, "cuda runner: logit_rows[%d] = %d outside the batch "
+                           "(%d tokens)", i, b->logit_rows[i], n);
+        lrows[i] = b->logit_rows[i];
+    }
+    *n_tiles = nt;
+    *max_kv = mk;
+    *decode_only = dec;
+    *n_entries = off;
+    return SGL_OK;
+}
+
+static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
+{
+    CudaRunner *r = (CudaRunner *)base;
+    const Plan *p = &r->p;
+    int n_tiles = 0, max_kv = 1;
+    bool decode_only = false;
+    int64_t n_entries = 0;
+    SglStatus st = pack_batch(r, b, &n_tiles, &max_kv, &decode_only, &n_entries, err);
+    if (st) return st;
+    int n = b->n_tokens;
+    if (n == 0) return SGL_OK;
+    cudaStream_t s = r->stream;
+    char msg[400];
+    /* the metadata regions are fixed-size; copy up to the last slot entry used */
+    size_t meta_bytes = (size_t)(7 * p->T + n_entries) * 4;
+    if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->meta_d, r->meta_h, meta_bytes, cudaMemcpyHostToDevice, s),
+                        msg, sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    const int32_t *tok_d = r->meta_d, *pos_d = tok_d + p->T, *base_d = pos_d + p->T;
+    const int32_t *store_d = base_d + p->T, *lrows_d = store_d + p->T;
+    const int32_t *tiles_d = lrows_d + p->T, *tlen_d = tiles_d + p->T, *slots_d = tlen_d + p->T;
+    int64_t H = p->hidden, I = p->inter;
+
+    if ((st = kcheck(sgl_k_embedding(r->embed_d, (int)p->vocab, (int)H, tok_d, n, r->x_d, s),
+                     "embedding", -1, err)))
+        return st;
+    for (int l = 0; l < r->n_layers; l++) {
+        const CuLayer *w = &r->layers[l];
+        int64_t pool_off = (int64_t)l * r->base.opts.n_slots * p->kv_dim;
+        SglAttnArgs a = {r->big_d, (int)p->qkv_dim, r->k_pool_d + pool_off, r->v_pool_d + pool_off,
+                         slots_d, base_d, pos_d, n, r->n_heads, r->n_kv, r->hd,
+                         1.0f / sqrtf((float)r->hd), r->mid_d};
+        if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->attn_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
+                         "rmsnorm", l, err)) ||
+            (st = gemm(r, r->xn_d, w->wqkv, r->big_d, n, H, p->qkv_dim, 0.0f, "qkv", err)) ||
+            (st = kcheck(sgl_k_rope(r->big_d, (int)p->qkv_dim, n, r->n_heads, r->n_kv, r->hd, w->bqkv,
+                                    pos_d, r->inv_freq_d, s), "rope", l, err)) ||
+            (st = kcheck(sgl_k_kv_store(r->big_d, (int)p->qkv_dim, n, (int)p->q_dim,
+                                        (int)(p->q_dim + p->kv_dim), (int)p->kv_dim, store_d,
+                                        r->base.opts.n_slots, r->k_pool_d + pool_off,
+                                        r->v_pool_d + pool_off, s), "kv_store", l, err)))
+            return st;
+        if (decode_only)
+            st = kcheck(sgl_k_attn_decode(&a, max_kv, r->attn_ws_d, p->ws_floats, s), "attn_decode", l, err);
+        else
+            st = kcheck(sgl_k_attn_prefill(&a, tiles_d, tlen_d, n_tiles, s), "attn_prefill", l, err);
+        if (st ||
+            (st = gemm(r, r->mid_d, w->wo, r->x_d, n, p->q_dim, H, 1.0f, "o_proj", err)) ||
+            (st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->mlp_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
+                         "rmsnorm", l, err)) ||
+            (st = gemm(r, r->xn_d, w->wgu, r->big_d, n, H, 2 * I, 0.0f, "gate_up", err)) ||
+            (st = kcheck(sgl_k_silu_mul(r->big_d, n, (int)I, r->mid_d, s), "silu_mul", l, err)) ||
+            (st = gemm(r, r->mid_d, w->wdown, r->x_d, n, I, H, 1.0f, "down", err)))
+            return st;
+    }
+    for (int c0 = 0; c0 < b->n_logits; c0 += (int)p->logit_chunk) {
+        int nc = b->n_logits - c0 < p->logit_chunk ? b->n_logits - c0 : (int)p->logit_chunk;
+        if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, r->final_norm_d, (int)H, r->eps, lrows_d + c0, nc,
+                                       r->lnorm_d, s), "final norm", -1, err)) ||
+            (st = gemm(r, r->lnorm_d, r->lm_head_d, r->logits_d, nc, H, p->vocab, 0.0f, "lm_head", err)))
+            return st;
+        size_t bytes = (size_t)nc * p->vocab * 4;
+        if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->logits_h, r->logits_d, bytes, cudaMemcpyDeviceToHost, s),
+                            msg, sizeof msg) ||
+            SGL_CUDA_REPORT(cudaStreamSynchronize(s), msg, sizeof msg))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+        memcpy(logits + (int64_t)c0 * p->vocab, r->logits_h, bytes);
+    }
+    /* without logit rows, still finish the step so the KV writes are complete */
+    if (SGL_CUDA_REPORT(cudaStreamSynchronize(s), msg, sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    return SGL_OK;
+}
+
+static const SglRunnerOps cuda_ops = {"cuda", cuda_forward, cuda_free};
+
+#define CU_TRY(expr)                                                                   \
+    do {                                                                               \
+        char m_[400];                                                                  \
+        int rc_ = SGL_CUDA_REPORT(expr, m_, sizeof m_);                                \
+        if (rc_) {                                                                     \
+            st = sgl_err(err, rc_ == cudaErrorMemoryAllocation ? SGL_E_NOMEM : SGL_E_DEVICE, \
+                         "cuda runner: %s", m_);                                       \
+            goto fail;                                                                 \
+        }                                                                              \
+    } while (0)
+
+SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglRunner **out,
+                              SglErr *err)
+{
+    SglStatus st = SGL_OK;
+    CudaRunner *r = NULL;
+    *out = NULL;
+    const SglModelConfig *c = &m->cfg;
+    if (!opts || opts->n_slots < 1 || opts->n_slots > INT32_MAX || opts->max_batch_tokens < 1 ||
+        opts->max_seqs < 1)
+        return sgl_err(err, SGL_E_INVAL, "cuda runner: n_slots (1..2^31-1), max_batch_tokens and "
+                       "max_seqs must be positive");
+    if (c->head_dim <= 0 || (c->head_dim & 1) || c->head_dim > SGL_K_MAX_HEAD_DIM ||
+        c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
+        return sgl_err(err, SGL_E_UNSUPPORTED, "cuda runner: head_dim %d / %d heads / %d kv heads "
+                       "not supported (head_dim even and <= %d, heads a multiple of kv heads)",
+                       c->head_dim, c->n_heads, c->n_kv_heads, SGL_K_MAX_HEAD_DIM);
+    int n_dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0)
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: no usable CUDA device (%s)",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->layers = calloc((size_t)c->n_layers, sizeof *r->layers))) {
+        st = sgl_err(err, SGL_E_NOMEM, "cuda runner: out of host memory");
+        goto fail;
+    }
+    r->base.ops = &cuda_ops;
+    r->base.cfg = c;
+    r->base.opts = *opts;
+    r->n_layers = c->n_layers;
+    r->n_heads = c->n_heads;
+    r->n_kv = c->n_kv_heads;
+    r->hd = c->head_dim;
+    r->eps = c->rms_norm_eps;
+    make_plan(c, opts, &r->p);
+    const Plan *p = &r->p;
+
+    size_t free_b = 0, total_b = 0;
+    CU_TRY(cudaMemGetInfo(&free_b, &total_b));
+    int64_t need = p->weight_bytes + p->kv_bytes + p->work_bytes;
+    if (need > (int64_t)free_b) {
+        st = sgl_err(err, SGL_E_NOMEM, "cuda runner: needs %.2f GiB (weights %.2f, KV pool %.2f for "
+                     "%lld slots, workspace %.2f) but the GPU has %.2f GiB free of %.2f",
+                     need / 1073741824.0, p->weight_bytes / 1073741824.0, p->kv_bytes / 1073741824.0,
+                     (long long)opts->n_slots, p->work_bytes / 1073741824.0, free_b / 1073741824.0,
+                     total_b / 1073741824.0);
+        goto fail;
+    }
+    CU_TRY(cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking));
+    {
+        cublasStatus_t bs = cublasCreate(&r->blas);
+        if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(r->blas, r->stream);
+        if (bs != CUBLAS_STATUS_SUCCESS) {
+            st = sgl_err(err, SGL_E_DEVICE, "%s:%d: cuBLAS init: %s", __FILE__, __LINE__,
+                         cublasGetStatusString(bs));
+            goto fail;
+        }
+    }
+    CU_TRY(cudaMalloc((void **)&r->weights_d, (size_t)p->weight_bytes));
+    CU_TRY(cudaMalloc((void **)&r->kv_d, (size_t)p->kv_bytes));
+    CU_TRY(cudaMalloc((void **)&r->work_d, (size_t)p->work_bytes));
+    CU_TRY(cudaHostAlloc((void **)&r->meta_h, (size_t)p->meta_ints * 4, cudaHostAllocDefault));
+    CU_TRY(cudaHostAlloc((void **)&r->logits_h, (size_t)(p->logit_chunk * p->vocab * 4),
+                         cudaHostAllocDefault));
+    /* zeroed pool: slots never written read as finite zeros, not garbage */
+    CU_TRY(cudaMemset(r->kv_d, 0, (size_t)p->kv_bytes));
+    r->k_pool_d = (uint16_t *)r->kv_d;
+    r->v_pool_d = r->k_pool_d + (int64_t)c->n_layers * opts->n_slots * p->kv_dim;
+    {
+        char *cur = r->work_d;
+        int64_t big = p->qkv_dim > 2 * p->inter ? p->qkv_dim : 2 * p->inter;
+        int64_t mid = p->q_dim > p->inter ? p->q_dim : p->inter;
+        r->x_d = take(&cur, p->T * p->hidden * 4);
+        r->xn_d = take(&cur, p->T * p->hidden * 2);
+        r->big_d = take(&cur, p->T * big * 4);
+        r->mid_d = take(&cur, p->T * mid * 2);
+        r->lnorm_d = take(&cur, p->logit_chunk * p->hidden * 2);
+        r->logits_d = take(&cur, p->logit_chunk * p->vocab * 4);
+        r->attn_ws_d = p->ws_floats ? take(&cur, p->ws_floats * 4) : NULL;
+        r->meta_d = take(&cur, p->meta_ints * 4);
+        r->blas_ws_d = take(&cur, CUBLAS_WS_BYTES);
+    }
+    {
+        cublasStatus_t bs = cublasSetWorkspace(r->blas, r->blas_ws_d, CUBLAS_WS_BYTES);
+        if (bs != CUBLAS_STATUS_SUCCESS) {
+            st = sgl_err(err, SGL_E_DEVICE, "%s:%d: cublasSetWorkspace: %s", __FILE__, __LINE__,
+                         cublasGetStatusString(bs));
+            goto fail;
+        }
+    }
+    if ((st = upload_weights(r, m, err))) goto fail;
+    CU_TRY(cudaDeviceSynchronize());
+    *out = &r->base;
+    return SGL_OK;
+fail:
+    cuda_free(r ? &r->base : NULL);
+    return st;
+}

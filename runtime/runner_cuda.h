@@ -1,0 +1,39 @@
+/* runner_cuda.h -- the CUDA runner: the runner.h contract on one NVIDIA GPU.
+ *
+ * Built only with -Dcuda=enabled (then SGL_HAVE_CUDA is defined for users of
+ * the runtime library). At creation it converts every weight to bf16 and
+ * uploads it once, allocates the KV pool for opts->n_slots tokens per layer
+ * (bf16 K and V) and all workspace for opts->max_batch_tokens and
+ * opts->max_seqs; forward then allocates nothing, uploads the batch metadata
+ * with one async copy from pinned memory, runs on one stream (kernels/ +
+ * cuBLAS, bf16 in, fp32 accumulate, fp32 residual stream) and copies back the
+ * fp32 logits of the requested rows. Thread-compatible, not thread-safe.
+ */
+#ifndef SGL_RUNNER_CUDA_H
+#define SGL_RUNNER_CUDA_H
+
+#include "runtime/runner.h"
+
+/* Creates a CUDA runner for m on the current CUDA device. The model must
+ * outlive the runner; its host weights are only read here.
+ *   SGL_OK           *out owned by the caller (sgl_runner_free).
+ *   SGL_E_INVAL      opts out of range (n_slots < 1 or > INT32_MAX, ...).
+ *   SGL_E_FORMAT     a weight's shape does not match the config.
+ *   SGL_E_UNSUPPORTED head_dim odd or > 256.
+ *   SGL_E_NOMEM      weights + KV pool + workspace exceed free GPU memory
+ *                    (err gives both sizes), or a host/pinned allocation failed.
+ *   SGL_E_DEVICE     no usable CUDA device, or a CUDA/cuBLAS call failed
+ *                    (err: file:line, call, CUDA error name and text).
+ * On failure *out is NULL and everything allocated is released.
+ * forward returns SGL_E_INVAL (nothing launched, pool unchanged) for a batch
+ * beyond the creation sizes, inconsistent offsets, non-consecutive positions,
+ * a slot outside [0, n_slots) or a logit row outside the batch; SGL_E_DEVICE
+ * after a device fault (the runner is then unusable: free it). */
+SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglRunner **out,
+                              SglErr *err);
+
+/* Bytes of device memory sgl_runner_cuda_new would allocate, for sizing
+ * n_slots from a memory fraction before creating the runner. */
+int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *opts);
+
+#endif

@@ -1,0 +1,285 @@
+/* gpu_forward.c -- drive a runner (CUDA by default, --cpu for the reference)
+ * on a model directory and print the results as one JSON object, for
+ * tests/gpu/check_transformers.py and run_all.sh.
+ *
+ *   gpu_forward [--cpu] --model DIR --prompt-ids 1,2,3 [--steps N] [--chunk K]
+ *               [--batch B] [--no-logits]
+ *
+ * Runs (1) the prompt as one prefill, then N greedy decode steps, one
+ * sequence, slots taken from a shuffled pool; (2) the same prompt prefilled in
+ * two pieces (K tokens, then the rest: the extend path reading a cached prefix);
+ * (3) the prompt batched with B-1 other random prompts of mixed lengths (one of
+ * them sharing the prompt's first half via the same slots), then N greedy steps
+ * of all B together (batched decode). Prints
+ *   {"runner", "prompt_len", "logits": [last prompt position, fp32],
+ *    "greedy_ids": [...], "chunked_max_abs": d2, "batched_max_abs": d3,
+ *    "batched_greedy_ids": [...], "margins": [top1 - top2 logit per greedy step],
+ *    "decode_ms": mean ms per single-seq step (host clock, includes the copy back)}
+ * Exit 0 on success, 1 on any error (message on stderr), 77 when no GPU.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/model.h"
+#include "runtime/runner.h"
+#include "runtime/runner_cuda.h"
+
+#define MAX_SEQS 16
+
+typedef struct {
+    int32_t tokens[8192], positions[8192], seq_off[MAX_SEQS + 1], kv_len[MAX_SEQS];
+    int32_t slot_off[MAX_SEQS + 1], logit_rows[MAX_SEQS];
+    int32_t *slots; /* (slot_cap) */
+} Batch;
+
+static uint64_t rng = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* Gap between the largest and second-largest logit: how close greedy was to a tie. */
+static float margin(const float *x, int n)
+{
+    int b = argmax(x, n);
+    float second = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (i != b && x[i] > second) second = x[i];
+    return n > 1 ? x[b] - second : INFINITY;
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* One sequence's state: its full token list and its slot list. */
+typedef struct {
+    int32_t ids[8192];
+    int32_t slots[8192];
+    int len;      /* tokens whose KV is cached */
+    int n_ids;    /* tokens known (cached + pending) */
+} Seq;
+
+/* Runs one forward step over seqs[0..ns): each sequence feeds its pending
+ * tokens (ids[len..n_ids)) and gets logits for its last one. */
+static int step(SglRunner *r, Batch *b, Seq **seqs, int ns, float *logits)
+{
+    int n = 0, so = 0;
+    b->seq_off[0] = 0;
+    b->slot_off[0] = 0;
+    for (int s = 0; s < ns; s++) {
+        Seq *q = seqs[s];
+        for (int t = q->len; t < q->n_ids; t++, n++) {
+            b->tokens[n] = q->ids[t];
+            b->positions[n] = t;
+        }
+        b->seq_off[s + 1] = n;
+        b->kv_len[s] = q->n_ids;
+        memcpy(b->slots + so, q->slots, sizeof(int32_t) * (size_t)q->n_ids);
+        so += q->n_ids;
+        b->slot_off[s + 1] = so;
+        b->logit_rows[s] = n - 1;
+    }
+    SglBatch sb = {ns, n, b->tokens, b->positions, b->seq_off, b->kv_len, b->slot_off, b->slots,
+                   logits ? ns : 0, b->logit_rows};
+    SglErr err = {{0}};
+    SglStatus st = sgl_runner_forward(r, &sb, logits, &err);
+    if (st) {
+        fprintf(stderr, "gpu_forward: forward: %s: %s\n", sgl_status_str(st), err.msg);
+        return -1;
+    }
+    for (int s = 0; s < ns; s++) seqs[s]->len = seqs[s]->n_ids;
+    return 0;
+}
+
+static void print_ids(const char *key, const int32_t *ids, int n)
+{
+    printf(", \"%s\": [", key);
+    for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+    printf("]");
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = NULL, *ids_arg = NULL;
+    int steps = 16, chunk = -1, nb = 4, use_cpu = 0, print_logits = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--cpu")) use_cpu = 1;
+        else if (!strcmp(argv[i], "--no-logits")) print_logits = 0;
+        else if (i + 1 < argc && !strcmp(argv[i], "--model")) dir = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--prompt-ids")) ids_arg = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--chunk")) chunk = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--batch")) nb = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: gpu_forward [--cpu] --model DIR --prompt-ids 1,2,3 [--steps N] "
+                            "[--chunk K] [--batch B] [--no-logits]\n");
+            return 2;
+        }
+    }
+    if (!dir || !ids_arg || steps < 0 || steps > 4000 || nb < 1 || nb > MAX_SEQS) {
+        fprintf(stderr, "gpu_forward: need --model and --prompt-ids; steps <= 4000, 1 <= batch <= %d\n",
+                MAX_SEQS);
+        return 2;
+    }
+    static Seq main_seq, chunk_seq, others[MAX_SEQS];
+    int P = 0;
+    for (const char *c = ids_arg; *c && P < 4000;) {
+        main_seq.ids[P++] = (int32_t)strtol(c, (char **)&c, 10);
+        while (*c == ',' || *c == ' ') c++;
+    }
+    if (P < 1) {
+        fprintf(stderr, "gpu_forward: empty --prompt-ids\n");
+        return 2;
+    }
+    if (chunk < 0) chunk = P / 2;
+    if (chunk >= P) chunk = P - 1;
+
+    SglErr err = {{0}};
+    SglModel *m = NULL;
+    SglStatus st = sgl_model_load(dir, SGL_LOAD_AUTO, &m, &err);
+    if (st) {
+        fprintf(stderr, "gpu_forward: %s: %s\n", sgl_status_str(st), err.msg);
+        return 1;
+    }
+    int V = m->cfg.vocab_size, L = P + steps;
+    /* every sequence gets its own slot range of L, shuffled over the pool */
+    int64_t n_slots = (int64_t)(nb + 2) * L;
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)n_slots);
+    Batch *b = calloc(1, sizeof *b);
+    float *logits = malloc(sizeof(float) * (size_t)V * MAX_SEQS);
+    float *first = malloc(sizeof(float) * (size_t)V);
+    int32_t *greedy = malloc(sizeof(int32_t) * (size_t)(steps + 1));
+    int32_t *bgreedy = malloc(sizeof(int32_t) * (size_t)(steps + 1));
+    float *margins = malloc(sizeof(float) * (size_t)(steps + 1));
+    if (b) b->slots = malloc(sizeof(int32_t) * (size_t)n_slots);
+    int rc = 1;
+    SglRunner *r = NULL;
+    if (!perm || !b || !b->slots || !logits || !first || !greedy || !bgreedy || !margins) {
+        fprintf(stderr, "gpu_forward: out of memory\n");
+        goto out;
+    }
+    for (int64_t i = 0; i < n_slots; i++) perm[i] = (int32_t)i;
+    for (int64_t i = n_slots - 1; i > 0; i--) {
+        int64_t j = rnd() % (uint64_t)(i + 1);
+        int32_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+    SglRunnerOpts opts = {n_slots, nb * L > P ? nb * L : P, nb, 0};
+    if (opts.max_batch_tokens > 8192) opts.max_batch_tokens = 8192;
+    st = use_cpu ? sgl_runner_cpu_new(m, &opts, &r, &err) : sgl_runner_cuda_new(m, &opts, &r, &err);
+    if (st) {
+        fprintf(stderr, "gpu_forward: runner: %s: %s\n", sgl_status_str(st), err.msg);
+        rc = (!use_cpu && st == SGL_E_DEVICE && strstr(err.msg, "no usable CUDA device")) ? 77 : 1;
+        goto out;
+    }
+
+    /* (1) one prefill + greedy decode */
+    Seq *one[MAX_SEQS];
+    main_seq.n_ids = P;
+    memcpy(main_seq.slots, perm, sizeof(int32_t) * (size_t)L);
+    one[0] = &main_seq;
+    if (step(r, b, one, 1, logits)) goto out;
+    memcpy(first, logits, sizeof(float) * (size_t)V);
+    double t0 = now_ms();
+    for (int i = 0; i <= steps; i++) {
+        greedy[i] = argmax(logits, V);
+        margins[i] = margin(logits, V);
+        if (i == steps) break;
+        main_seq.ids[main_seq.n_ids++] = greedy[i];
+        if (step(r, b, one, 1, logits)) goto out;
+    }
+    double decode_ms = steps ? (now_ms() - t0) / steps : 0;
+
+    /* (2) chunked prefill: chunk tokens, then the rest over the cached prefix */
+    double chunk_diff = 0;
+    memcpy(chunk_seq.ids, main_seq.ids, sizeof(int32_t) * (size_t)P);
+    memcpy(chunk_seq.slots, perm + L, sizeof(int32_t) * (size_t)L);
+    one[0] = &chunk_seq;
+    chunk_seq.n_ids = chunk;
+    if (chunk > 0 && step(r, b, one, 1, NULL)) goto out;
+    chunk_seq.n_ids = P;
+    if (step(r, b, one, 1, logits)) goto out;
+    for (int v = 0; v < V; v++) chunk_diff = fmax(chunk_diff, fabs(logits[v] - first[v]));
+
+    /* (3) batched: the prompt with nb-1 others; others[1] shares the first half
+     * of the prompt through the same slots (a radix-cache hit) */
+    double batch_diff = 0;
+    Seq *all[MAX_SEQS];
+    for (int s = 0; s < nb; s++) {
+        Seq *q = &others[s];
+        all[s] = q;
+        memcpy(q->slots, perm + (int64_t)(2 + s) * L, sizeof(int32_t) * (size_t)L);
+        q->len = 0;
+        if (s == 0) {
+            memcpy(q->ids, main_seq.ids, sizeof(int32_t) * (size_t)P);
+            q->n_ids = P;
+        } else {
+            q->n_ids = 1 + (int)(rnd() % (uint32_t)P);
+            for (int t = 0; t < q->n_ids; t++) q->ids[t] = (int32_t)(rnd() % (uint32_t)V);
+        }
+    }
+    if (nb > 1 && P / 2 > 0 && others[1].n_ids > P / 2) {
+        /* the shared half is cached already: it was written by (1) */
+        int h = P / 2;
+        memcpy(others[1].ids, main_seq.ids, sizeof(int32_t) * (size_t)h);
+        memcpy(others[1].slots, main_seq.slots, sizeof(int32_t) * (size_t)h);
+        others[1].len = h;
+    }
+    if (step(r, b, all, nb, logits)) goto out;
+    for (int v = 0; v < V; v++) batch_diff = fmax(batch_diff, fabs(logits[v] - first[v]));
+    for (int i = 0; i <= steps; i++) {
+        for (int s = 0; s < nb; s++) {
+            int id = argmax(logits + (int64_t)s * V, V);
+            if (s == 0) bgreedy[i] = id;
+            if (i < steps) all[s]->ids[all[s]->n_ids++] = id;
+        }
+        if (i == steps) break;
+        if (step(r, b, all, nb, logits)) goto out;
+    }
+
+    printf("{\"runner\": \"%s\", \"prompt_len\": %d, \"steps\": %d, \"batch\": %d",
+           r->ops->name, P, steps, nb);
+    printf(", \"chunked_max_abs\": %.6g, \"batched_max_abs\": %.6g, \"decode_ms\": %.4f", chunk_diff,
+           batch_diff, decode_ms);
+    print_ids("greedy_ids", greedy, steps + 1);
+    print_ids("batched_greedy_ids", bgreedy, steps + 1);
+    printf(", \"margins\": [");
+    for (int i = 0; i <= steps; i++) printf("%s%.5g", i ? ", " : "", margins[i]);
+    printf("]");
+    if (print_logits) {
+        printf(", \"logits\": [");
+        for (int v = 0; v < V; v++) printf("%s%.7g", v ? ", " : "", first[v]);
+        printf("]");
+    }
+    printf("}\n");
+    rc = 0;
+out:
+    sgl_runner_free(r);
+    sgl_model_free(m);
+    free(perm);
+    if (b) free(b->slots);
+    free(b);
+    free(logits);
+    free(first);
+    free(greedy);
+    free(bgreedy);
+    free(margins);
+    return rc;
+}

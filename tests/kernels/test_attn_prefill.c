@@ -1,0 +1,60 @@
+/* test_attn_prefill.c -- sgl_k_attn_prefill vs the double reference: several
+ * sequences per batch, each with a cached prefix in the pool (0, 1, 50, 700
+ * tokens; the second shares the first's prefix slots) and new-token counts
+ * that are and are not multiples of the 16-token query tile, over MHA and GQA
+ * head geometries with head_dim 8..256. Tiles are cut per sequence as the
+ * runner cuts them. */
+#include "tests/kernels/attn_setup.h"
+
+typedef struct { SglAttnArgs a; const int32_t *tiles, *tlen; int nt; } Ctx;
+static void run(void *p)
+{
+    Ctx *c = p;
+    sgl_k_attn_prefill(&c->a, c->tiles, c->tlen, c->nt, 0);
+}
+
+int main(int argc, char **argv)
+{
+    kt_init(argc, argv, "test_attn_prefill");
+    static const int heads[][3] = {{8, 4, 8}, {4, 4, 64}, {32, 8, 128}, {14, 2, 64}, {4, 2, 256}};
+    /* pairs (kv_len, n_new), 0-terminated */
+    static const int cases[][10] = {{1, 1, 0}, {16, 16, 17, 17, 0}, {55, 5, 60, 10, 40, 40, 0},
+                                    {701, 1, 740, 40, 0}, {300, 300, 0}};
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++)
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            int kv_len[8], n_new[8], ns = 0;
+            for (int s = 0; cases[k][2 * s]; s++, ns++) {
+                kv_len[s] = cases[k][2 * s];
+                n_new[s] = cases[k][2 * s + 1];
+            }
+            AttnCase c;
+            attn_case_init(&c, ns, kv_len, n_new, heads[h][0], heads[h][1], heads[h][2]);
+            int32_t *tiles = kt_xmalloc((size_t)c.n * 4), *tlen = kt_xmalloc((size_t)c.n * 4);
+            int nt = 0;
+            for (int s = 0; s < ns; s++)
+                for (int t = 0; t < c.seq_new[s]; t += SGL_K_PREFILL_TILE) {
+                    tiles[nt] = c.seq_start[s] + t;
+                    tlen[nt++] = c.seq_new[s] - t < SGL_K_PREFILL_TILE ? c.seq_new[s] - t : SGL_K_PREFILL_TILE;
+                }
+            int32_t *tiles_d = kt_dup(tiles, (size_t)nt * 4), *tlen_d = kt_dup(tlen, (size_t)nt * 4);
+            SglAttnArgs a = attn_case_args(&c);
+            KT_CHECK(sgl_k_attn_prefill(&a, tiles_d, tlen_d, nt, 0) == 0, "launch");
+            KT_CUDA(cudaDeviceSynchronize());
+            KT_CHECK(attn_case_check(&c, "out") == 0, "prefill nh=%d nkv=%d hd=%d case#%zu", c.nh, c.nkv,
+                     c.hd, k);
+            if (kt_bench_mode) {
+                Ctx x = {a, tiles_d, tlen_d, nt};
+                double us = kt_bench(run, &x, 10);
+                double flops = 0;
+                for (int s = 0; s < ns; s++)
+                    for (int t = 0; t < n_new[s]; t++)
+                        flops += 4.0 * (kv_len[s] - n_new[s] + t + 1) * c.nh * c.hd;
+                printf("bench attn_prefill nh=%d nkv=%d hd=%d tokens=%d: %.2f us, %.2f TFLOP/s\n", c.nh,
+                       c.nkv, c.hd, c.n, us, flops / us / 1e6);
+            }
+            kt_free(tiles_d); kt_free(tlen_d);
+            free(tiles); free(tlen);
+            attn_case_free(&c);
+        }
+    return kt_summary("test_attn_prefill");
+}
