@@ -51,21 +51,28 @@ char *sgl_tokenizer_decode(const SglTokenizer *t, const int32_t *ids, int32_t n,
 const char *sgl_tokenizer_token_bytes(const SglTokenizer *t, int32_t id, size_t *len);
 
 /* Incremental (streaming) detokenization: push ids one at a time and get only
- * complete UTF-8 text, the same as decoding everything at the end. */
+ * complete UTF-8 text. The concatenation of every pushed piece and the final
+ * flush equals sgl_tokenizer_decode of all ids, byte for byte (the decoder runs
+ * as one streaming machine; text is held back only while later ids can still
+ * change it: an unfinished UTF-8 character, a run of byte tokens, a possible
+ * match of a decoder Replace pattern, trailing characters a Strip may drop).
+ * Caller-provided storage: init, push..., flush, deinit. */
+typedef struct TokDec TokDec;
 typedef struct {
-    const SglTokenizer *t;
+    const SglTokenizer *t;     /* borrowed; must outlive the detokenizer */
     int32_t *ids;              /* owned: all ids pushed so far */
     int32_t n, cap;
-    int32_t prefix_off, read_off;
     bool skip_special;
+    TokDec *st;                /* owned: streaming decoder state (made on first push) */
 } SglDetok;
 
 void sgl_detok_init(SglDetok *d, const SglTokenizer *t, bool skip_special);
 void sgl_detok_deinit(SglDetok *d);
 /* Appends id; on success *text (malloc'd, caller frees; may be "") holds the
- * newly completed text. */
+ * newly completed text. SGL_E_NOMEM: the detokenizer is unchanged. */
 SglStatus sgl_detok_push(SglDetok *d, int32_t id, char **text, size_t *len);
-/* Whatever is still held back (an incomplete UTF-8 tail, rendered as HF would). */
+/* Whatever is still held back (an incomplete UTF-8 tail, rendered as HF would).
+ * After a flush the detokenizer starts over (as if freshly initialized). */
 SglStatus sgl_detok_flush(SglDetok *d, char **text, size_t *len);
 
 #endif

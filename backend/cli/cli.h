@@ -17,6 +17,7 @@ typedef struct {
 } SglCommand;
 
 int cmd_check(int argc, char **argv);  /* cmd_check.c */
+int cmd_tokenize(int argc, char **argv);  /* cmd_tokenize.c */
 
 /* Argument cursor. Usage: while (args_more(&a)) { if (args_flag(&a, "--json"))
  * ...; else if (args_str(&a, "--model", &dir)) ...; else return args_unknown(&a); }

@@ -14,6 +14,7 @@
 /* One line per subcommand, in the order `sglc --help` lists them. */
 static const SglCommand commands[] = {
     {"check", "parse and check a .sgl program (--emit=ast prints its syntax tree)", cmd_check},
+    {"tokenize", "print the token ids of a text (--json adds the decoded text)", cmd_tokenize},
     {NULL, NULL, NULL},
 };
 
