@@ -109,7 +109,7 @@ static void make_plan(const SglModelConfig *c, const SglRunnerOpts *o, Plan *p)
     p->slots_cap = (int64_t)o->max_seqs * per_seq;
     if (p->slots_cap < o->n_slots && p->slots_cap < SLOTS_CAP_MAX) p->slots_cap = o->n_slots;
     if (p->slots_cap > SLOTS_CAP_MAX) p->slots_cap = SLOTS_CAP_MAX;
-    /* tokens, positions, slot_base, store_slot, logit_rows, tiles, tile_len, slots */
+    /* tokens, positions, slot_base, store_slot, tiles, tile_len, logit_rows, slots */
     p->meta_ints = 7 * p->T + p->slots_cap;
 
     p->logit_chunk = LOGIT_CHUNK_BYTES / 4 / p->vocab;
@@ -366,9 +366,10 @@ static SglStatus pack_batch(CudaRunner *r, const SglBatch *b, int *n_tiles, int 
                        b->n_seqs, n, b->n_logits, r->base.opts.max_seqs, (long long)p->T);
     if (b->seq_off[0] != 0 || b->seq_off[b->n_seqs] != n)
         return sgl_err(err, SGL_E_INVAL, "cuda runner: seq_off must run from 0 to n_tokens (%d)", n);
-    int32_t *tok = r->meta_h, *pos = tok + p->T, *base = pos + p->T, *store = base + p->T;
-    int32_t *lrows = store + p->T, *tiles = lrows + p->T, *tlen = tiles + p->T;
-    int32_t *slots = tlen + p->T;
+    /* packed layout; cuda_forward derives the device pointers the same way */
+    int32_t *tok = r->meta_h, *pos = tok + n, *base = pos + n, *store = base + n;
+    int32_t *tiles = store + n, *tlen = tiles + n, *lrows = tlen + n;
+    int32_t *slots = lrows + b->n_logits;
     int64_t off = 0;
     int nt = 0, mk = 1;
     bool dec = true;
@@ -433,14 +434,15 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
     if (n == 0) return SGL_OK;
     cudaStream_t s = r->stream;
     char msg[400];
-    /* the metadata regions are fixed-size; copy up to the last slot entry used */
-    size_t meta_bytes = (size_t)(7 * p->T + n_entries) * 4;
+    /* tokens, positions, slot_base, store_slot, tiles, tile_len (n each),
+     * logit_rows (n_logits), slots (n_entries): as packed by pack_batch */
+    size_t meta_bytes = (size_t)(6 * (int64_t)n + b->n_logits + n_entries) * 4;
     if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->meta_d, r->meta_h, meta_bytes, cudaMemcpyHostToDevice, s),
                         msg, sizeof msg))
         return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
-    const int32_t *tok_d = r->meta_d, *pos_d = tok_d + p->T, *base_d = pos_d + p->T;
-    const int32_t *store_d = base_d + p->T, *lrows_d = store_d + p->T;
-    const int32_t *tiles_d = lrows_d + p->T, *tlen_d = tiles_d + p->T, *slots_d = tlen_d + p->T;
+    const int32_t *tok_d = r->meta_d, *pos_d = tok_d + n, *base_d = pos_d + n;
+    const int32_t *store_d = base_d + n, *tiles_d = store_d + n, *tlen_d = tiles_d + n;
+    const int32_t *lrows_d = tlen_d + n, *slots_d = lrows_d + b->n_logits;
     int64_t H = p->hidden, I = p->inter;
 
     if ((st = kcheck(sgl_k_embedding(r->embed_d, (int)p->vocab, (int)H, tok_d, n, r->x_d, s),

@@ -33,8 +33,8 @@ import sys
 COS_MIN = 0.999
 MAX_ABS_REL = 0.02
 # A greedy divergence is a near-tie when transformers' logit gap between its
-# token and ours is below max(0.05, 4 x the prefill max abs diff): the error
-# level we measured on this very model.
+# token and ours is below max(0.05, 2 x the prefill max abs diff): each of the
+# two logits may be off by the error level measured on this very model.
 TIE_FLOOR = 0.05
 # gpu_forward's chunked / batched prefill vs single prefill: identical math,
 # different GEMM shapes and reduction order; must sit far below bf16 noise.
@@ -168,6 +168,11 @@ def main():
         if patched:
             print("%s: note: config.json had rope_parameters only (transformers 5 format); "
                   "added rope_theta/rope_scaling for sglc's loader" % name)
+        if "llama3" in name and "llama3" not in open(os.path.join(path, "config.json")).read():
+            print("%s: FAIL: the saved config.json lost the llama3 rope scaling" % name)
+            results.append({"model": name, "ok": False, "error": "llama3 scaling not saved"})
+            failures += 1
+            continue
         g = torch.Generator().manual_seed(99 + k)
         prompt = [1] + torch.randint(3, cfg.vocab_size, (plen - 1,), generator=g).tolist()
         ref_model = with_dtype(transformers.AutoModelForCausalLM.from_pretrained, path,
@@ -189,7 +194,7 @@ def main():
         scale = float(first.abs().max())
         cos = float(torch.nn.functional.cosine_similarity(ours, first, dim=0))
         ok = cos >= COS_MIN and max_abs <= MAX_ABS_REL * scale
-        tie_eps = max(TIE_FLOOR, 4 * max_abs)
+        tie_eps = max(TIE_FLOOR, 2 * max_abs)
         got = r["greedy_ids"]
         k_div = next((i for i, (a, b) in enumerate(zip(got, hf_ids)) if a != b), None)
         if k_div is None:

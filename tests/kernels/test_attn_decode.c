@@ -48,6 +48,24 @@ int main(int argc, char **argv)
             }
             attn_case_free(&c);
         }
+    if (kt_bench_mode) { /* timing only: Llama-3-8B heads, batch 1 and 64 at 1024 keys, batch 1 at 8192 */
+        static const int bench[][2] = {{1, 1024}, {64, 1024}, {1, 8192}};
+        for (int k = 0; k < 3; k++) {
+            int ns = bench[k][0], kv_len[64], n_new[64];
+            for (int s = 0; s < ns; s++) { kv_len[s] = bench[k][1]; n_new[s] = 1; }
+            AttnCase c;
+            attn_case_init(&c, ns, kv_len, n_new, 32, 8, 128);
+            int64_t wsf = sgl_k_attn_decode_ws_floats(c.n, c.nh, c.hd, c.max_len);
+            float *ws = wsf ? kt_alloc((size_t)wsf * 4) : NULL;
+            Ctx x = {attn_case_args(&c), c.max_len, ws, wsf};
+            double us = kt_bench(run, &x, 20);
+            double bytes = 2.0 * ns * bench[k][1] * c.nkv * c.hd * 2;
+            printf("bench attn_decode batch %d x %d keys nh=32 nkv=8 hd=128: %.2f us, %.1f GB/s (KV)\n", ns,
+                   bench[k][1], us, bytes / us / 1e3);
+            kt_free(ws);
+            attn_case_free(&c);
+        }
+    }
     SglAttnArgs bad = {0};
     bad.n = 1; bad.n_heads = 6; bad.n_kv_heads = 4; bad.head_dim = 64; bad.q_stride = 1000;
     KT_CHECK(sgl_k_attn_decode(&bad, 1, NULL, 0, 0) == SGL_K_EINVAL, "heads not a multiple of kv heads rejected");

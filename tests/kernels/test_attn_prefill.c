@@ -56,5 +56,25 @@ int main(int argc, char **argv)
             free(tiles); free(tlen);
             attn_case_free(&c);
         }
+    if (kt_bench_mode) { /* timing only (the double reference would take minutes): 8 x 2048, Llama-3-8B heads */
+        int kv_len[8], n_new[8];
+        for (int s = 0; s < 8; s++) kv_len[s] = n_new[s] = 2048;
+        AttnCase c;
+        attn_case_init(&c, 8, kv_len, n_new, 32, 8, 128);
+        int32_t *tiles = kt_xmalloc((size_t)c.n * 4), *tlen = kt_xmalloc((size_t)c.n * 4);
+        int nt = 0;
+        for (int t = 0; t < c.n; t += SGL_K_PREFILL_TILE, nt++) {
+            tiles[nt] = t;
+            tlen[nt] = SGL_K_PREFILL_TILE; /* 2048 is a multiple of the tile */
+        }
+        int32_t *tiles_d = kt_dup(tiles, (size_t)nt * 4), *tlen_d = kt_dup(tlen, (size_t)nt * 4);
+        Ctx x = {attn_case_args(&c), tiles_d, tlen_d, nt};
+        double us = kt_bench(run, &x, 3);
+        double flops = 8 * 4.0 * 32 * 128 * (2048.0 * 2049 / 2);
+        printf("bench attn_prefill 8 x 2048 nh=32 nkv=8 hd=128: %.1f us, %.2f TFLOP/s\n", us, flops / us / 1e6);
+        kt_free(tiles_d); kt_free(tlen_d);
+        free(tiles); free(tlen);
+        attn_case_free(&c);
+    }
     return kt_summary("test_attn_prefill");
 }
