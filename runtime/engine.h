@@ -51,6 +51,12 @@ void sgl_engine_close(SglEngine *e);
  * SGL_E_NOMEM. On any error no event will ever be delivered for it. */
 SglStatus sgl_engine_submit(SglEngine *e, const SglRequest *req, uint64_t *id, SglErr *err);
 
+/* Queues n requests atomically: the loop sees all of them in the same step
+ * (benchmarks, batch endpoints). All or nothing: on error none was queued
+ * and err names the failing index. ids (may be NULL) gets n ids. */
+SglStatus sgl_engine_submit_batch(SglEngine *e, const SglRequest *reqs, int32_t n, uint64_t *ids,
+                                  SglErr *err);
+
 /* Aborts request id wherever it is (queued, prefilling, decoding): its pages
  * are released and each unfinished sample gets a final "abort" event. An id
  * already finished is ignored. SGL_E_NOTFOUND for an id never issued. */

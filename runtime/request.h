@@ -83,7 +83,7 @@ typedef struct {
     int32_t max_running_requests;  /* sequences decoding at once; default 256 */
     int32_t max_queued_requests;   /* waiting requests; default 4096 (SGL_E_FULL beyond) */
     int32_t chunked_prefill_size;  /* max prompt tokens of one sequence per step; default 2048 */
-    int32_t max_prefill_tokens;    /* max prompt tokens per step; default 4096 */
+    int32_t max_prefill_tokens;    /* max prompt tokens per step; default chunked_prefill_size */
     SglPolicy policy;              /* default lpm */
     bool disable_radix_cache;
     bool check_integrity;          /* pool + cache + scheduler checks after every step */

@@ -143,8 +143,7 @@ void sched_opts_defaults(SglSchedOpts *o)
     if (o->max_running_requests <= 0) o->max_running_requests = 256;
     if (o->max_queued_requests <= 0) o->max_queued_requests = 4096;
     if (o->chunked_prefill_size <= 0) o->chunked_prefill_size = 2048;
-    if (o->max_prefill_tokens <= 0) o->max_prefill_tokens = 4096;
-    if (o->max_prefill_tokens < o->chunked_prefill_size)
+    if (o->max_prefill_tokens <= 0 || o->max_prefill_tokens < o->chunked_prefill_size)
         o->max_prefill_tokens = o->chunked_prefill_size;
     if ((unsigned)o->policy >= SGL_POLICY_COUNT_) o->policy = SGL_POLICY_LPM;
 }

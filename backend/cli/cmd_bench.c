@@ -1,0 +1,278 @@
+/* cmd_bench.c -- `sglc bench`: engine benchmarks printing SGLang's figures.
+ *
+ *   sglc bench one-batch --model DIR [--load-format dummy] --batch-size B
+ *                        --input-len I --output-len O
+ *
+ * one-batch (SGLang's bench_one_batch) submits B requests of I random token
+ * ids at once (ignore_eos, greedy, O new tokens each) through the full engine
+ * (scheduler, radix cache, sampler, detokenizer) and times the events as the
+ * caller sees them: prefill = submit -> every request's first token; decode
+ * step k = the k-th token of the last request -> its (k+1)-th. Prints
+ *   Prefill. latency: ... s, throughput: ... token/s
+ *   Decode k. Batch size: B, latency: ... s, throughput: ... token/s   (k < 5)
+ *   Decode.  median latency: ... s, median throughput: ... token/s
+ *   Total. latency: ... s, throughput: ... token/s
+ * A warmup run with the same shapes (4 new tokens) comes first. Exit 0 ok,
+ * 1 model/engine error, 2 usage.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/cli/cli.h"
+#include "runtime/engine.h"
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: sglc bench one-batch --model DIR [--load-format dummy] [--batch-size B]\n"
+            "                            [--input-len I] [--output-len O] [options]\n\n"
+            "Times one static batch through the engine, as SGLang's bench_one_batch does.\n\n"
+            "  --model DIR              Hugging Face model directory (config.json is enough\n"
+            "                           with --load-format dummy, plus the tokenizer)\n"
+            "  --load-format auto|dummy dummy: random weights of the config's shape\n"
+            "  --batch-size B           requests in the batch (default 1)\n"
+            "  --input-len I            random prompt tokens per request (default 256)\n"
+            "  --output-len O           new tokens per request (default 32)\n"
+            "  --runs N                 timed runs after the warmup (default 1)\n"
+            "  --max-total-tokens N     KV cache capacity in tokens\n"
+            "  --page-size N            tokens per KV page (default 1)\n"
+            "  --threads N              CPU threads for the forward pass\n"
+            "  --seed S                 seed of the random prompts (default 42)\n");
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int32_t n_left;
+    int32_t out_len;
+    double *t;                     /* (B, out_len) event times */
+    bool failed;
+    char error[256];
+} Run;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    Run *run;
+    int32_t i;                     /* request index in the batch */
+    int32_t n;                     /* tokens seen */
+} Slot;
+
+/* Engine thread: stamps each token; counts finished requests. */
+static void on_event(void *user, const SglEvent *ev)
+{
+    Slot *sl = user;
+    Run *r = sl->run;
+    size_t i = (size_t)sl->i;
+    if (ev->kind == SGL_EV_TOKEN) {
+        if (sl->n < r->out_len)
+            r->t[i * (size_t)r->out_len + (size_t)sl->n++] = now_s();
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (ev->finish == SGL_FINISH_ERROR || ev->finish == SGL_FINISH_ABORT || ev->completion_tokens != r->out_len) {
+        r->failed = true;
+        snprintf(r->error, sizeof r->error, "request %d ended with %s after %d tokens%s%s", (int)i,
+                 sgl_finish_name(ev->finish), (int)ev->completion_tokens, ev->error ? ": " : "",
+                 ev->error ? ev->error : "");
+    }
+    if (--r->n_left == 0)
+        pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One batch; fills *t (B x O stamps) and t0. */
+static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t O, uint64_t *rng, Run *r, double *t0)
+{
+    int32_t vocab = sgl_engine_model_config(e)->vocab_size;
+    int32_t *ids = malloc((size_t)B * (size_t)I * sizeof *ids);
+    SglRequest *rq = calloc((size_t)B, sizeof *rq);
+    Slot *slots = calloc((size_t)B, sizeof *slots);
+    int rc = 1;
+    if (!ids || !rq || !slots) {
+        fprintf(stderr, "sglc bench: out of memory\n");
+        goto out;
+    }
+    for (size_t k = 0; k < (size_t)B * (size_t)I; k++) {
+        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[k] = 3 + (int32_t)((*rng >> 33) % (uint64_t)(vocab > 3 ? vocab - 3 : 1));
+    }
+    memset(r->t, 0, (size_t)B * (size_t)O * sizeof *r->t);
+    r->n_left = B;
+    r->out_len = O;
+    r->failed = false;
+    for (int32_t i = 0; i < B; i++) {
+        rq[i].input_ids = ids + (size_t)i * (size_t)I;
+        rq[i].n_input = I;
+        sgl_sampling_params_default(&rq[i].params);
+        rq[i].params.temperature = 0.0f;
+        rq[i].params.max_new_tokens = O;
+        rq[i].params.ignore_eos = true;
+        slots[i].run = r;
+        slots[i].i = i;
+        rq[i].on_event = on_event;
+        rq[i].user = &slots[i];
+    }
+    SglErr err = {{0}};
+    *t0 = now_s();
+    SglStatus st = sgl_engine_submit_batch(e, rq, B, NULL, &err);
+    if (st != SGL_OK) {
+        fprintf(stderr, "sglc bench: %s\n", err.msg);
+        goto out;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->n_left > 0)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    if (r->failed) {
+        fprintf(stderr, "sglc bench: %s\n", r->error);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(ids);
+    free(rq);
+    free(slots);
+    return rc;
+}
+
+static int one_batch(int argc, char **argv)
+{
+    SglArgs a;
+    const char *model = NULL, *fmt = NULL;
+    long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42;
+    args_init(&a, argc, argv);
+    while (args_more(&a)) {
+        if (args_str(&a, "--model", &model) || args_str(&a, "--load-format", &fmt))
+            ;
+        else if (args_long(&a, "--batch-size", 1, 4096, &B) || args_long(&a, "--input-len", 1, 1 << 20, &I) ||
+                 args_long(&a, "--output-len", 1, 1 << 20, &O) || args_long(&a, "--runs", 1, 1000, &runs) ||
+                 args_long(&a, "--max-total-tokens", 0, 1 << 30, &max_total) ||
+                 args_long(&a, "--page-size", 1, 4096, &page) || args_long(&a, "--threads", 0, 1024, &threads) ||
+                 args_long(&a, "--seed", 0, 1L << 62, &seed))
+            ;
+        else
+            return args_unknown(&a);
+    }
+    if (a.bad)
+        return 2;
+    if (!model)
+        return args_usage_error(&a, "--model DIR is required");
+    SglLoadFormat lf = SGL_LOAD_AUTO;
+    if (fmt && strcmp(fmt, "dummy") == 0)
+        lf = SGL_LOAD_DUMMY;
+    else if (fmt && strcmp(fmt, "auto") != 0)
+        return args_usage_error(&a, "--load-format must be auto or dummy, got '%s'", fmt);
+    if (B * I > (1L << 24))
+        return args_usage_error(&a, "--batch-size x --input-len must be at most %ld", 1L << 24);
+
+    SglEngineOpts eo;
+    sgl_engine_opts_default(&eo);
+    eo.model_dir = model;
+    eo.load_format = lf;
+    eo.max_total_tokens = max_total;
+    eo.page_size = (int32_t)page;
+    eo.n_threads = (int)threads;
+    eo.sched.max_running_requests = (int32_t)B;
+    eo.sched.chunked_prefill_size = (int32_t)I;
+    eo.sched.max_prefill_tokens = (int32_t)(B * I);
+    eo.sched.max_queued_requests = (int32_t)B;
+    SglEngine *e = NULL;
+    SglErr err = {{0}};
+    Run r = {0};
+    int rc = 1;
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {
+        fprintf(stderr, "sglc bench: %s\n", err.msg);
+        goto out;
+    }
+    SglEngineStats st0 = sgl_engine_stats(e);
+    if ((int64_t)st0.pool_pages * st0.page_size < B * (I + O)) {
+        fprintf(stderr, "sglc bench: the batch needs %ld KV tokens but the pool holds %lld (see --max-total-tokens)\n",
+                B * (I + O), (long long)st0.pool_pages * st0.page_size);
+        goto out;
+    }
+    r.t = calloc((size_t)B * (size_t)O, sizeof *r.t);
+    double *lat = malloc((size_t)O * sizeof *lat);
+    if (!r.t || !lat) {
+        free(lat);
+        fprintf(stderr, "sglc bench: out of memory\n");
+        goto out;
+    }
+    uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
+    double t0;
+    printf("Warmup ...\n");
+    if (run_batch(e, (int32_t)B, (int32_t)I, O < 4 ? (int32_t)O : 4, &rng, &r, &t0) != 0)
+        goto out_lat;
+    sgl_engine_flush_cache(e);
+    printf("Benchmark ...\n");
+    for (long run = 0; run < runs; run++) {
+        if (run_batch(e, (int32_t)B, (int32_t)I, (int32_t)O, &rng, &r, &t0) != 0)
+            goto out_lat;
+        sgl_engine_flush_cache(e);
+        double *last = lat; /* last[k] = time the k-th token of every request is out */
+        for (int32_t k = 0; k < O; k++) {
+            last[k] = 0.0;
+            for (int32_t i = 0; i < B; i++)
+                if (r.t[(size_t)i * (size_t)O + (size_t)k] > last[k])
+                    last[k] = r.t[(size_t)i * (size_t)O + (size_t)k];
+        }
+        double prefill = last[0] - t0, total = last[O - 1] - t0;
+        printf("Prefill. latency: %6.5f s, throughput: %9.2f token/s\n", prefill, (double)(B * I) / prefill);
+        for (int32_t k = O - 1; k >= 1; k--)
+            last[k] -= last[k - 1];
+        for (int32_t k = 1; k < O && k < 6; k++)
+            printf("Decode %d. Batch size: %ld, latency: %6.5f s, throughput: %9.2f token/s\n", (int)(k - 1), B,
+                   last[k], (double)B / last[k]);
+        if (O > 1) {
+            qsort(last + 1, (size_t)O - 1, sizeof *last, cmp_double);
+            double med = (O - 1) % 2 ? last[1 + (O - 1) / 2] : 0.5 * (last[(O - 1) / 2] + last[(O - 1) / 2 + 1]);
+            printf("Decode.  median latency: %6.5f s, median throughput: %9.2f token/s\n", med, (double)B / med);
+        }
+        printf("Total. latency: %6.3f s, throughput: %9.2f token/s\n", total, (double)(B * (I + O)) / total);
+    }
+    SglEngineStats st = sgl_engine_stats(e);
+    printf("Engine. steps: %lld, forward tokens: %lld, generated: %lld, retractions: %lld\n", (long long)st.steps,
+           (long long)st.forward_tokens, (long long)st.generated_tokens, (long long)st.retractions);
+    rc = 0;
+out_lat:
+    free(lat);
+out:
+    sgl_engine_close(e);
+    free(r.t);
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "one-batch") == 0) {
+        if (args_wants_help(argc - 1, argv + 1)) {
+            help(stdout);
+            return 0;
+        }
+        return one_batch(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "sglc bench: unknown benchmark '%s' (known: one-batch)\n", argv[1]);
+    return 2;
+}
