@@ -25,7 +25,7 @@
 #include "frontend/source.h"
 
 #define SGL_MAX_TREE_DEPTH 1000    /* height of any subtree */
-#define SGL_MAX_AST_NODES 4000000u /* nodes per compilation */
+#define SGL_MAX_AST_NODES 1000000u /* nodes per compilation */
 #define SGL_MAX_IDENT_LEN 255      /* bytes */
 
 typedef struct AstNode AstNode;

@@ -119,14 +119,24 @@ static void signature(FILE *f, const AstNode *n)
     }
 }
 
-/* Shortest "%.*g" form that reads back to the same double. */
+/* Shortest form that reads back to the same double: plain decimals for
+ * ordinary magnitudes (100.0, 0.25), "%g" exponents otherwise (1e+300). */
 static void print_float(FILE *f, double v)
 {
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
+    char buf[400];
+    double a = v < 0 ? -v : v;
+    if (a == 0 || (a >= 1e-4 && a < 1e15)) {
+        for (int prec = 1; prec <= 20; prec++) {
+            snprintf(buf, sizeof buf, "%.*f", prec, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
     }
     fputs(buf, f);
     if (!strpbrk(buf, ".eEni"))

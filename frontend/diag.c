@@ -145,7 +145,7 @@ static void render_snippet(SglLoc loc, FILE *out)
     for (uint32_t i = 0; i < llen && pos < first + WINDOW;) {
         uint32_t cp;
         int k = sgl_utf8_decode(t + i, llen - i, &cp);
-        bool bad = k == 0 || (cp < 0x20 && cp != '\t') || cp == 0x7F;
+        bool bad = k == 0 || (cp < 0x20 && cp != '\t') || (cp >= 0x7F && cp <= 0x9F);
         uint32_t n = k ? (uint32_t)k : 1;
         if (pos >= first) {
             if (bad)

@@ -364,6 +364,72 @@ static int scan_string(SglLexer *lx, SGLYYSTYPE *val, const unsigned char **star
     }
 }
 
+/* Scans raw string text (r"..." or r"""..."""): no escapes, no interpolation. */
+static int scan_raw(SglLexer *lx, SGLYYSTYPE *val, const unsigned char **start)
+{
+    bool triple = top(lx) == 'Q';
+    lx->buf_len = 0;
+    *start = lx->cur;
+    for (;;) {
+        lx->tok = lx->cur;
+        /*!re2c
+            "\"\"\"" {
+                if (!triple)
+                    lx->cur = lx->tok + 1;
+                if (lx->buf_len) {
+                    lx->cur = lx->tok;
+                    return text_token(lx, val);
+                }
+                *start = lx->tok;
+                return end_string(lx);
+            }
+            "\""    {
+                if (triple) {
+                    put(lx, "\"", 1);
+                    continue;
+                }
+                if (lx->buf_len) {
+                    lx->cur = lx->tok;
+                    return text_token(lx, val);
+                }
+                *start = lx->tok;
+                return end_string(lx);
+            }
+            "\n"    {
+                if (triple) {
+                    put(lx, "\n", 1);
+                    continue;
+                }
+                lx->cur = lx->tok;
+                if (lx->buf_len)
+                    return text_token(lx, val);
+                const SglOpen *o = &lx->open[lx->depth - 1];
+                sgl_diag_error(lx->diags, sgl_loc(lx->src, o->off, 2),
+                               "unterminated raw string (an r\"...\" string ends on its line; "
+                               "use r\"\"\"...\"\"\")");
+                *start = lx->tok;
+                return end_string(lx);
+            }
+            [^\x00\n"\x80-\xff]+ { put(lx, lx->tok, (size_t)(lx->cur - lx->tok)); continue; }
+            u8_multi+ { put(lx, lx->tok, (size_t)(lx->cur - lx->tok)); continue; }
+            $       {
+                if (lx->buf_len)
+                    return text_token(lx, val);
+                if (lx->partial) {
+                    lx->need_more = true;
+                    return TOK_NEED_MORE;
+                }
+                const SglOpen *o = &lx->open[lx->depth - 1];
+                sgl_diag_error(lx->diags, sgl_loc(lx->src, o->off, triple ? 4 : 2),
+                               "unterminated raw string");
+                *start = lx->tok;
+                return end_string(lx);
+            }
+            *       { bad_byte(lx, " in string"); continue; }
+        */
+    }
+}
+
 /* Decimal int literal with overflow check (value 0 after an error). */
 static int int_token(SglLexer *lx, SGLYYSTYPE *val)
 {
@@ -417,9 +483,9 @@ static int ident_token(SglLexer *lx, SGLYYSTYPE *val)
     return TOK_IDENT;
 }
 
-static int open_string(SglLexer *lx, SGLYYSTYPE *val, bool triple)
+static int open_string(SglLexer *lx, SGLYYSTYPE *val, bool triple, bool raw)
 {
-    push_open(lx, triple ? 'T' : '"', lx->tok);
+    push_open(lx, raw ? (triple ? 'Q' : 'R') : (triple ? 'T' : '"'), lx->tok);
     lx->str_bytes = 0;
     lx->str_too_long = false;
     val->triple = triple;
@@ -478,8 +544,10 @@ static int scan_code(SglLexer *lx, SGLYYSTYPE *val, const unsigned char **start)
             ident       { return ident_token(lx, val); }
             digits      { return int_token(lx, val); }
             digits "." digits exponent? | digits exponent { return float_token(lx, val); }
-            "\"\"\""    { return open_string(lx, val, true); }
-            "\""        { return open_string(lx, val, false); }
+            "\"\"\""    { return open_string(lx, val, true, false); }
+            "\""        { return open_string(lx, val, false, false); }
+            "r\"\"\""   { return open_string(lx, val, true, true); }
+            "r\""       { return open_string(lx, val, false, true); }
             "=="        { return TOK_EQ; }
             "!="        { return TOK_NE; }
             "<="        { return TOK_LE; }
@@ -534,6 +602,29 @@ static bool can_end_stmt(int tok)
     }
 }
 
+/* `fn`, `extern`, `import`, `const` and `type` only start declarations, which
+ * live at top level. Seeing one inside open brackets means a bracket was left
+ * open by mistake: the bracket stack is reset (remembering the innermost entry
+ * for the parser's note) and a statement end is implied, so the parser's
+ * error recovery resynchronizes on the declaration. */
+static void reset_at_declaration(SglLexer *lx, int tok)
+{
+    if (lx->depth == 0)
+        return;
+    if (tok != TOK_FN && tok != TOK_EXTERN && tok != TOK_IMPORT && tok != TOK_CONST &&
+        tok != TOK_TYPE)
+        return;
+    if (tok == TOK_FN && lx->last == TOK_EXTERN)
+        return;
+    for (uint32_t i = 0; i < lx->depth; i++)
+        if (strchr("\"TRQi", lx->open[i].kind))
+            return;
+    lx->dropped = lx->open[lx->depth - 1];
+    lx->has_dropped = true;
+    lx->depth = 0;
+    lx->newline = true;
+}
+
 /* Records the delivered token for the `;` rule and block-keyword notes. */
 static int deliver(SglLexer *lx, int tok, SglLoc loc)
 {
@@ -558,8 +649,10 @@ int sgl_lex(SglLexer *lx, SGLYYSTYPE *val, SglLoc *loc)
     const unsigned char *start = lx->cur;
     char t = top(lx);
     int tok = (t == '"' || t == 'T') ? scan_string(lx, val, &start)
-                                     : scan_code(lx, val, &start);
+              : (t == 'R' || t == 'Q') ? scan_raw(lx, val, &start)
+                                       : scan_code(lx, val, &start);
     *loc = span(lx, start, lx->cur);
+    reset_at_declaration(lx, tok);
     bool is_newline = lx->newline;
     lx->newline = false;
     lx->last_implicit = false;

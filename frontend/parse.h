@@ -21,7 +21,8 @@
 #define SGL_MAX_STRING_BYTES (1u << 20)  /* decoded bytes of one literal */
 
 typedef struct {
-    char kind;                /* '(' '[' '{' ; '"' or 'T' (triple) string; 'i' interpolation */
+    char kind;                /* '(' '[' '{'; strings '"', 'T' (triple), 'R' (raw),
+                                 'Q' (raw triple); 'i' interpolation */
     int kw;                   /* for '{': the keyword token that opened the block, or 0 */
     uint32_t off;             /* where it was opened */
 } SglOpen;
@@ -37,6 +38,8 @@ typedef struct {
     bool need_more;           /* TOK_NEED_MORE was returned */
     SglOpen open[SGL_MAX_NESTING];
     uint32_t depth;
+    SglOpen dropped;          /* innermost entry of a stack reset at a declaration */
+    bool has_dropped;
     int last;                 /* last token returned (for `;` insertion) */
     int last_kw;              /* last block keyword since `;`/`{` */
     uint32_t last_end;        /* end offset of the last token */

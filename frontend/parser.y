@@ -265,7 +265,7 @@ static const char *tok_name(SglParser *p, yysymbol_kind_t k, bool is_lookahead)
     if (sym_is(k, "';'") && is_lookahead && p->lx.last_implicit)
         return "end of line";
     if (sym_is(k, "';'"))
-        return "';' or newline";
+        return "newline";
     return yysymbol_name(k);
 }
 
@@ -295,6 +295,21 @@ static bool starts_stmt(yysymbol_kind_t k)
     }
 }
 
+/* Tokens that only continue an expression (binary operators, postfix); they
+ * are left out of "expected ..." lists, which would otherwise always be long. */
+static bool continues_expr(yysymbol_kind_t k)
+{
+    switch (k) {
+    case YYSYMBOL_OR: case YYSYMBOL_AND: case YYSYMBOL_EQ: case YYSYMBOL_NE: case YYSYMBOL_LE:
+    case YYSYMBOL_GE: case YYSYMBOL_DOTDOT:
+        return true;
+    default:
+        return sym_is(k, "'<'") || sym_is(k, "'>'") || sym_is(k, "'+'") || sym_is(k, "'-'") ||
+               sym_is(k, "'*'") || sym_is(k, "'/'") || sym_is(k, "'%'") || sym_is(k, "'['") ||
+               sym_is(k, "'.'") || sym_is(k, "'('");
+    }
+}
+
 /* "expected ')' or ',' before 'fork'", listing at most 6 alternatives. A
  * lexer error token (YYerror) is never reported twice. At end of input, or
  * when a closer is expected, a note points at the innermost open bracket. */
@@ -304,7 +319,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, SglParser *p)
     yysymbol_kind_t exp[MAX_EXP], shown[MAX_SHOWN + 2];
     yysymbol_kind_t tok = yypcontext_token(ctx);
     int n = yypcontext_expected_tokens(ctx, exp, MAX_EXP);
-    int n_shown = 0, n_expr = 0, n_stmt = 0;
+    int n_shown = 0, n_expr = 0, n_stmt = 0, n_other = 0;
     bool closer = false;
     char msg[512];
     size_t len = 0;
@@ -313,6 +328,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, SglParser *p)
     for (int i = 0; i < n; i++) {
         n_expr += starts_expr(exp[i]);
         n_stmt += starts_stmt(exp[i]);
+        n_other += !continues_expr(exp[i]);
         closer |= sym_is(exp[i], "'}'") || sym_is(exp[i], "')'") || sym_is(exp[i], "']'");
     }
     bool group_expr = n_expr >= 4, group_stmt = n_stmt >= 4;
@@ -322,6 +338,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, SglParser *p)
         shown[n_shown++] = YYSYMBOL_expr;
     for (int i = 0; i < n && n_shown <= MAX_SHOWN; i++) {
         if ((group_expr && starts_expr(exp[i])) || (group_stmt && starts_stmt(exp[i])))
+            continue;
+        if (!group_expr && n_other > 0 && continues_expr(exp[i]))
             continue;
         shown[n_shown++] = exp[i];
     }
@@ -342,15 +360,26 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, SglParser *p)
                      tok == YYSYMBOL_YYEOF ? " at " : " before ", tname);
     }
     SglDiag *d = sgl_diag_error(p->diags, *yypcontext_location(ctx), "%s", msg);
-    if ((tok == YYSYMBOL_YYEOF || closer) && p->lx.depth > 0) {
-        const SglOpen *o = &p->lx.open[p->lx.depth - 1];
+    bool decl_kw = tok == YYSYMBOL_FN || tok == YYSYMBOL_EXTERN || tok == YYSYMBOL_TYPE ||
+                   tok == YYSYMBOL_CONST || tok == YYSYMBOL_IMPORT;
+    /* the innermost bracket opened before the lookahead (which may itself be one) */
+    uint32_t depth = p->lx.depth;
+    if (depth > 0 && !p->lx.has_pending &&
+        (sym_is(tok, "'('") || sym_is(tok, "'['") || sym_is(tok, "'{'") ||
+         tok == YYSYMBOL_STR_BEGIN || tok == YYSYMBOL_INTERP_BEGIN))
+        depth--;
+    const SglOpen *o = depth > 0 ? &p->lx.open[depth - 1] : NULL;
+    if (decl_kw && !o && p->lx.has_dropped)
+        o = &p->lx.dropped;
+    p->lx.has_dropped = false;
+    if ((tok == YYSYMBOL_YYEOF || closer || decl_kw) && o) {
         uint32_t line, col;
         sgl_source_line_col(p->lx.src, o->off, &line, &col);
         SglLoc at = sgl_loc(p->lx.src, o->off, 1);
         if (o->kind == '{' && o->kw)
             sgl_diag_note(p->diags, d, at, "to close `%s` block opened at line %u",
                           sgl_token_keyword(o->kw), line);
-        else if (o->kind == '"' || o->kind == 'T' || o->kind == 'i')
+        else if (strchr("\"TRQi", o->kind))
             sgl_diag_note(p->diags, d, at, "inside the string opened at line %u", line);
         else
             sgl_diag_note(p->diags, d, at, "to close '%c' opened at line %u", o->kind, line);
