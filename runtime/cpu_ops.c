@@ -117,47 +117,48 @@ static void silu_mul_generic(int n, const float *restrict g, const float *restri
         out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* Online softmax over tiles of keys: running max m, running sum l, and the
- * unnormalized output accumulate per head; the tile's scores are rescaled
- * when the max grows. Generic over head_dim. */
+/* Online softmax over tiles of keys: per head a running max m, running sum
+ * l, and the unnormalized output; a tile's contribution is rescaled when the
+ * max grows. Generic over head_dim. */
 static void attend_generic(const CpuAttnArgs *a)
 {
-    int G = a->n_q, hd = a->head_dim;
-    float *m = a->scratch, *l = m + G, *s = l + G;   /* s: (G, TILE) */
-    for (int g = 0; g < G; g++) {
-        m[g] = -INFINITY;
-        l[g] = 0;
-        memset(a->out + (int64_t)g * hd, 0, sizeof(float) * (size_t)hd);
+    int NH = a->n_heads, hd = a->head_dim, G = a->n_heads / a->n_kv_heads;
+    float *m = a->scratch, *l = m + NH, *s = l + NH;   /* s: (NH, TILE) */
+    for (int h = 0; h < NH; h++) {
+        m[h] = -INFINITY;
+        l[h] = 0;
+        memset(a->out + (int64_t)h * hd, 0, sizeof(float) * (size_t)hd);
     }
     for (int t0 = 0; t0 < a->n_keys; t0 += CPU_ATTN_TILE) {
         int nt = a->n_keys - t0 < CPU_ATTN_TILE ? a->n_keys - t0 : CPU_ATTN_TILE;
-        for (int g = 0; g < G; g++) {
-            const float *q = a->q + (int64_t)g * hd;
-            float *sg = s + g * CPU_ATTN_TILE, *o = a->out + (int64_t)g * hd;
-            float mx = m[g];
+        for (int h = 0; h < NH; h++) {
+            const float *q = a->q + (int64_t)h * hd;
+            const int64_t koff = (int64_t)(h / G) * hd;
+            float *sh = s + h * CPU_ATTN_TILE, *o = a->out + (int64_t)h * hd;
+            float mx = m[h];
             for (int j = 0; j < nt; j++) {
-                const float *k = a->k + (int64_t)a->slots[t0 + j] * a->kv_stride;
-                sg[j] = dot_generic(hd, q, k) * a->scale;
-                mx = sg[j] > mx ? sg[j] : mx;
+                const float *k = a->k + (int64_t)a->slots[t0 + j] * a->kv_stride + koff;
+                sh[j] = dot_generic(hd, q, k) * a->scale;
+                mx = sh[j] > mx ? sh[j] : mx;
             }
-            float corr = expf(m[g] - mx), sum = 0;
-            m[g] = mx;
+            float corr = expf(m[h] - mx), sum = 0;
+            m[h] = mx;
             for (int d = 0; d < hd; d++)
                 o[d] *= corr;
             for (int j = 0; j < nt; j++) {
-                float p = expf(sg[j] - mx);
-                const float *v = a->v + (int64_t)a->slots[t0 + j] * a->kv_stride;
+                float p = expf(sh[j] - mx);
+                const float *v = a->v + (int64_t)a->slots[t0 + j] * a->kv_stride + koff;
                 sum += p;
                 for (int d = 0; d < hd; d++)
                     o[d] += p * v[d];
             }
-            l[g] = l[g] * corr + sum;
+            l[h] = l[h] * corr + sum;
         }
     }
-    for (int g = 0; g < G; g++) {
-        float inv = 1.0f / l[g];
+    for (int h = 0; h < NH; h++) {
+        float inv = 1.0f / l[h];
         for (int d = 0; d < hd; d++)
-            a->out[(int64_t)g * hd + d] *= inv;
+            a->out[(int64_t)h * hd + d] *= inv;
     }
 }
 
@@ -171,6 +172,7 @@ static const CpuKernels k_generic = {
 /* ---- AVX2 + FMA kernels ----------------------------------------------- */
 #ifdef HAVE_X86
 #define AVX2 __attribute__((target("avx2,fma")))
+#define PREFETCH_KEYS 16
 
 /* [sum(a0), sum(a1), sum(a2), sum(a3)] */
 AVX2 static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
@@ -307,17 +309,23 @@ AVX2 static void silu_mul_avx2(int n, const float *restrict g, const float *rest
         out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* Scores of 8 consecutive positions for one head: dot(q, k_j) * scale. */
-AVX2 static inline __m256 scores8(int hd, const float *q, const float *kb, int64_t stride,
-                                  const int32_t *slots, __m256 scale)
+/* Scores of 8 consecutive rows of a gathered K tile for one head:
+ * dot(q, k_j) * scale, j < 8, rows `stride` floats apart. */
+AVX2 static inline __m256 scores8(int hd, const float *q, const float *kb, int64_t stride, __m256 scale)
 {
     __m256 a[8];
-    for (int j = 0; j < 8; j++) {
-        const float *k = kb + (int64_t)slots[j] * stride;
-        __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k));
-        for (int d = 8; d < hd; d += 8)
-            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
-        a[j] = acc;
+    if (hd == 8) {   /* the common tiny-head case: one product per key, no spills */
+        __m256 qv = _mm256_loadu_ps(q);
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm256_mul_ps(qv, _mm256_loadu_ps(kb + j * stride));
+    } else {
+        for (int j = 0; j < 8; j++) {
+            const float *k = kb + j * stride;
+            __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k));
+            for (int d = 8; d < hd; d += 8)
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+            a[j] = acc;
+        }
     }
     __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
     __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
@@ -325,76 +333,95 @@ AVX2 static inline __m256 scores8(int hd, const float *q, const float *kb, int64
     return _mm256_mul_ps(_mm256_add_ps(lo, hi), scale);
 }
 
-/* Same algorithm as attend_generic, for head_dim a multiple of 8. */
+/* Same algorithm as attend_generic, for head_dim a multiple of 8. Each tile's
+ * K and V rows (scattered over the pool by the slot table) are first copied
+ * into contiguous buffers, prefetching ahead, and zero-padded to a multiple
+ * of 8 rows; all heads then work on L1-resident, regularly strided data. */
 AVX2 static void attend_avx2(const CpuAttnArgs *a)
 {
-    int G = a->n_q, hd = a->head_dim;
+    const int NH = a->n_heads, hd = a->head_dim, G = a->n_heads / a->n_kv_heads;
     if (hd % 8 != 0) {
         attend_generic(a);
         return;
     }
-    float *m = a->scratch, *l = m + G, *s = l + G;
+    const int64_t R = (int64_t)a->n_kv_heads * hd, vs = a->kv_stride;   /* row floats, slot stride */
+    float *m = a->scratch, *l = m + NH, *s = l + NH;
+    float *kt = s + (int64_t)NH * CPU_ATTN_TILE, *vt = kt + CPU_ATTN_TILE * R;
     const __m256 scale = _mm256_set1_ps(a->scale);
-    for (int g = 0; g < G; g++) {
-        m[g] = -INFINITY;
-        l[g] = 0;
-        memset(a->out + (int64_t)g * hd, 0, sizeof(float) * (size_t)hd);
+    const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int h = 0; h < NH; h++) {
+        m[h] = -INFINITY;
+        l[h] = 0;
+        memset(a->out + (int64_t)h * hd, 0, sizeof(float) * (size_t)hd);
     }
     for (int t0 = 0; t0 < a->n_keys; t0 += CPU_ATTN_TILE) {
-        int nt = a->n_keys - t0 < CPU_ATTN_TILE ? a->n_keys - t0 : CPU_ATTN_TILE;
+        const int nt = a->n_keys - t0 < CPU_ATTN_TILE ? a->n_keys - t0 : CPU_ATTN_TILE;
+        const int nr = (nt + 7) & ~7;
         const int32_t *sl = a->slots + t0;
-        for (int g = 0; g < G; g++) {
-            const float *q = a->q + (int64_t)g * hd;
-            float *sg = s + g * CPU_ATTN_TILE, *o = a->out + (int64_t)g * hd;
-            int j = 0;
-            __m256 mv = _mm256_set1_ps(-INFINITY);
-            for (; j + 8 <= nt; j += 8) {
-                __m256 sc = scores8(hd, q, a->k, a->kv_stride, sl + j, scale);
-                _mm256_storeu_ps(sg + j, sc);
-                mv = _mm256_max_ps(mv, sc);
+        for (int j = 0; j < nt; j++) {
+            if (j + PREFETCH_KEYS < nt) {
+                const char *kr = (const char *)(a->k + (int64_t)sl[j + PREFETCH_KEYS] * vs);
+                const char *vr = (const char *)(a->v + (int64_t)sl[j + PREFETCH_KEYS] * vs);
+                for (int64_t off = 0; off < R * 4; off += 64) {
+                    _mm_prefetch(kr + off, _MM_HINT_T0);
+                    _mm_prefetch(vr + off, _MM_HINT_T0);
+                }
             }
+            const float *ks = a->k + (int64_t)sl[j] * vs, *vsrc = a->v + (int64_t)sl[j] * vs;
+            float *kd = kt + j * R, *vd = vt + j * R;
+            for (int64_t d = 0; d < R; d += 8) {
+                _mm256_storeu_ps(kd + d, _mm256_loadu_ps(ks + d));
+                _mm256_storeu_ps(vd + d, _mm256_loadu_ps(vsrc + d));
+            }
+        }
+        memset(kt + nt * R, 0, sizeof(float) * (size_t)((nr - nt) * R));
+        memset(vt + nt * R, 0, sizeof(float) * (size_t)((nr - nt) * R));
+        for (int j = 0; j < nr; j += 8)
+            for (int h = 0; h < NH; h++)
+                _mm256_storeu_ps(s + h * CPU_ATTN_TILE + j,
+                                 scores8(hd, a->q + (int64_t)h * hd, kt + j * R + (h / G) * hd, R, scale));
+        const __m256 tail = _mm256_cmp_ps(iota, _mm256_set1_ps((float)(nt - (nr - 8))), _CMP_LT_OQ);
+        for (int h = 0; h < NH; h++) {
+            float *sh = s + h * CPU_ATTN_TILE, *o = a->out + (int64_t)h * hd;
+            /* padded rows score 0: keep them out of the max and the sum */
+            __m256 mv = _mm256_set1_ps(m[h]);
+            for (int j = 0; j < nr - 8; j += 8)
+                mv = _mm256_max_ps(mv, _mm256_loadu_ps(sh + j));
+            mv = _mm256_max_ps(mv, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_loadu_ps(sh + nr - 8), tail));
             __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
             m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-            float mx = _mm_cvtss_f32(m4);
-            mx = m[g] > mx ? m[g] : mx;
-            for (; j < nt; j++) {
-                const float *k = a->k + (int64_t)sl[j] * a->kv_stride;
-                __m256 acc = _mm256_setzero_ps();
-                for (int d = 0; d < hd; d += 8)
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
-                sg[j] = hsum1(acc) * a->scale;
-                mx = sg[j] > mx ? sg[j] : mx;
-            }
-            float corr = expf(m[g] - mx);
-            m[g] = mx;
+            const float mx = _mm_cvtss_f32(m4), corr = expf(m[h] - mx);
+            m[h] = mx;
             __m256 mxv = _mm256_set1_ps(mx), sumv = _mm256_setzero_ps();
-            j = 0;
-            for (; j + 8 <= nt; j += 8) {
-                __m256 p = exp256(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mxv));
-                _mm256_storeu_ps(sg + j, p);
+            for (int j = 0; j < nr; j += 8) {
+                __m256 p = exp256(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mxv));
+                if (j == nr - 8)
+                    p = _mm256_and_ps(p, tail);
+                _mm256_storeu_ps(sh + j, p);
                 sumv = _mm256_add_ps(sumv, p);
             }
-            float sum = hsum1(sumv);
-            for (; j < nt; j++) {
-                sg[j] = expf(sg[j] - mx);
-                sum += sg[j];
-            }
-            l[g] = l[g] * corr + sum;
-            __m256 cv = _mm256_set1_ps(corr);
+            l[h] = l[h] * corr + hsum1(sumv);
+            /* four independent FMA chains: a single one is latency-bound */
+            const __m256 cv = _mm256_set1_ps(corr);
+            const float *vb = vt + (h / G) * hd;
             for (int d = 0; d < hd; d += 8) {
-                __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(o + d), cv);
-                for (j = 0; j < nt; j++) {
-                    const float *v = a->v + (int64_t)sl[j] * a->kv_stride;
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(sg[j]), _mm256_loadu_ps(v + d), acc);
+                __m256 acc0 = _mm256_mul_ps(_mm256_loadu_ps(o + d), cv), acc1 = _mm256_setzero_ps(),
+                       acc2 = acc1, acc3 = acc1;
+                for (int j = 0; j < nr; j += 4) {
+                    const float *v = vb + j * R + d;
+                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(sh[j]), _mm256_loadu_ps(v), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(sh[j + 1]), _mm256_loadu_ps(v + R), acc1);
+                    acc2 = _mm256_fmadd_ps(_mm256_set1_ps(sh[j + 2]), _mm256_loadu_ps(v + 2 * R), acc2);
+                    acc3 = _mm256_fmadd_ps(_mm256_set1_ps(sh[j + 3]), _mm256_loadu_ps(v + 3 * R), acc3);
                 }
-                _mm256_storeu_ps(o + d, acc);
+                _mm256_storeu_ps(o + d, _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
             }
         }
     }
-    for (int g = 0; g < G; g++) {
-        __m256 inv = _mm256_set1_ps(1.0f / l[g]);
-        float *o = a->out + (int64_t)g * hd;
+    for (int h = 0; h < NH; h++) {
+        __m256 inv = _mm256_set1_ps(1.0f / l[h]);
+        float *o = a->out + (int64_t)h * hd;
         for (int d = 0; d < hd; d += 8)
             _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_loadu_ps(o + d), inv));
     }

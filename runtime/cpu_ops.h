@@ -19,18 +19,21 @@
 
 #define CPU_PAD 8          /* floats: row strides of matmul operands */
 #define CPU_ATTN_TILE 128  /* keys per online-softmax tile */
+/* attention scratch floats: max, sum and scores per head; gathered K/V tile */
+#define CPU_ATTN_SCRATCH(n_heads, kv_row) \
+    ((int64_t)(n_heads) * (CPU_ATTN_TILE + 2) + 2 * (int64_t)CPU_ATTN_TILE * (kv_row))
 
 typedef struct {
-    int n_q;               /* query heads sharing this KV head (GQA group) */
+    int n_heads, n_kv_heads;  /* query heads; KV heads (n_heads % n_kv_heads == 0) */
     int head_dim;
     int n_keys;            /* attend to positions 0 .. n_keys-1 */
-    const float *q;        /* (n_q, head_dim), contiguous */
-    const float *k, *v;    /* element d of slot s at k[s*kv_stride + d] */
+    const float *q;        /* (n_heads, head_dim), contiguous */
+    const float *k, *v;    /* row of slot s at k + s*kv_stride: (n_kv_heads, head_dim) */
     int64_t kv_stride;
     const int32_t *slots;  /* (n_keys) slot of each position */
     float scale;           /* 1/sqrt(head_dim) */
-    float *out;            /* (n_q, head_dim) */
-    float *scratch;        /* (n_q * (CPU_ATTN_TILE + 2)) */
+    float *out;            /* (n_heads, head_dim) */
+    float *scratch;        /* (CPU_ATTN_SCRATCH(n_heads, n_kv_heads*head_dim)) floats */
 } CpuAttnArgs;
 
 typedef struct {
@@ -38,7 +41,8 @@ typedef struct {
     /* Y[t][o] = sum_i X[t][i] * W[o][i] for t < n, o < out, i < in. */
     void (*matmul)(int n, int out, int in, const float *X, int ldx, const float *W, int ldw,
                    float *Y, int ldy);
-    /* Causal softmax attention of n_q heads over one KV head. */
+    /* Softmax attention of one query token, all heads, over n_keys positions
+     * (GQA: query head h reads KV head h / (n_heads / n_kv_heads)). */
     void (*attend)(const CpuAttnArgs *a);
     /* out[i] = silu(g[i]) * u[i] */
     void (*silu_mul)(int n, const float *g, const float *u, float *out);

@@ -24,7 +24,9 @@
 #include "runtime/runner.h"
 
 /* Token rows from which sgemm beats the hand-written kernels. */
+#ifndef SGEMM_MIN_TOKENS
 #define SGEMM_MIN_TOKENS 16
+#endif
 
 typedef struct {
     float *attn_norm;      /* (H) */
@@ -56,7 +58,7 @@ typedef struct {
     float *gu;             /* (T, ld_gu) */
     float *act;            /* (T, ld_i) */
     float *rope_cos, *rope_sin; /* (T, hd/2) */
-    float *scratch;        /* (G * (CPU_ATTN_TILE + 2)) attention scratch */
+    float *scratch;        /* (CPU_ATTN_SCRATCH(n_heads, KV)) attention scratch */
     void *wmem, *kvmem, *wsmem;
 } CpuRunner;
 
@@ -172,7 +174,6 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
     if (st != SGL_OK || b->n_tokens == 0)
         return st;
     const int T = b->n_tokens, H = r->H, hd = r->hd, h2 = hd / 2, KV = r->KV;
-    const int G = r->n_heads / r->n_kv;
     const int64_t n_slots = r->base.opts.n_slots;
     const float scale = 1.0f / sqrtf((float)hd);
 
@@ -209,16 +210,13 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
         for (int s = 0; s < b->n_seqs; s++) {
             const int32_t *slots = b->slots + b->slot_off[s];
             for (int i = b->seq_off[s]; i < b->seq_off[s + 1]; i++) {
-                for (int kh = 0; kh < r->n_kv; kh++) {
-                    CpuAttnArgs a = {
-                        .n_q = G, .head_dim = hd, .n_keys = b->positions[i] + 1,
-                        .q = r->qkv + (int64_t)i * r->ld_qkv + (int64_t)kh * G * hd,
-                        .k = kc + kh * hd, .v = vc + kh * hd, .kv_stride = KV, .slots = slots,
-                        .scale = scale, .out = r->att + (int64_t)i * r->ld_q + (int64_t)kh * G * hd,
-                        .scratch = r->scratch,
-                    };
-                    r->k->attend(&a);
-                }
+                CpuAttnArgs a = {
+                    .n_heads = r->n_heads, .n_kv_heads = r->n_kv, .head_dim = hd,
+                    .n_keys = b->positions[i] + 1, .q = r->qkv + (int64_t)i * r->ld_qkv,
+                    .k = kc, .v = vc, .kv_stride = KV, .slots = slots, .scale = scale,
+                    .out = r->att + (int64_t)i * r->ld_q, .scratch = r->scratch,
+                };
+                r->k->attend(&a);
             }
         }
         matmul(r, T, H, r->ld_q, r->att, r->ld_q, w->wo, r->ld_q, r->xn, r->ld_h);
@@ -315,10 +313,9 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->wmem = zalloc(wbytes);
     int64_t kvbytes = 2 * rounded((int64_t)r->n_layers * opts->n_slots * r->KV);
     r->kvmem = zalloc(kvbytes);
-    int G = r->n_heads / r->n_kv;
     int64_t wsbytes = rounded(T * ldh) * 2 + rounded(T * r->ld_qkv) + rounded(T * r->ld_q) +
                       rounded(T * r->ld_gu) + rounded(T * r->ld_i) + 2 * rounded(T * (r->hd / 2)) +
-                      rounded((int64_t)G * (CPU_ATTN_TILE + 2));
+                      rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV));
     r->wsmem = zalloc(wsbytes);
     if (!r->layers || !r->wmem || !r->kvmem || !r->wsmem) {
         st = sgl_err(err, SGL_E_NOMEM, "runner: cannot allocate %lld bytes of weights, %lld of KV storage "
@@ -376,7 +373,7 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->act = take(&cur, T * r->ld_i);
     r->rope_cos = take(&cur, T * (r->hd / 2));
     r->rope_sin = take(&cur, T * (r->hd / 2));
-    r->scratch = take(&cur, (int64_t)G * (CPU_ATTN_TILE + 2));
+    r->scratch = take(&cur, CPU_ATTN_SCRATCH(r->n_heads, r->KV));
     /* OpenBLAS keeps a process-wide thread count; make it follow opts so
      * results and timings are deterministic. */
     openblas_set_num_threads(r->base.opts.n_threads);

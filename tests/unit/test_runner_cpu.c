@@ -888,9 +888,9 @@ static void test_kernels_agree(void **state)
     for (int i = 0; i < 299; i++)
         assert_true(fabsf(s0[i] - s1[i]) <= 1e-6f * (1 + fabsf(s0[i])));
     /* attention: head_dim 8 and 24, n_keys across tile boundaries */
-    static float K[300 * 48], Vv[300 * 48], q[4 * 24], o0[4 * 24], o1[4 * 24], scr[4 * (CPU_ATTN_TILE + 2)];
+    static float K[300 * 56], Vv[300 * 56], q[4 * 24], o0[4 * 24], o1[4 * 24], scr[CPU_ATTN_SCRATCH(4, 48)];
     static int32_t slots[300];
-    for (int i = 0; i < 300 * 48; i++) {
+    for (int i = 0; i < 300 * 56; i++) {
         K[i] = 3 * rng_uniform(&rng);
         Vv[i] = rng_uniform(&rng);
     }
@@ -901,8 +901,10 @@ static void test_kernels_agree(void **state)
         for (int nk = 1; nk <= 300; nk += 37) {
             for (int i = 0; i < 4 * hd; i++)
                 q[i] = rng_uniform(&rng);
-            CpuAttnArgs a = {.n_q = 4, .head_dim = hd, .n_keys = nk, .q = q, .k = K + 8, .v = Vv + 8,
-                             .kv_stride = 48, .slots = slots, .scale = 0.3f, .out = o0, .scratch = scr};
+            /* 4 query heads on 2 KV heads; rows of 56 floats with an 8-float offset */
+            CpuAttnArgs a = {.n_heads = 4, .n_kv_heads = 2, .head_dim = hd, .n_keys = nk, .q = q,
+                             .k = K + 8, .v = Vv + 8, .kv_stride = 56, .slots = slots, .scale = 0.3f,
+                             .out = o0, .scratch = scr};
             ref->attend(&a);
             a.out = o1;
             opt->attend(&a);
