@@ -47,7 +47,7 @@ def run(cmd):
         return 77, p.stderr.strip()
     if p.returncode != 0:
         return None, "exit %d: %s" % (p.returncode, p.stderr.strip())
-    return json.loads(p.stdout), ""
+    return json.loads(p.stdout), p.stderr.strip()
 
 
 def main():
@@ -105,6 +105,9 @@ def main():
         if lp_err > LOGPROB_TOL:
             ok = False
             note += "; top-5 logprob err %.4f > %.2f" % (lp_err, LOGPROB_TOL)
+        if r.get("errors_ok") is False:
+            ok = False
+            note += "; runner error contract failed (gpu_forward stderr: %s)" % msg
         if r["chunked_max_abs"] > CONSIST_TOL or r["batched_max_abs"] > CONSIST_TOL:
             ok = False
             note += "; chunked/batched logits differ (%.4g / %.4g)" % (r["chunked_max_abs"],

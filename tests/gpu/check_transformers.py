@@ -206,6 +206,9 @@ def main():
             greedy_note = "greedy equal for %d steps, then a %s (hf gap %.4f, tie_eps %.4f)" % (
                 k_div, "near-tie" if near else "REAL DIVERGENCE", gap, tie_eps)
             ok = ok and near
+        if r.get("errors_ok") is False:
+            ok = False
+            print("%s: runner error contract failed:\n%s" % (name, p.stderr))
         consist = max(r["chunked_max_abs"], r["batched_max_abs"])
         if consist > CONSIST_REL * scale:
             ok = False

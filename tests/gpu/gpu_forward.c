@@ -14,7 +14,8 @@
  *   {"runner", "prompt_len", "logits": [last prompt position, fp32],
  *    "greedy_ids": [...], "chunked_max_abs": d2, "batched_max_abs": d3,
  *    "batched_greedy_ids": [...], "margins": [top1 - top2 logit per greedy step],
- *    "decode_ms": mean ms per single-seq step (host clock, includes the copy back)}
+ *    "decode_ms": mean ms per single-seq step (host clock, includes the copy back),
+ *    "errors_ok": (CUDA only) the error contract held: see check_errors}
  * Exit 0 on success, 1 on any error (message on stderr), 77 when no GPU.
  */
 #include <math.h>
@@ -107,6 +108,58 @@ static int step(SglRunner *r, Batch *b, Seq **seqs, int ns, float *logits)
     }
     for (int s = 0; s < ns; s++) seqs[s]->len = seqs[s]->n_ids;
     return 0;
+}
+
+/* Runs one forward over a hand-made batch; returns its status. */
+static SglStatus raw_forward(SglRunner *r, int n, const int32_t *tok, const int32_t *pos,
+                             int32_t kv, const int32_t *slots, float *logits, SglErr *err)
+{
+    int32_t seq_off[2] = {0, n}, kv_len[1] = {kv}, slot_off[2] = {0, kv}, row[1] = {n - 1};
+    SglBatch sb = {1, n, tok, pos, seq_off, kv_len, slot_off, slots, logits ? 1 : 0, row};
+    return sgl_runner_forward(r, &sb, logits, err);
+}
+
+/* The error contract of sgl_runner_cuda_new / forward. Returns 1 when every
+ * check behaves as documented, 0 when one does not (printed on stderr), -1
+ * on an unexpected failure of a valid call. The prompt's KV (main_seq's first
+ * P slots) must be intact afterwards: re-running its last token as a 1-token
+ * extend over the cached prefix must reproduce the prefill logits. */
+static int check_errors(SglRunner *r, const SglModel *m, Batch *b, const Seq *q, int P,
+                        const float *first, int V, float *logits)
+{
+    int ok = 1;
+    SglErr err = {{0}};
+    int32_t tok[2] = {q->ids[0], q->ids[0]}, pos[2] = {0, 1}, bad_slots[2] = {-5, 1 << 30};
+    SglStatus st = raw_forward(r, 1, tok, pos, 1, bad_slots, logits, &err);
+    fprintf(stderr, "gpu_forward: bad slot -> %s: %s\n", sgl_status_str(st), err.msg);
+    if (st != SGL_E_INVAL) ok = 0;
+    pos[0] = 7; /* not kv_len - n_new */
+    st = raw_forward(r, 1, tok, pos, 1, q->slots, logits, &err);
+    fprintf(stderr, "gpu_forward: bad position -> %s: %s\n", sgl_status_str(st), err.msg);
+    if (st != SGL_E_INVAL) ok = 0;
+    st = raw_forward(r, r->opts.max_batch_tokens + 1, tok, pos, 1, q->slots, logits, &err);
+    fprintf(stderr, "gpu_forward: oversized batch -> %s: %s\n", sgl_status_str(st), err.msg);
+    if (st != SGL_E_INVAL) ok = 0;
+    /* the cached prompt must be untouched: extend its last token again */
+    int32_t last_tok = q->ids[P - 1], last_pos = P - 1;
+    st = raw_forward(r, 1, &last_tok, &last_pos, P, q->slots, logits, &err);
+    if (st) {
+        fprintf(stderr, "gpu_forward: valid extend after errors failed: %s\n", err.msg);
+        return -1;
+    }
+    double d = 0;
+    for (int v = 0; v < V; v++) d = fmax(d, fabs(logits[v] - first[v]));
+    fprintf(stderr, "gpu_forward: extend over the cached prompt after the errors: max abs %.3g\n", d);
+    if (!(d < 0.05)) ok = 0;
+    SglRunnerOpts huge = r->opts;
+    huge.n_slots = INT32_MAX; /* KV pool of ~2^31 tokens: more than any GPU has */
+    SglRunner *r2 = NULL;
+    st = sgl_runner_cuda_new(m, &huge, &r2, &err);
+    fprintf(stderr, "gpu_forward: huge KV pool -> %s: %s\n", sgl_status_str(st), err.msg);
+    if (st != SGL_E_NOMEM || r2) ok = 0;
+    sgl_runner_free(r2);
+    (void)b;
+    return ok;
 }
 
 static void print_ids(const char *key, const int32_t *ids, int n)
@@ -254,8 +307,17 @@ int main(int argc, char **argv)
         if (step(r, b, all, nb, logits)) goto out;
     }
 
+    /* (4) CUDA runner error contract: bad batches are rejected with
+     * SGL_E_INVAL and leave the runner usable; an oversized pool is SGL_E_NOMEM */
+    int errors_ok = -1;
+    if (!use_cpu) {
+        errors_ok = check_errors(r, m, b, &main_seq, P, first, V, logits);
+        if (errors_ok < 0) goto out;
+    }
+
     printf("{\"runner\": \"%s\", \"prompt_len\": %d, \"steps\": %d, \"batch\": %d",
            r->ops->name, P, steps, nb);
+    if (errors_ok >= 0) printf(", \"errors_ok\": %s", errors_ok ? "true" : "false");
     printf(", \"chunked_max_abs\": %.6g, \"batched_max_abs\": %.6g, \"decode_ms\": %.4f", chunk_diff,
            batch_diff, decode_ms);
     print_ids("greedy_ids", greedy, steps + 1);
