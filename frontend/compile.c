@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "frontend/parse.h"
+#include "frontend/sema.h"
 
 void sgl_compile_init(SglCompile *c)
 {
@@ -49,6 +50,9 @@ static bool run(SglCompile *c, SglSource *src)
     if (!c->program || c->diags.n_errors > 0)
         return false;
     /* semantic check (sema.c) */
+    SemaOptions sema_opt = {NULL, &c->sources, &c->n_sources, &c->cap_sources};
+    SemaResult sema_res;
+    sema_check(c->program, src, &c->arena, &c->diags, &sema_opt, &sema_res);
     return c->diags.n_errors == 0;
 }
 
