@@ -202,6 +202,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "gpu_forward: empty --prompt-ids\n");
         return 2;
     }
+    if ((int64_t)nb * (P + steps) > 8192) {
+        fprintf(stderr, "gpu_forward: batch x (prompt + steps) must stay <= 8192 tokens\n");
+        return 2;
+    }
     if (chunk < 0) chunk = P / 2;
     if (chunk >= P) chunk = P - 1;
 

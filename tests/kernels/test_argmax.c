@@ -3,6 +3,13 @@
  * not multiples of the block. */
 #include "tests/kernels/ktest.h"
 
+typedef struct { const float *x; int n, cols; int32_t *out; } Ctx;
+static void run(void *p)
+{
+    Ctx *c = p;
+    sgl_k_argmax(c->x, c->n, c->cols, c->out, 0);
+}
+
 int main(int argc, char **argv)
 {
     kt_init(argc, argv, "test_argmax");
@@ -37,6 +44,11 @@ int main(int argc, char **argv)
             if (got[r] != ref[r] && bad++ < 5) fprintf(stderr, "  row %d: got %d ref %d\n", r, got[r], ref[r]);
         KT_CHECK(bad == 0, "argmax n=%d cols=%d: %d rows differ", n, cols, bad);
         KT_CHECK(kt_guard_ok(o_d, (size_t)n * 4), "guard");
+        if (kt_bench_mode) {
+            Ctx c = {x_d, n, cols, o_d};
+            double us = kt_bench(run, &c, 20);
+            printf("bench argmax n=%d cols=%d: %.2f us, %.1f GB/s\n", n, cols, us, sz * 4.0 / us / 1e3);
+        }
         kt_free(x_d); kt_free(o_d);
         free(x); free(ref); free(got);
     }

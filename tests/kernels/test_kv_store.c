@@ -4,6 +4,13 @@
  * does not write must still be canary, which checks that nothing else is touched. */
 #include "tests/kernels/ktest.h"
 
+typedef struct { const float *qkv; int stride, n, kc, vc, kvd; const int32_t *slot; int64_t ns; uint16_t *k, *v; } Ctx;
+static void run(void *p)
+{
+    Ctx *c = p;
+    sgl_k_kv_store(c->qkv, c->stride, c->n, c->kc, c->vc, c->kvd, c->slot, c->ns, c->k, c->v, 0);
+}
+
 int main(int argc, char **argv)
 {
     kt_init(argc, argv, "test_kv_store");
@@ -44,6 +51,12 @@ int main(int argc, char **argv)
         KT_CHECK(!memcmp(kgot, kref, psz * 2) && !memcmp(vgot, vref, psz * 2),
                  "kv_store n=%d nkv=%d hd=%d slots=%lld differs", n, nkv, hd, (long long)n_slots);
         KT_CHECK(kt_guard_ok(k_d, psz * 2) && kt_guard_ok(v_d, psz * 2), "guard");
+        if (kt_bench_mode) {
+            Ctx c = {q_d, stride, n, nq * hd, (nq + nkv) * hd, kvd, s_d, n_slots, k_d, v_d};
+            double us = kt_bench(run, &c, 20);
+            printf("bench kv_store n=%d nkv=%d hd=%d: %.2f us, %.1f GB/s\n", n, nkv, hd, us,
+                   (double)n * kvd * 12 / us / 1e3);
+        }
         kt_free(q_d); kt_free(s_d); kt_free(k_d); kt_free(v_d);
         free(qkv); free(slot); free(perm); free(kref); free(vref); free(kgot); free(vgot);
     }

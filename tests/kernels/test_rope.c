@@ -5,6 +5,13 @@
  * errors stay below 1e-6, so atol 4e-6, rtol 1e-5. */
 #include "tests/kernels/ktest.h"
 
+typedef struct { float *x; int stride, n, nq, nkv, hd; const float *bias; const int32_t *pos; const float *inv; } Ctx;
+static void run(void *p)
+{
+    Ctx *c = p;
+    sgl_k_rope(c->x, c->stride, c->n, c->nq, c->nkv, c->hd, c->bias, c->pos, c->inv, 0);
+}
+
 int main(int argc, char **argv)
 {
     kt_init(argc, argv, "test_rope");
@@ -37,6 +44,12 @@ int main(int argc, char **argv)
         kt_down(got, x_d, sz * 4);
         KT_CHECK(kt_cmp("qkv", got, ref, sz, 4e-6f, 1e-5f) == 0, "rope n=%d nq=%d nkv=%d hd=%d", n, nq, nkv, hd);
         KT_CHECK(kt_guard_ok(x_d, sz * 4), "guard");
+        if (kt_bench_mode) { /* rotates the buffer further each run: fine for timing */
+            Ctx c = {x_d, stride, n, nq, nkv, hd, b ? bias_d : NULL, pos_d, inv_d};
+            double us = kt_bench(run, &c, 20);
+            printf("bench rope n=%d nq=%d nkv=%d hd=%d: %.2f us, %.1f GB/s\n", n, nq, nkv, hd, us,
+                   (double)n * (nq + nkv) * hd * 8 / us / 1e3);
+        }
         kt_free(x_d); kt_free(bias_d); kt_free(inv_d); kt_free(pos_d);
         free(x); free(ref); free(got); free(bias); free(inv); free(pos);
     }
