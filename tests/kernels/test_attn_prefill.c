@@ -3,14 +3,25 @@
  * tokens; the second shares the first's prefix slots) and new-token counts
  * that are and are not multiples of the 16-token query tile, over MHA and GQA
  * head geometries with head_dim 8..256. Tiles are cut per sequence as the
- * runner cuts them. */
+ * runner cuts them. The experimental tensor-core v2 runs on the same cases
+ * (head_dim 64 and 128) with 64-token tiles. */
 #include "tests/kernels/attn_setup.h"
 
-typedef struct { SglAttnArgs a; const int32_t *tiles, *tlen; int nt; } Ctx;
+/* The experimental tensor-core kernel (tests/kernels/attn_prefill_v2.cu).
+ * It rounds Q and the probabilities P to bf16 for the mma: each term of P V
+ * carries up to 2^-9 relative error, so its absolute tolerance is 2e-3. */
+int sgl_k_attn_prefill_v2(const SglAttnArgs *a, const int32_t *tiles, const int32_t *tile_len,
+                          int n_tiles, cudaStream_t st);
+#define V2_ATOL 2e-3f
+
+typedef struct { SglAttnArgs a; const int32_t *tiles, *tlen; int nt; int v2; } Ctx;
 static void run(void *p)
 {
     Ctx *c = p;
-    sgl_k_attn_prefill(&c->a, c->tiles, c->tlen, c->nt, 0);
+    if (c->v2)
+        sgl_k_attn_prefill_v2(&c->a, c->tiles, c->tlen, c->nt, 0);
+    else
+        sgl_k_attn_prefill(&c->a, c->tiles, c->tlen, c->nt, 0);
 }
 
 int main(int argc, char **argv)
@@ -40,10 +51,25 @@ int main(int argc, char **argv)
             SglAttnArgs a = attn_case_args(&c);
             KT_CHECK(sgl_k_attn_prefill(&a, tiles_d, tlen_d, nt, 0) == 0, "launch");
             KT_CUDA(cudaDeviceSynchronize());
-            KT_CHECK(attn_case_check(&c, "out") == 0, "prefill nh=%d nkv=%d hd=%d case#%zu", c.nh, c.nkv,
+            KT_CHECK(attn_case_check(&c, "out", 1e-3f) == 0, "prefill nh=%d nkv=%d hd=%d case#%zu", c.nh, c.nkv,
                      c.hd, k);
+            if (c.hd == 64 || c.hd == 128) { /* experimental tensor-core v2, 64-token tiles */
+                int nt2 = 0;
+                for (int s = 0; s < ns; s++)
+                    for (int t = 0; t < c.seq_new[s]; t += 64) {
+                        tiles[nt2] = c.seq_start[s] + t;
+                        tlen[nt2++] = c.seq_new[s] - t < 64 ? c.seq_new[s] - t : 64;
+                    }
+                int32_t *t2_d = kt_dup(tiles, (size_t)nt2 * 4), *l2_d = kt_dup(tlen, (size_t)nt2 * 4);
+                KT_CUDA(cudaMemset(c.out_d, KT_CANARY, (size_t)c.n * c.nh * c.hd * 2));
+                KT_CHECK(sgl_k_attn_prefill_v2(&a, t2_d, l2_d, nt2, 0) == 0, "v2 launch");
+                KT_CUDA(cudaDeviceSynchronize());
+                KT_CHECK(attn_case_check(&c, "out_v2", V2_ATOL) == 0, "prefill v2 nh=%d nkv=%d hd=%d case#%zu",
+                         c.nh, c.nkv, c.hd, k);
+                kt_free(t2_d); kt_free(l2_d);
+            }
             if (kt_bench_mode) {
-                Ctx x = {a, tiles_d, tlen_d, nt};
+                Ctx x = {a, tiles_d, tlen_d, nt, 0};
                 double us = kt_bench(run, &x, 10);
                 double flops = 0;
                 for (int s = 0; s < ns; s++)
@@ -68,10 +94,21 @@ int main(int argc, char **argv)
             tlen[nt] = SGL_K_PREFILL_TILE; /* 2048 is a multiple of the tile */
         }
         int32_t *tiles_d = kt_dup(tiles, (size_t)nt * 4), *tlen_d = kt_dup(tlen, (size_t)nt * 4);
-        Ctx x = {attn_case_args(&c), tiles_d, tlen_d, nt};
+        Ctx x = {attn_case_args(&c), tiles_d, tlen_d, nt, 0};
         double us = kt_bench(run, &x, 3);
         double flops = 8 * 4.0 * 32 * 128 * (2048.0 * 2049 / 2);
         printf("bench attn_prefill 8 x 2048 nh=32 nkv=8 hd=128: %.1f us, %.2f TFLOP/s\n", us, flops / us / 1e6);
+        int nt2 = 0;
+        for (int t = 0; t < c.n; t += 64, nt2++) {
+            tiles[nt2] = t;
+            tlen[nt2] = 64;
+        }
+        int32_t *t2_d = kt_dup(tiles, (size_t)nt2 * 4), *l2_d = kt_dup(tlen, (size_t)nt2 * 4);
+        Ctx x2 = {attn_case_args(&c), t2_d, l2_d, nt2, 1};
+        us = kt_bench(run, &x2, 5);
+        printf("bench attn_prefill_v2 (mma.sync) 8 x 2048 nh=32 nkv=8 hd=128: %.1f us, %.2f TFLOP/s\n", us,
+               flops / us / 1e6);
+        kt_free(t2_d); kt_free(l2_d);
         kt_free(tiles_d); kt_free(tlen_d);
         free(tiles); free(tlen);
         attn_case_free(&c);
