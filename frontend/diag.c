@@ -135,11 +135,14 @@ static void render_snippet(SglLoc loc, FILE *out)
     sgl_source_line(s, line, &loff, &llen);
     const unsigned char *t = (const unsigned char *)s->text + loff;
     /* character index of the span start/end within the line */
-    uint32_t start = col - 1, span = 0, first = 0, pos = 0;
+    uint32_t start = col - 1, first = 0, pos = 0;
     uint32_t end_off = loc.off + (loc.len ? loc.len : 1);
     if (start > WINDOW / 2)
         first = start - WINDOW / 2;
-    fprintf(out, "%5u | %s", line, first ? "..." : "");
+    int width = snprintf(NULL, 0, "%u", line);
+    if (width < 5)
+        width = 5;
+    fprintf(out, "%*u | %s", width, line, first ? "..." : "");
     char caret[WINDOW * 4 + 16];
     size_t nc = 0;
     for (uint32_t i = 0; i < llen && pos < first + WINDOW;) {
@@ -156,7 +159,7 @@ static void render_snippet(SglLoc loc, FILE *out)
             if (pos == start)
                 c = '^';
             else if (pos > start && loff + i < end_off)
-                c = '~', span++;
+                c = '~';
             else if (!bad && cp == '\t')
                 c = '\t';
             if (pos <= start || c == '~')
@@ -175,8 +178,7 @@ static void render_snippet(SglLoc loc, FILE *out)
     caret[nc] = '\0';
     if (pos >= first + WINDOW && llen)
         fputs("...", out);
-    fprintf(out, "\n      | %s%s\n", first ? "   " : "", caret);
-    (void)span;
+    fprintf(out, "\n%*s | %s%s\n", width, "", first ? "   " : "", caret);
 }
 
 static void render_head(SglSeverity sev, SglLoc loc, const char *msg, FILE *out)

@@ -71,11 +71,13 @@ typedef struct SglParser {
     SglLexer lx;
     SglDiags *diags;
     AstNode *program;         /* set by the start rule */
+    bool eof_in_partial;      /* partial mode: a syntax error at end of input */
 } SglParser;
 
 /* Parses src into an AST_PROGRAM (NULL if the parse was cut short by a
  * limit or out of memory). Diagnostics go to diags; *incomplete is set when
- * `partial` and the input ended inside a string, comment or open bracket.
+ * `partial` and the input ended inside a string, comment or open bracket, or
+ * where more tokens were required (`fn f()`); no diagnostic is made then.
  * The tree lives in arena. */
 AstNode *sgl_parse(const SglSource *src, SglArena *arena, SglDiags *diags, bool partial,
                    bool *incomplete);

@@ -325,6 +325,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, SglParser *p)
     size_t len = 0;
     if (tok == YYSYMBOL_YYerror || n < 0)
         return 0;
+    bool at_eof = tok == YYSYMBOL_YYEOF ||
+                  (p->lx.last_implicit && p->lx.has_pending && p->lx.pend_tok == TOK_YYEOF);
+    if (at_eof && p->lx.partial) {
+        p->eof_in_partial = true; /* a REPL asks for another line */
+        return 0;
+    }
     for (int i = 0; i < n; i++) {
         n_expr += starts_expr(exp[i]);
         n_stmt += starts_stmt(exp[i]);
@@ -427,7 +433,7 @@ AstNode *sgl_parse(const SglSource *src, SglArena *arena, SglDiags *diags, bool 
         }
     }
     if (incomplete)
-        *incomplete = partial && (p.lx.need_more || (status != 0 && !cut && p.lx.depth > 0));
+        *incomplete = partial && (p.lx.need_more || p.eof_in_partial);
     if (ps)
         yypstate_delete(ps);
     sgl_lexer_deinit(&p.lx);

@@ -227,7 +227,8 @@ static void test_limits(void **state)
 static void test_partial(void **state)
 {
     (void)state;
-    const char *more[] = {"fn f() {", "fn f() { \"\"\"abc", "const X = [1,", "/* c"};
+    const char *more[] = {"fn f() {", "fn f() { \"\"\"abc", "const X = [1,", "/* c", "fn f()",
+                          "const X ="};
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
         Parsed *p = parse_n(more[i], strlen(more[i]), true);
         assert_true(p->incomplete);
