@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "frontend/parse.h"
@@ -611,7 +612,7 @@ static void resolve_typedefs(SemaCtx *c, ModState *ms)
                                     (int)s->name.len, s->name.s);
         for (uint32_t j = 0; j < n_deps[i]; j++) {
             SemaSym *t = syms[deps[i][j]];
-            if (left[deps[i][j]]) {
+            if (left[deps[i][j]] && t != s) {
                 sgl_diag_note(c->diags, d, t->loc, "`%.*s` refers to `%.*s`, declared here",
                               (int)s->name.len, s->name.s, (int)t->name.len, t->name.s);
                 break;
@@ -1314,6 +1315,12 @@ static ModState *load_import(SemaCtx *c, AstNode *imp, uint32_t depth)
         sgl_diag_error(c->diags, at, "more than %d modules imported", SEMA_MAX_MODULES);
         return NULL;
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        sgl_diag_error(c->diags, at, "cannot import `%.*s`: not a regular file", (int)ps.len,
+                       ps.s);
+        return NULL;
+    }
     char err[PATH_MAX + 128];
     SglSource *src = sgl_source_read_file(path, err, sizeof err);
     if (!src) {
@@ -1358,9 +1365,10 @@ static void bind_import(SemaCtx *c, ModState *from, AstNode *imp)
         if (prev == s)
             continue;
         if (prev) {
-            SglDiag *d = sgl_diag_error(c->diags, imp->loc, "`%.*s` from `%s` is already defined",
-                                        (int)s->name.len, s->name.s, from->pub.path);
-            sgl_diag_note(c->diags, d, prev->loc, "`%.*s` first defined here",
+            SglDiag *d = sgl_diag_error(c->diags, imp->loc, "`%.*s` from `%s` conflicts with "
+                                        "another definition", (int)s->name.len, s->name.s,
+                                        from->pub.path);
+            sgl_diag_note(c->diags, d, prev->loc, "the other `%.*s` is defined here",
                           (int)s->name.len, s->name.s);
             continue;
         }

@@ -749,9 +749,21 @@ AstType *sema_call(SemaCtx *c, AstNode *e, AstType *expected)
                 sema_expr(c, args->items[i], i < g->n_params ? g->params[i] : NULL);
         } else {
             for (uint32_t i = 0; i < na; i++) {
-                char what[64];
-                snprintf(what, sizeof what, "argument %u", i + 1);
-                sema_expect(c, args->items[i], g->params[i], what);
+                AstNode *a = args->items[i];
+                AstType *t = sema_expr(c, a, g->params[i]);
+                if (type_assignable(g->params[i], t) && !is_void(t))
+                    continue;
+                char b2[TNAME_CAP];
+                SglDiag *d = sgl_diag_error(c->diags, a->loc, "argument %u of `%.*s` %s%s, "
+                                            "expected %s", i + 1, (int)n.len, n.s,
+                                            is_void(t) ? "returns nothing" : "has type ",
+                                            is_void(t) ? "" : tname(t, b2),
+                                            tname(g->params[i], b1));
+                AstNode *p = g->decl && g->decl->fn.params && i < g->decl->fn.params->n
+                                 ? g->decl->fn.params->items[i] : NULL;
+                if (p && p->kind == AST_PARAM)
+                    sgl_diag_note(c->diags, d, p->decl.name_loc, "parameter `%.*s` is declared "
+                                  "here", (int)p->decl.name.len, p->decl.name.s);
             }
         }
         return g->type ? g->type : err_t(c);
