@@ -62,6 +62,12 @@ struct SglRunner {
 SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts,
                              SglRunner **out, SglErr *err);
 
+/* Tuning and test knob of the CPU runner (ignored for other runners): matrix
+ * products of at least min_tokens rows whose weights take at least
+ * min_weight_bytes go to OpenBLAS sgemm, the others to the hand-written
+ * kernels. Defaults 16 rows and 512 KiB; results agree to fp32 rounding. */
+void sgl_runner_cpu_set_sgemm_cutoff(SglRunner *r, int min_tokens, int64_t min_weight_bytes);
+
 static inline SglStatus sgl_runner_forward(SglRunner *r, const SglBatch *b, float *logits, SglErr *err)
 {
     return r->ops->forward(r, b, logits, err);

@@ -12,8 +12,7 @@
  * down_proj + residual. Logits only for the batch's logit_rows.
  *
  * Matrix products use the hand-written kernels of cpu_ops.c for small batches
- * (decode) and OpenBLAS sgemm from SGEMM_MIN_TOKENS rows on, where its
- * packing pays off (measured with tests/bench/bench_runner.c).
+ * and small matrices, and OpenBLAS sgemm for large ones (see matmul()).
  */
 #include <cblas.h>
 #include <math.h>
@@ -23,10 +22,13 @@
 #include "runtime/cpu_ops.h"
 #include "runtime/runner.h"
 
-/* Token rows from which sgemm beats the hand-written kernels. */
-#ifndef SGEMM_MIN_TOKENS
+/* sgemm pays for packing the weights only when they do not stay in L2
+ * between the hand-written kernel's passes: from SGEMM_MIN_TOKENS rows on and
+ * for matrices of at least SGEMM_MIN_WEIGHT_BYTES (measured with bench_runner:
+ * stories260K's <= 128 KiB matrices are faster by hand even for a 3072-token
+ * prefill; SmolLM2-135M's are 1.6x faster through sgemm at batch 32). */
 #define SGEMM_MIN_TOKENS 16
-#endif
+#define SGEMM_MIN_WEIGHT_BYTES (512 * 1024)
 
 typedef struct {
     float *attn_norm;      /* (H) */
@@ -44,6 +46,8 @@ typedef struct {
     int H, F, Q, KV, QKV, V, hd, n_heads, n_kv, n_layers;
     int ld_h, ld_q, ld_i, ld_qkv, ld_gu;   /* padded row strides (floats) */
     float eps;
+    int sgemm_min_tokens;  /* see matmul() */
+    int64_t sgemm_min_bytes;
     CpuLayer *layers;      /* (n_layers) */
     float *embed;          /* (V, ld_h) */
     float *lm_head;        /* (V, ld_h); == embed when tied */
@@ -161,7 +165,7 @@ static SglStatus check_batch(const CpuRunner *r, const SglBatch *b, SglErr *err)
 static void matmul(const CpuRunner *r, int n, int out, int in, const float *X, int ldx, const float *W,
                    int ldw, float *Y, int ldy)
 {
-    if (n >= SGEMM_MIN_TOKENS)
+    if (n >= r->sgemm_min_tokens && (int64_t)out * in * 4 >= r->sgemm_min_bytes)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, ldx, W, ldw, 0.0f, Y, ldy);
     else
         r->k->matmul(n, out, in, X, ldx, W, ldw, Y, ldy);
@@ -286,6 +290,8 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     if (r->base.opts.n_threads <= 0)
         r->base.opts.n_threads = 1;
     r->k = cpu_kernels_get(NULL);
+    r->sgemm_min_tokens = SGEMM_MIN_TOKENS;
+    r->sgemm_min_bytes = SGEMM_MIN_WEIGHT_BYTES;
     r->H = c->hidden_size;
     r->F = c->intermediate_size;
     r->hd = c->head_dim;
@@ -382,4 +388,13 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
 fail:
     cpu_free(&r->base);
     return st;
+}
+
+void sgl_runner_cpu_set_sgemm_cutoff(SglRunner *base, int min_tokens, int64_t min_weight_bytes)
+{
+    CpuRunner *r = (CpuRunner *)base;
+    if (base->ops == &cpu_ops) {
+        r->sgemm_min_tokens = min_tokens;
+        r->sgemm_min_bytes = min_weight_bytes;
+    }
 }

@@ -3,12 +3,14 @@
  * For stories260K (from $SGL_SHARED_DIR, default ../shared) and a dummy-weight
  * model of SmolLM2-135M's shape: prefill B sequences of CTX0 tokens, then time
  * decode steps of one token per sequence, so the context runs from CTX0 to
- * CTX0 + steps (average ~128 with the defaults). Each sequence uses scattered
- * slots, as the paged KV pool hands them out. Prints the best of R repeats.
+ * CTX0 + steps (average ~128 with the defaults). Prints the best of R repeats,
+ * in wall time and in the thread's CPU time (robust on a shared machine).
  *
- *   bench_runner [--steps N] [--repeats R] [--threads T] [--batch B] [--only stories|smollm]
+ *   bench_runner [--steps N] [--repeats R] [--threads T] [--batch B] [--shuffle]
+ *                [--only stories|smollm]
  * (--batch B runs only batch size B instead of 1 and 32.)
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +66,7 @@ static SglBatch make_batch(Bufs *b, int B, int n_new, int kv_before, const int32
                       .slots = b->slots, .n_logits = B, .logit_rows = b->logit_rows};
 }
 
-static int bench(const char *label, const SglModel *m, int B, int steps, int repeats, int threads)
+static int bench(const char *label, const SglModel *m, int B, int steps, int repeats, int threads, bool shuffle)
 {
     const int per = CTX0 + steps, V = m->cfg.vocab_size;
     SglRunnerOpts o = {.n_slots = (int64_t)B * per, .max_batch_tokens = B * CTX0, .max_seqs = B,
@@ -87,15 +89,21 @@ static int bench(const char *label, const SglModel *m, int B, int steps, int rep
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)B * (size_t)per);
     float *logits = malloc(sizeof(float) * (size_t)B * (size_t)V);
     uint64_t rng = 42;
-    for (int i = 0; i < B * per; i++)
-        perm[i] = i;
-    for (int i = B * per - 1; i > 0; i--) {   /* scattered slots, as a paged pool gives them */
-        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        int j = (int)((rng >> 33) % (uint64_t)(i + 1));
-        int32_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    /* Slots as a fresh page-size-1 KV pool hands them out: each prompt gets a
+     * contiguous run, then every decode step gives each sequence the next
+     * free slot (so a sequence's decode slots are B apart). --shuffle instead
+     * scatters every slot at random (a long-running, fragmented pool). */
+    for (int s = 0; s < B; s++)
+        for (int j = 0; j < per; j++)
+            perm[s * per + j] = j < CTX0 ? s * CTX0 + j : B * CTX0 + (j - CTX0) * B + s;
+    if (shuffle)
+        for (int i = B * per - 1; i > 0; i--) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int j = (int)((rng >> 33) % (uint64_t)(i + 1));
+            int32_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
     double best = 1e30, best_cpu = 1e30, prefill = 0;
     int rc = 0;
     for (int rep = 0; rep < repeats && rc == 0; rep++) {
@@ -129,6 +137,7 @@ static int bench(const char *label, const SglModel *m, int B, int steps, int rep
 int main(int argc, char **argv)
 {
     int steps = 64, repeats = 5, threads = 1, batch = 0;
+    bool shuffle = false;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -136,9 +145,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--shuffle")) shuffle = true;
         else {
             fprintf(stderr, "usage: bench_runner [--steps N] [--repeats R] [--threads T] "
-                            "[--batch B] [--only stories|smollm]\n");
+                            "[--batch B] [--shuffle] [--only stories|smollm]\n");
             return 2;
         }
     }
@@ -161,7 +171,7 @@ int main(int argc, char **argv)
         }
         for (int bs = 1; bs <= 32; bs += 31)
             if (!batch || batch == bs)
-                rc |= bench("stories260K", m, batch ? batch : bs, steps, repeats, threads);
+                rc |= bench("stories260K", m, batch ? batch : bs, steps, repeats, threads, shuffle);
         sgl_model_free(m);
     }
     if (!only || !strcmp(only, "smollm")) {
@@ -174,7 +184,7 @@ int main(int argc, char **argv)
         int s = steps < 16 ? steps : 16;
         for (int bs = 1; bs <= 32; bs += 31)
             if (!batch || batch == bs)
-                rc |= bench("smollm2-135M", m, batch ? batch : bs, s, repeats < 3 ? repeats : 3, threads);
+                rc |= bench("smollm2-135M", m, batch ? batch : bs, s, repeats < 3 ? repeats : 3, threads, shuffle);
         sgl_model_free(m);
     }
     return rc;

@@ -677,33 +677,39 @@ static void test_naive_reference(void **state)
     double *ref = malloc(sizeof(double) * N * (size_t)V);
     naive_forward(&tm, toks, N, ref);
     float *got = malloc(sizeof(float) * N * (size_t)V);
-    /* both matmul paths: prefill of N >= SGEMM_MIN_TOKENS rows uses sgemm,
-     * the decode steps of the second pass the hand-written kernels */
     SglRunnerOpts o = {.n_slots = N, .max_batch_tokens = N, .max_seqs = 2, .n_threads = 1};
     SglRunner *r = NULL;
     SglErr err = {{0}};
     assert_int_equal(sgl_runner_cpu_new(m, &o, &r, &err), SGL_OK);
     static TBatch tb;
-    tb_reset(&tb);
-    tb_add(&tb, toks, N, 0, slots, true);
-    run_batch(r, &tb, got);
-    double worst = 0, mag = 0;
-    for (int i = 0; i < N * V; i++) {
-        /* fp32 vs double through 2 layers: |err| ~ 1e-6 * |logit|; 1e-4 abs. */
-        double d = fabs(got[i] - ref[i]);
-        worst = d > worst ? d : worst;
-        mag = fabs(ref[i]) > mag ? fabs(ref[i]) : mag;
-        if (!(d <= 1e-4))
-            fail_msg("prefill logit [%d][%d]: runner %.7f, reference %.7f", i / V, i % V, got[i], ref[i]);
-    }
-    assert_true(mag > 1.0);   /* the comparison is not vacuous */
-    for (int t = 0; t < N; t++) {
+    /* both matmul paths: everything through sgemm, then nothing */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0)
+            sgl_runner_cpu_set_sgemm_cutoff(r, 1, 0);
+        else
+            sgl_runner_cpu_set_sgemm_cutoff(r, INT32_MAX, INT64_MAX);
         tb_reset(&tb);
-        tb_add(&tb, &toks[t], 1, t, slots, false);
+        tb_add(&tb, toks, N, 0, slots, true);
         run_batch(r, &tb, got);
-        for (int v = 0; v < V; v++)
-            if (!(fabs(got[v] - ref[t * V + v]) <= 1e-4))
-                fail_msg("decode step %d logit %d: runner %.7f, reference %.7f", t, v, got[v], ref[t * V + v]);
+        double mag = 0;
+        for (int i = 0; i < N * V; i++) {
+            /* fp32 vs double through 2 layers: |err| ~ 1e-6 * |logit|; 1e-4 abs. */
+            double d = fabs(got[i] - ref[i]);
+            mag = fabs(ref[i]) > mag ? fabs(ref[i]) : mag;
+            if (!(d <= 1e-4))
+                fail_msg("pass %d prefill logit [%d][%d]: runner %.7f, reference %.7f", pass, i / V, i % V,
+                         got[i], ref[i]);
+        }
+        assert_true(mag > 1.0);   /* the comparison is not vacuous */
+        for (int t = 0; t < N; t++) {
+            tb_reset(&tb);
+            tb_add(&tb, &toks[t], 1, t, slots, false);
+            run_batch(r, &tb, got);
+            for (int v = 0; v < V; v++)
+                if (!(fabs(got[v] - ref[t * V + v]) <= 1e-4))
+                    fail_msg("pass %d decode step %d logit %d: runner %.7f, reference %.7f", pass, t, v,
+                             got[v], ref[t * V + v]);
+        }
     }
     sgl_runner_free(r);
     sgl_model_free(m);
@@ -756,7 +762,8 @@ static void test_batching_invariance(void **state)
         tb_add(&tb, toks[s], lens[s], 0, slots_a[s], true);
         run_batch(r, &tb, one[s]);
     }
-    /* all in one batch, shuffled slots */
+    /* all in one batch, shuffled slots, products through sgemm */
+    sgl_runner_cpu_set_sgemm_cutoff(r, 1, 0);
     tb_reset(&tb);
     for (int s = 0; s < NS; s++)
         tb_add(&tb, toks[s], lens[s], 0, slots_b[s], true);
@@ -768,6 +775,7 @@ static void test_batching_invariance(void **state)
             if (!(d <= 1e-4))
                 fail_msg("batched seq %d pos %d differs by %g", s, j, d);
         }
+    sgl_runner_cpu_set_sgemm_cutoff(r, 16, 512 * 1024);
     /* chunked prefill: a prefix, then the rest reading the prefix's KV */
     for (int s = 0; s < NS; s++) {
         if (lens[s] < 2)
