@@ -195,14 +195,16 @@ typedef struct {
     SglErr *err;
 } Upload;
 
-/* Converts rows of t into bf16 and copies them to dst (+ off elements). */
+/* Copies the first n elements of t to dst as bf16 (converted in the staging buffer). */
 static SglStatus upload_bf16(Upload *u, const SglTensor *t, uint16_t *dst, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++)
-        u->stage[i] = t->dtype == SGL_DT_BF16 ? ((const uint16_t *)t->data)[i]
-                                              : sgl_f32_to_bf16(tensor_f32(t, i));
+    const void *src = t->data; /* bf16 checkpoints go up as they are */
+    if (t->dtype != SGL_DT_BF16) {
+        for (int64_t i = 0; i < n; i++) u->stage[i] = sgl_f32_to_bf16(tensor_f32(t, i));
+        src = u->stage;
+    }
     char msg[400];
-    if (SGL_CUDA_REPORT(cudaMemcpy(dst, u->stage, (size_t)n * 2, cudaMemcpyHostToDevice), msg,
+    if (SGL_CUDA_REPORT(cudaMemcpy(dst, src, (size_t)n * 2, cudaMemcpyHostToDevice), msg,
                         sizeof msg))
         return sgl_err(u->err, SGL_E_DEVICE, "cuda runner: weight upload: %s", msg);
     return SGL_OK;
@@ -498,6 +500,16 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
 
 static const SglRunnerOps cuda_ops = {"cuda", cuda_forward, cuda_free};
 
+SglStatus sgl_runner_cuda_available(SglErr *err)
+{
+    int n_dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0)
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: no usable CUDA device (%s)",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    return SGL_OK;
+}
+
 #define CU_TRY(expr)                                                                   \
     do {                                                                               \
         char m_[400];                                                                  \
@@ -525,11 +537,7 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
         return sgl_err(err, SGL_E_UNSUPPORTED, "cuda runner: head_dim %d / %d heads / %d kv heads "
                        "not supported (head_dim even and <= %d, heads a multiple of kv heads)",
                        c->head_dim, c->n_heads, c->n_kv_heads, SGL_K_MAX_HEAD_DIM);
-    int n_dev = 0;
-    cudaError_t e = cudaGetDeviceCount(&n_dev);
-    if (e != cudaSuccess || n_dev == 0)
-        return sgl_err(err, SGL_E_DEVICE, "cuda runner: no usable CUDA device (%s)",
-                       e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    if ((st = sgl_runner_cuda_available(err))) return st;
 
     r = calloc(1, sizeof *r);
     if (!r || !(r->layers = calloc((size_t)c->n_layers, sizeof *r->layers))) {

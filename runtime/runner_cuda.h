@@ -32,6 +32,11 @@
 SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglRunner **out,
                               SglErr *err);
 
+/* SGL_OK when a usable CUDA device is present (cheap: no context work beyond
+ * the driver query); otherwise SGL_E_DEVICE with the reason in err. For
+ * `--device auto` and for skipping GPU work before loading a model. */
+SglStatus sgl_runner_cuda_available(SglErr *err);
+
 /* Bytes of device memory sgl_runner_cuda_new would allocate, for sizing
  * n_slots from a memory fraction before creating the runner. */
 int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *opts);

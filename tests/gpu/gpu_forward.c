@@ -3,7 +3,7 @@
  * tests/gpu/check_transformers.py and run_all.sh.
  *
  *   gpu_forward [--cpu] --model DIR --prompt-ids 1,2,3 [--steps N] [--chunk K]
- *               [--batch B] [--no-logits]
+ *               [--batch B] [--no-logits] [--dummy]
  *
  * Runs (1) the prompt as one prefill, then N greedy decode steps, one
  * sequence, slots taken from a shuffled pool; (2) the same prompt prefilled in
@@ -15,7 +15,9 @@
  *    "greedy_ids": [...], "chunked_max_abs": d2, "batched_max_abs": d3,
  *    "batched_greedy_ids": [...], "margins": [top1 - top2 logit per greedy step],
  *    "decode_ms": mean ms per single-seq step (host clock, includes the copy back),
- *    "errors_ok": (CUDA only) the error contract held: see check_errors}
+ *    "errors_ok": (CUDA only) the error contract held: see check_errors,
+ *    "prefill_ms": the single prefill, "init_ms": model load + runner creation}
+ * --dummy: DIR needs only config.json; weights are random (SGL_LOAD_DUMMY), for timing.
  * Exit 0 on success, 1 on any error (message on stderr), 77 when no GPU.
  */
 #include <math.h>
@@ -172,10 +174,11 @@ static void print_ids(const char *key, const int32_t *ids, int n)
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *ids_arg = NULL;
-    int steps = 16, chunk = -1, nb = 4, use_cpu = 0, print_logits = 1;
+    int steps = 16, chunk = -1, nb = 4, use_cpu = 0, print_logits = 1, dummy = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu")) use_cpu = 1;
         else if (!strcmp(argv[i], "--no-logits")) print_logits = 0;
+        else if (!strcmp(argv[i], "--dummy")) dummy = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--model")) dir = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--prompt-ids")) ids_arg = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
@@ -183,7 +186,7 @@ int main(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(argv[i], "--batch")) nb = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: gpu_forward [--cpu] --model DIR --prompt-ids 1,2,3 [--steps N] "
-                            "[--chunk K] [--batch B] [--no-logits]\n");
+                            "[--chunk K] [--batch B] [--no-logits] [--dummy]\n");
             return 2;
         }
     }
@@ -211,7 +214,12 @@ int main(int argc, char **argv)
 
     SglErr err = {{0}};
     SglModel *m = NULL;
-    SglStatus st = sgl_model_load(dir, SGL_LOAD_AUTO, &m, &err);
+    if (!use_cpu && sgl_runner_cuda_available(&err) != SGL_OK) {
+        fprintf(stderr, "gpu_forward: %s\n", err.msg);
+        return 77;
+    }
+    double t_load = now_ms();
+    SglStatus st = sgl_model_load(dir, dummy ? SGL_LOAD_DUMMY : SGL_LOAD_AUTO, &m, &err);
     if (st) {
         fprintf(stderr, "gpu_forward: %s: %s\n", sgl_status_str(st), err.msg);
         return 1;
@@ -247,12 +255,16 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    double init_ms = now_ms() - t_load;
+
     /* (1) one prefill + greedy decode */
     Seq *one[MAX_SEQS];
     main_seq.n_ids = P;
     memcpy(main_seq.slots, perm, sizeof(int32_t) * (size_t)L);
     one[0] = &main_seq;
+    double t_pre = now_ms();
     if (step(r, b, one, 1, logits)) goto out;
+    double prefill_ms = now_ms() - t_pre;
     memcpy(first, logits, sizeof(float) * (size_t)V);
     double t0 = now_ms();
     for (int i = 0; i <= steps; i++) {
@@ -324,6 +336,7 @@ int main(int argc, char **argv)
     if (errors_ok >= 0) printf(", \"errors_ok\": %s", errors_ok ? "true" : "false");
     printf(", \"chunked_max_abs\": %.6g, \"batched_max_abs\": %.6g, \"decode_ms\": %.4f", chunk_diff,
            batch_diff, decode_ms);
+    printf(", \"prefill_ms\": %.3f, \"init_ms\": %.1f", prefill_ms, init_ms);
     print_ids("greedy_ids", greedy, steps + 1);
     print_ids("batched_greedy_ids", bgreedy, steps + 1);
     printf(", \"margins\": [");

@@ -11,6 +11,7 @@
 #   3. stories260K on the CUDA runner vs ../shared/goldens (check_goldens.py)
 #   4. random-weight Llama / Qwen2 models built with transformers vs sglc's
 #      CUDA runner (check_transformers.py; logits, greedy tokens)
+#   5. timing of a Llama-3-8B-shaped dummy model (prefill 512, decode; not with --quick)
 # OUT_DIR/summary.txt gets one PASS/FAIL/SKIP line per step. Exit 0 when no
 # step failed (skips allowed), 1 otherwise.
 set -u
@@ -74,6 +75,34 @@ cat "$out/transformers.log"
 record "transformers comparison" "$rc"
 # the saved random models are big and reproducible from the seeds: keep only results
 rm -rf "$out/transformers/models"
+
+# 5. timing only: a Llama-3-8B-shaped model with random weights (16 GB bf16),
+#    prefill 512 tokens + 32 greedy decode steps at batch 1 on the CUDA runner
+mkdir -p "$out/llama3-8b-dummy"
+cat > "$out/llama3-8b-dummy/config.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+ "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+ "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256,
+ "max_position_embeddings": 8192, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+ "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+ "tie_word_embeddings": false, "bos_token_id": 128000, "eos_token_id": 128001,
+ "torch_dtype": "bfloat16"}
+JSON
+if [ "$quick" != "--quick" ]; then
+    timeout 300 "$build/tests/gpu/gpu_forward" --dummy --model "$out/llama3-8b-dummy" \
+        --prompt-ids "$(seq -s, 1000 1511)" --steps 32 --batch 1 --no-logits \
+        > "$out/perf_llama3_8b.json" 2> "$out/perf_llama3_8b.log"
+    rc=$?
+    echo "llama3-8b dummy (batch 1, prompt 512, 32 steps):"
+    [ "$rc" -eq 0 ] && python3 - "$out/perf_llama3_8b.json" <<'PY' 
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("  init %.1f s, prefill 512 tokens %.1f ms (%.0f tok/s), decode %.3f ms/token"
+      % (r["init_ms"] / 1e3, r["prefill_ms"], 512e3 / r["prefill_ms"], r["decode_ms"]))
+PY
+    record "llama3-8b dummy timing" "$rc"
+fi
 
 echo "---"
 cat "$summary"
