@@ -15,6 +15,8 @@
 static const SglCommand commands[] = {
     {"check", "parse and check a .sgl program (--emit=ast prints its syntax tree)", cmd_check},
     {"tokenize", "print the token ids of a text (--json adds the decoded text)", cmd_tokenize},
+    {"generate", "generate a completion of a prompt with the engine (--json for ids and meta)", cmd_generate},
+    {"bench", "engine benchmarks (one-batch: prefill and decode latency/throughput)", cmd_bench},
     {NULL, NULL, NULL},
 };
 

@@ -84,12 +84,12 @@ def models(torch, transformers):
     ]
 
 
-def with_dtype(fn, *args, dtype):
+def with_dtype(fn, *args, dtype, **kw):
     """from_config / from_pretrained take dtype= in transformers 5, torch_dtype= before."""
     try:
-        return fn(*args, dtype=dtype)
+        return fn(*args, dtype=dtype, **kw)
     except TypeError:
-        return fn(*args, torch_dtype=dtype)
+        return fn(*args, torch_dtype=dtype, **kw)
 
 
 def legacy_rope_keys(path):
@@ -161,6 +161,8 @@ def main():
     if not torch.cuda.is_available():
         print("skipped: torch sees no CUDA device")
         return 77
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     os.makedirs(out_dir, exist_ok=True)
     results, failures = [], 0
     for k, (name, cfg, dtype, plen) in enumerate(models(torch, transformers)):
@@ -175,8 +177,10 @@ def main():
             continue
         g = torch.Generator().manual_seed(99 + k)
         prompt = [1] + torch.randint(3, cfg.vocab_size, (plen - 1,), generator=g).tolist()
+        # the reference: fp32 everywhere, eager attention, no TF32
         ref_model = with_dtype(transformers.AutoModelForCausalLM.from_pretrained, path,
-                               dtype=torch.float32).to("cuda").eval()
+                               dtype=torch.float32,
+                               attn_implementation="eager").to("cuda").eval()
         first, hf_ids, per_step = hf_greedy(torch, ref_model, prompt, steps)
         del ref_model
         torch.cuda.empty_cache()
