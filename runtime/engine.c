@@ -23,8 +23,8 @@
 #include "runtime/runner.h"
 #include "runtime/scheduler.h"
 
-#define DEFAULT_KV_BYTES (1ll << 30)
-#define DEFAULT_KV_TOKENS_CAP 262144
+#define DEFAULT_KV_BYTES (512ll << 20)
+#define DEFAULT_KV_TOKENS_CAP 65536
 
 struct SglEngine {
     SglModel *model;
@@ -127,6 +127,7 @@ static void *loop_main(void *arg)
         if (flush) {
             bool ok = sched_flush_cache(e->sched);
             pthread_mutex_lock(&e->mu);
+            sched_stats(e->sched, &e->stats);
             e->flush_ok = ok;
             e->flush_done = e->flush_asked;
             pthread_cond_broadcast(&e->flush_cv);
@@ -288,16 +289,7 @@ SglStatus sgl_engine_submit_batch(SglEngine *e, const SglRequest *reqs, int32_t 
     pthread_mutex_lock(&e->mu);
     uint64_t first = e->next_id;
     e->next_id += (uint64_t)n;
-    bool closing = e->closing, full = e->n_inbox + e->n_waiting + n > e->max_queued;
     pthread_mutex_unlock(&e->mu);
-    if (closing) {
-        st = sgl_err(err, SGL_E_CLOSED, "the engine is closing");
-        goto out;
-    }
-    if (full) {
-        st = sgl_err(err, SGL_E_FULL, "the request queue is full (%d waiting at most)", (int)e->max_queued);
-        goto out;
-    }
     for (int32_t i = 0; i < n; i++) {
         if ((st = sched_req_new(e->sched, &reqs[i], first + (uint64_t)i, &rs[i], err)) != SGL_OK) {
             if (n > 1 && err) {
@@ -311,6 +303,8 @@ SglStatus sgl_engine_submit_batch(SglEngine *e, const SglRequest *reqs, int32_t 
     pthread_mutex_lock(&e->mu);
     if (e->closing) {
         st = sgl_err(err, SGL_E_CLOSED, "the engine is closing");
+    } else if (e->n_inbox + e->n_waiting + n > e->max_queued) {
+        st = sgl_err(err, SGL_E_FULL, "the request queue is full (%d waiting at most)", (int)e->max_queued);
     } else {
         while (st == SGL_OK && e->n_inbox + n > e->cap_inbox)
             if (!grow_array((void **)&e->inbox, &e->cap_inbox, e->cap_inbox, sizeof *e->inbox))

@@ -22,7 +22,7 @@ typedef struct {
     SglLoadFormat load_format;     /* SGL_LOAD_DUMMY: random weights of the config's shape */
     SglDevice device;              /* only SGL_DEVICE_CPU for now */
     int64_t max_total_tokens;      /* KV capacity in tokens; 0 = kv_mem_bytes / bytes per token */
-    int64_t kv_mem_bytes;          /* 0 = 1 GiB (capped at 262144 tokens) */
+    int64_t kv_mem_bytes;          /* 0 = 512 MiB, capped at 65536 tokens */
     int32_t page_size;             /* tokens per KV page; 0 = 1 */
     SglSchedOpts sched;            /* queues, chunking, policy (0 fields = defaults) */
     int n_threads;                 /* runner threads; 0 = auto */
@@ -67,7 +67,9 @@ SglStatus sgl_engine_abort(SglEngine *e, uint64_t id);
  * failed returns SGL_OK with finish SGL_FINISH_ERROR in the sample. */
 SglStatus sgl_engine_generate(SglEngine *e, const SglRequest *req, SglGenResult *res, SglErr *err);
 
-/* A consistent snapshot (copied under a lock; updated once per step). */
+/* A consistent snapshot (copied under a lock), refreshed after each step
+ * and by sgl_engine_flush_cache, which also acts as a barrier: a snapshot
+ * taken after it reflects every event delivered before it was called. */
 SglEngineStats sgl_engine_stats(SglEngine *e);
 
 /* Drops every unlocked radix-cache entry (waits for the loop thread). False

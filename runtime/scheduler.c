@@ -531,12 +531,15 @@ static void waiting_remove_at(Sched *s, int32_t i)
     s->n_waiting--;
 }
 
-/* Finishes q: its KV goes into the cache (or is released when cache is
- * false), then the FINAL event. text: a last released piece. */
+/* Finishes q: it leaves the running list, its KV goes into the cache (or is
+ * released when cache is false), then the FINAL event, after which q (and,
+ * for the request's last sample, the request) is freed: callers must not
+ * touch q afterwards. text: a last released piece. */
 static void finish_seq(Sched *s, SchedSeq *q, SglFinishKind kind, bool cache, const char *text, size_t len)
 {
     q->finish = kind;
     if (q->state == SEQ_RUNNING) {
+        running_remove(s, q);
         if (cache)
             cache_seq(s, q, true);
         else
@@ -1267,11 +1270,6 @@ static void postprocess(Sched *s)
         else if (r->max_new == 0 && q->kv_len == q->n_tokens)
             finish_seq(s, q, SGL_FINISH_LENGTH, true, NULL, 0);
     }
-    int32_t k = 0;
-    for (int32_t i = 0; i < s->n_running; i++)
-        if (s->running[i]->state == SEQ_RUNNING)
-            s->running[k++] = s->running[i];
-    s->n_running = k;
 }
 
 SglStatus sched_step(Sched *s, SglErr *err)

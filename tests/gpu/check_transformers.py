@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 
 # Logits tolerance. The runner keeps weights and GEMM inputs in bf16 (8
 # significant bits, relative step 2^-8) with fp32 accumulation and an fp32
@@ -145,6 +146,69 @@ def hf_greedy(torch, model, prompt, steps):
     return first, greedy, per_step
 
 
+def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, plen):
+    """Builds, runs and compares one model; returns its result dict (with "ok")."""
+    path, patched = build(torch, transformers, name, cfg, dtype, out_dir, 1234 + k)
+    if patched:
+        print("%s: note: config.json had rope_parameters only (transformers 5 format); "
+              "added rope_theta/rope_scaling for sglc's loader" % name)
+    if "llama3" in name and "llama3" not in open(os.path.join(path, "config.json")).read():
+        print("%s: FAIL: the saved config.json lost the llama3 rope scaling" % name)
+        return {"model": name, "ok": False, "error": "llama3 scaling not saved"}
+    g = torch.Generator().manual_seed(99 + k)
+    prompt = [1] + torch.randint(3, cfg.vocab_size, (plen - 1,), generator=g).tolist()
+    # the reference: fp32 everywhere, eager attention, no TF32
+    ref_model = with_dtype(transformers.AutoModelForCausalLM.from_pretrained, path,
+                           dtype=torch.float32,
+                           attn_implementation="eager").to("cuda").eval()
+    first, hf_ids, per_step = hf_greedy(torch, ref_model, prompt, steps)
+    del ref_model
+    torch.cuda.empty_cache()
+    cmd = [exe, "--model", path, "--prompt-ids", ",".join(map(str, prompt)),
+           "--steps", str(steps), "--batch", "4"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        print("%s: FAIL: gpu_forward exited %d: %s" % (name, p.returncode, p.stderr.strip()))
+        return {"model": name, "ok": False, "error": p.stderr.strip()}
+    r = json.loads(p.stdout)
+    ours = torch.tensor(r["logits"], device="cuda")
+    max_abs = float((ours - first).abs().max())
+    scale = float(first.abs().max())
+    cos = float(torch.nn.functional.cosine_similarity(ours, first, dim=0))
+    ok = cos >= COS_MIN and max_abs <= MAX_ABS_REL * scale
+    tie_eps = max(TIE_FLOOR, 2 * max_abs)
+    got = r["greedy_ids"]
+    k_div = next((i for i, (a, b) in enumerate(zip(got, hf_ids)) if a != b), None)
+    if k_div is None:
+        greedy_note = "greedy equal for %d steps" % steps
+    else:
+        lg = per_step[k_div]
+        gap = float(lg[hf_ids[k_div]] - lg[got[k_div]])
+        near = gap < tie_eps
+        greedy_note = "greedy equal for %d steps, then a %s (hf gap %.4f, tie_eps %.4f)" % (
+            k_div, "near-tie" if near else "REAL DIVERGENCE", gap, tie_eps)
+        ok = ok and near
+    if r.get("errors_ok") is False:
+        ok = False
+        print("%s: runner error contract failed:\n%s" % (name, p.stderr))
+    consist = max(r["chunked_max_abs"], r["batched_max_abs"])
+    if consist > CONSIST_REL * scale:
+        ok = False
+    bgot = r["batched_greedy_ids"]
+    b_div = next((i for i, (a, b) in enumerate(zip(bgot, got)) if a != b), None)
+    line = ("%s: %s: logits max_abs %.4g (max |logit| %.3g), cos %.6f; %s; chunked %.3g, "
+            "batched %.3g, batched greedy %s; decode %.3f ms/step" % (
+                name, "ok" if ok else "FAIL", max_abs, scale, cos, greedy_note,
+                r["chunked_max_abs"], r["batched_max_abs"],
+                "equal" if b_div is None else "differs from step %d" % b_div, r["decode_ms"]))
+    print(line)
+    return {"model": name, "ok": ok, "config_patched": patched, "prompt_len": plen,
+            "steps": steps, "max_abs": max_abs, "max_abs_logit": scale, "cosine": cos,
+            "greedy": greedy_note, "first_divergence": k_div,
+            "chunked_max_abs": r["chunked_max_abs"], "batched_max_abs": r["batched_max_abs"],
+            "batched_greedy_first_diff": b_div, "decode_ms": r["decode_ms"]}
+
+
 def main():
     args = sys.argv[1:]
     if len(args) < 2:
@@ -166,71 +230,13 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     results, failures = [], 0
     for k, (name, cfg, dtype, plen) in enumerate(models(torch, transformers)):
-        path, patched = build(torch, transformers, name, cfg, dtype, out_dir, 1234 + k)
-        if patched:
-            print("%s: note: config.json had rope_parameters only (transformers 5 format); "
-                  "added rope_theta/rope_scaling for sglc's loader" % name)
-        if "llama3" in name and "llama3" not in open(os.path.join(path, "config.json")).read():
-            print("%s: FAIL: the saved config.json lost the llama3 rope scaling" % name)
-            results.append({"model": name, "ok": False, "error": "llama3 scaling not saved"})
-            failures += 1
-            continue
-        g = torch.Generator().manual_seed(99 + k)
-        prompt = [1] + torch.randint(3, cfg.vocab_size, (plen - 1,), generator=g).tolist()
-        # the reference: fp32 everywhere, eager attention, no TF32
-        ref_model = with_dtype(transformers.AutoModelForCausalLM.from_pretrained, path,
-                               dtype=torch.float32,
-                               attn_implementation="eager").to("cuda").eval()
-        first, hf_ids, per_step = hf_greedy(torch, ref_model, prompt, steps)
-        del ref_model
-        torch.cuda.empty_cache()
-        cmd = [exe, "--model", path, "--prompt-ids", ",".join(map(str, prompt)),
-               "--steps", str(steps), "--batch", "4"]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            print("%s: FAIL: gpu_forward exited %d: %s" % (name, p.returncode, p.stderr.strip()))
-            results.append({"model": name, "ok": False, "error": p.stderr.strip()})
-            failures += 1
-            continue
-        r = json.loads(p.stdout)
-        ours = torch.tensor(r["logits"], device="cuda")
-        max_abs = float((ours - first).abs().max())
-        scale = float(first.abs().max())
-        cos = float(torch.nn.functional.cosine_similarity(ours, first, dim=0))
-        ok = cos >= COS_MIN and max_abs <= MAX_ABS_REL * scale
-        tie_eps = max(TIE_FLOOR, 2 * max_abs)
-        got = r["greedy_ids"]
-        k_div = next((i for i, (a, b) in enumerate(zip(got, hf_ids)) if a != b), None)
-        if k_div is None:
-            greedy_note = "greedy equal for %d steps" % steps
-        else:
-            lg = per_step[k_div]
-            gap = float(lg[hf_ids[k_div]] - lg[got[k_div]])
-            near = gap < tie_eps
-            greedy_note = "greedy equal for %d steps, then a %s (hf gap %.4f, tie_eps %.4f)" % (
-                k_div, "near-tie" if near else "REAL DIVERGENCE", gap, tie_eps)
-            ok = ok and near
-        if r.get("errors_ok") is False:
-            ok = False
-            print("%s: runner error contract failed:\n%s" % (name, p.stderr))
-        consist = max(r["chunked_max_abs"], r["batched_max_abs"])
-        if consist > CONSIST_REL * scale:
-            ok = False
-        bgot = r["batched_greedy_ids"]
-        b_div = next((i for i, (a, b) in enumerate(zip(bgot, got)) if a != b), None)
-        line = ("%s: %s: logits max_abs %.4g (max |logit| %.3g), cos %.6f; %s; chunked %.3g, "
-                "batched %.3g, batched greedy %s; decode %.3f ms/step" % (
-                    name, "ok" if ok else "FAIL", max_abs, scale, cos, greedy_note,
-                    r["chunked_max_abs"], r["batched_max_abs"],
-                    "equal" if b_div is None else "differs from step %d" % b_div, r["decode_ms"]))
-        print(line)
-        results.append({"model": name, "ok": ok, "config_patched": patched, "prompt_len": plen, "steps": steps,
-                        "max_abs": max_abs, "max_abs_logit": scale, "cosine": cos,
-                        "greedy": greedy_note, "first_divergence": k_div,
-                        "chunked_max_abs": r["chunked_max_abs"],
-                        "batched_max_abs": r["batched_max_abs"],
-                        "batched_greedy_first_diff": b_div, "decode_ms": r["decode_ms"]})
-        failures += not ok
+        try:
+            res = check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, plen)
+        except Exception:  # one model's API trouble must not hide the others' results
+            print("%s: FAIL: exception\n%s" % (name, traceback.format_exc()))
+            res = {"model": name, "ok": False, "error": traceback.format_exc()}
+        results.append(res)
+        failures += not res["ok"]
     with open(os.path.join(out_dir, "check_transformers.json"), "w") as f:
         json.dump({"transformers": transformers.__version__, "torch": torch.__version__,
                    "device": torch.cuda.get_device_name(0), "results": results}, f, indent=1)
