@@ -1,0 +1,707 @@
+/* tokmask.c -- vocab trie, lazily cached per-state token masks, forced
+ * strings for jump-forward, and the registry that shares them.
+ *
+ * The trie is stored in pre-order: node i has its byte, its depth and skip =
+ * the index just past its subtree, so a mask is one linear scan that jumps
+ * over every subtree whose prefix already left the language. Mask cache:
+ * one zeroed allocation of n_states x n_words made up front (untouched pages
+ * cost nothing), plus a per-state atomic flag 0 = empty, 1 = being computed,
+ * 2 = ready. A filler that finds 0 claims the slot and computes into it; one
+ * that finds 1 computes straight into the caller's buffer, so nobody waits
+ * and nothing is allocated while decoding.
+ */
+#include "runtime/tokmask.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MASK_CACHE_MAX_BYTES ((size_t)8 << 30)
+
+typedef struct {
+    uint8_t byte;
+    uint16_t depth;       /* 1.. (root: 0) */
+    int32_t skip;         /* index just past this node's subtree */
+    int32_t tok_first;    /* trie_toks[tok_first .. tok_first + tok_n) end here */
+    int32_t tok_n;
+} TrieNode;
+
+struct TokVocab {
+    int32_t n, eos;
+    char *blob;                   /* every token's bytes */
+    size_t *off;                  /* (n + 1) */
+    uint8_t *excluded;            /* (n) */
+    TrieNode *nodes;              /* (n_nodes) pre-order, node 0 = root */
+    int32_t n_nodes;
+    int32_t *trie_toks;
+    int32_t max_depth;
+    uint64_t hash;
+};
+
+struct TokFsm {
+    SglDfa *dfa;                  /* owned copy */
+    const TokVocab *vocab;        /* borrowed */
+    int32_t n_words;
+    uint32_t *masks;              /* (n_states, n_words) */
+    atomic_uchar *ready;          /* (n_states) */
+    char *forced;                 /* forced-string blob */
+    int32_t *forced_off, *forced_len;  /* (n_states) */
+    atomic_ullong hits, walks;
+};
+
+/* ---- vocab ------------------------------------------------------------ */
+
+typedef struct { const uint8_t *p; size_t len; int32_t id; } SortTok;
+
+static int cmp_tok(const void *a, const void *b)
+{
+    const SortTok *x = a, *y = b;
+    size_t m = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, m);
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The hash a vocab built from these strings would have (also used by the
+ * registry to find a vocab without building its trie). */
+static uint64_t vocab_hash(const char *const *toks, const size_t *lens, const uint8_t *excl,
+                           int32_t n, int32_t eos)
+{
+    int32_t hdr[2] = {n, eos};
+    uint64_t h = fnv(0xcbf29ce484222325ull, hdr, sizeof hdr);
+    for (int32_t i = 0; i < n; i++) {
+        uint64_t len = excl[i] ? UINT64_MAX : lens[i];
+        h = fnv(h, &len, sizeof len);
+        if (!excl[i])
+            h = fnv(h, toks[i], lens[i]);
+    }
+    return h;
+}
+
+/* Builds the vocab; excl[i] marks never-allowed ids (extended here with
+ * empty and over-long tokens). */
+static SglStatus vocab_build(const char *const *toks, const size_t *lens, const uint8_t *excl_in,
+                             int32_t n, int32_t eos, TokVocab **out, SglErr *err)
+{
+    SglStatus st = SGL_E_NOMEM;
+    SortTok *sorted = NULL;
+    int32_t *path = NULL;
+    TokVocab *v = calloc(1, sizeof *v);
+    *out = NULL;
+    if (!v)
+        goto fail;
+    v->n = n;
+    v->eos = eos;
+    size_t total = 0;
+    v->off = malloc(((size_t)n + 1) * sizeof *v->off);
+    v->excluded = malloc((size_t)n + 1);
+    if (!v->off || !v->excluded)
+        goto fail;
+    for (int32_t i = 0; i < n; i++) {
+        v->excluded[i] = excl_in[i] || lens[i] == 0 || lens[i] > TOKMASK_MAX_TOKEN_BYTES ||
+                         i == eos;
+        v->off[i] = total;
+        total += lens[i];
+    }
+    v->off[n] = total;
+    v->blob = malloc(total + 1);
+    sorted = malloc(((size_t)n + 1) * sizeof *sorted);
+    if (!v->blob || !sorted)
+        goto fail;
+    int32_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        memcpy(v->blob + v->off[i], toks[i], lens[i]);
+        if (!v->excluded[i])
+            sorted[m++] = (SortTok){(const uint8_t *)v->blob + v->off[i], lens[i], i};
+    }
+    qsort(sorted, (size_t)m, sizeof *sorted, cmp_tok);
+    /* pre-order trie: at most one node per token byte, plus the root */
+    size_t cap_nodes = 1;
+    for (int32_t i = 0; i < m; i++)
+        cap_nodes += sorted[i].len;
+    if (cap_nodes > INT32_MAX) {
+        st = sgl_err(err, SGL_E_UNSUPPORTED, "tokmask: vocabulary too large");
+        goto fail;
+    }
+    v->nodes = malloc(cap_nodes * sizeof *v->nodes);
+    v->trie_toks = malloc(((size_t)m + 1) * sizeof *v->trie_toks);
+    path = malloc((TOKMASK_MAX_TOKEN_BYTES + 1) * sizeof *path);
+    if (!v->nodes || !v->trie_toks || !path)
+        goto fail;
+    v->nodes[0] = (TrieNode){0, 0, 0, 0, 0};
+    path[0] = 0;
+    int32_t nn = 1;
+    const SortTok *prev = NULL;
+    for (int32_t i = 0; i < m; i++) {
+        const SortTok *t = &sorted[i];
+        size_t l = 0;
+        if (prev)
+            while (l < prev->len && l < t->len && prev->p[l] == t->p[l])
+                l++;
+        for (size_t d = l + 1; d <= t->len; d++) {
+            v->nodes[nn] = (TrieNode){t->p[d - 1], (uint16_t)d, 0, i, 0};
+            path[d] = nn++;
+            if ((int32_t)d > v->max_depth)
+                v->max_depth = (int32_t)d;
+        }
+        TrieNode *end = &v->nodes[path[t->len]];
+        if (end->tok_n == 0)
+            end->tok_first = i;
+        end->tok_n++;
+        v->trie_toks[i] = t->id;
+        prev = t;
+    }
+    v->n_nodes = nn;
+    /* skip pointers: a node's subtree ends at the next node not deeper than it */
+    int32_t top = 0;
+    for (int32_t i = 0; i <= nn; i++) {
+        int32_t d = i < nn ? v->nodes[i].depth : -1;
+        while (top > 0 && v->nodes[path[top - 1]].depth >= d)
+            v->nodes[path[--top]].skip = i;
+        if (i < nn)
+            path[top++] = i;
+    }
+    v->hash = vocab_hash(toks, lens, v->excluded, n, eos);
+    free(sorted);
+    free(path);
+    *out = v;
+    return SGL_OK;
+fail:
+    if (st == SGL_E_NOMEM)
+        sgl_err(err, st, "tokmask: out of memory building the vocabulary");
+    free(sorted);
+    free(path);
+    tokvocab_free(v);
+    return st;
+}
+
+/* Byte strings and exclusion flags of a tokenizer's vocabulary (pointers
+ * borrowed from t). */
+static SglStatus tokenizer_arrays(const SglTokenizer *t, const char ***toks, size_t **lens,
+                                  uint8_t **excl, int32_t *n)
+{
+    *n = sgl_tokenizer_vocab_size(t);
+    *toks = malloc(((size_t)*n + 1) * sizeof **toks);
+    *lens = malloc(((size_t)*n + 1) * sizeof **lens);
+    *excl = malloc((size_t)*n + 1);
+    if (!*toks || !*lens || !*excl) {
+        free(*toks);
+        free(*lens);
+        free(*excl);
+        return SGL_E_NOMEM;
+    }
+    for (int32_t i = 0; i < *n; i++) {
+        (*toks)[i] = sgl_tokenizer_token_bytes(t, i, &(*lens)[i]);
+        (*excl)[i] = sgl_tokenizer_is_special(t, i);
+    }
+    return SGL_OK;
+}
+
+SglStatus tokvocab_new(const SglTokenizer *t, TokVocab **out, SglErr *err)
+{
+    const char **toks;
+    size_t *lens;
+    uint8_t *excl;
+    int32_t n;
+    *out = NULL;
+    if (tokenizer_arrays(t, &toks, &lens, &excl, &n) != SGL_OK)
+        return sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
+    SglStatus st = vocab_build(toks, lens, excl, n, sgl_tokenizer_eos(t), out, err);
+    free(toks);
+    free(lens);
+    free(excl);
+    return st;
+}
+
+SglStatus tokvocab_new_from_bytes(const char *const *toks, const size_t *lens, int32_t n,
+                                  int32_t eos, TokVocab **out, SglErr *err)
+{
+    *out = NULL;
+    if (n < 1 || eos >= n)
+        return sgl_err(err, SGL_E_INVAL, "tokmask: bad vocabulary (n = %d, eos = %d)", n, eos);
+    uint8_t *excl = calloc((size_t)n, 1);
+    if (!excl)
+        return sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
+    SglStatus st = vocab_build(toks, lens, excl, n, eos, out, err);
+    free(excl);
+    return st;
+}
+
+void tokvocab_free(TokVocab *v)
+{
+    if (!v)
+        return;
+    free(v->blob);
+    free(v->off);
+    free(v->excluded);
+    free(v->nodes);
+    free(v->trie_toks);
+    free(v);
+}
+
+int32_t tokvocab_size(const TokVocab *v) { return v->n; }
+int32_t tokvocab_eos(const TokVocab *v) { return v->eos; }
+uint64_t tokvocab_hash(const TokVocab *v) { return v->hash; }
+
+const char *tokvocab_bytes(const TokVocab *v, int32_t id, size_t *len, bool *excluded)
+{
+    if (id < 0 || id >= v->n) {
+        *len = 0;
+        *excluded = true;
+        return "";
+    }
+    *len = v->off[id + 1] - v->off[id];
+    *excluded = v->excluded[id];
+    return v->blob + v->off[id];
+}
+
+/* ---- TokFsm ---------------------------------------------------------------- */
+
+/* The mask of DFA state s, computed by one scan of the trie. */
+static void compute_mask(const TokFsm *f, int32_t s, uint32_t *mask)
+{
+    const TokVocab *v = f->vocab;
+    const SglDfa *d = f->dfa;
+    const TrieNode *nodes = v->nodes;
+    const int32_t *trans = d->trans;
+    const uint8_t *cls = d->byte_class;
+    size_t k = (size_t)d->n_classes;
+    int32_t st[TOKMASK_MAX_TOKEN_BYTES + 1];
+    memset(mask, 0, (size_t)f->n_words * sizeof *mask);
+    st[0] = s;
+    for (int32_t i = 1; i < v->n_nodes;) {
+        const TrieNode *nd = &nodes[i];
+        int32_t t = trans[(size_t)st[nd->depth - 1] * k + cls[nd->byte]];
+        if (t < 0) {
+            i = nd->skip;
+            continue;
+        }
+        st[nd->depth] = t;
+        for (int32_t j = 0; j < nd->tok_n; j++) {
+            int32_t id = v->trie_toks[nd->tok_first + j];
+            mask[id >> 5] |= 1u << (id & 31);
+        }
+        i++;
+    }
+    if (d->accept[s] && v->eos >= 0)
+        mask[v->eos >> 5] |= 1u << (v->eos & 31);
+}
+
+/* Forced strings. A state is singular when it is not accepting and exactly
+ * one byte leads to a live state. Chains of singular states are walked from
+ * their heads (no singular predecessor) so each chain is written once; every
+ * state on a chain points at its suffix of the chain's string. */
+static SglStatus compute_forced(TokFsm *f)
+{
+    const SglDfa *d = f->dfa;
+    int32_t n = d->n_states, k = d->n_classes;
+    SglStatus st = SGL_E_NOMEM;
+    int32_t *next = malloc((size_t)n * sizeof *next), *indeg = calloc((size_t)n, sizeof *indeg);
+    int16_t *byte = malloc((size_t)n * sizeof *byte);
+    uint8_t *on_path = calloc((size_t)n, 1);
+    int32_t *path = malloc((size_t)n * sizeof *path);
+    int32_t class_n[256] = {0}, class_byte[256];
+    size_t cap = 0, len = 0;
+    f->forced_off = malloc((size_t)n * sizeof *f->forced_off);
+    f->forced_len = calloc((size_t)n, sizeof *f->forced_len);
+    if (!next || !indeg || !byte || !on_path || !path || !f->forced_off || !f->forced_len)
+        goto out;
+    for (int b = 255; b >= 0; b--) {
+        class_n[d->byte_class[b]]++;
+        class_byte[d->byte_class[b]] = b;
+    }
+    for (int32_t s = 0; s < n; s++) {
+        int32_t live_bytes = 0, t = -1, b = -1;
+        for (int32_t c = 0; c < k; c++) {
+            int32_t u = d->trans[(size_t)s * k + c];
+            if (u >= 0) {
+                live_bytes += class_n[c];
+                t = u;
+                b = class_byte[c];
+            }
+        }
+        bool singular = !d->accept[s] && live_bytes == 1;
+        next[s] = singular ? t : -1;
+        byte[s] = (int16_t)(singular ? b : -1);
+        f->forced_off[s] = -1;
+    }
+    for (int32_t s = 0; s < n; s++)
+        if (next[s] >= 0 && next[next[s]] >= 0)
+            indeg[next[s]]++;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int32_t h = 0; h < n; h++) {
+            if (next[h] < 0 || f->forced_off[h] >= 0 || (pass == 0 && indeg[h] > 0))
+                continue;
+            size_t base = len;
+            int32_t np = 0, s = h;
+            while (s >= 0 && next[s] >= 0 && f->forced_off[s] < 0 && !on_path[s]) {
+                on_path[s] = 1;
+                path[np++] = s;
+                if (len + 1 > cap) {
+                    size_t nc = cap ? cap * 2 : 256;
+                    char *q = realloc(f->forced, nc);
+                    if (!q)
+                        goto out;
+                    f->forced = q;
+                    cap = nc;
+                }
+                f->forced[len++] = (char)byte[s];
+                s = next[s];
+            }
+            if (s >= 0 && next[s] >= 0 && f->forced_off[s] >= 0) { /* joins a written chain */
+                size_t tail = (size_t)f->forced_len[s];
+                if (len + tail > cap) {
+                    size_t nc = (len + tail) * 2;
+                    char *q = realloc(f->forced, nc);
+                    if (!q)
+                        goto out;
+                    f->forced = q;
+                    cap = nc;
+                }
+                memmove(f->forced + len, f->forced + f->forced_off[s], tail);
+                len += tail;
+            }
+            if (len > INT32_MAX) {
+                st = SGL_E_UNSUPPORTED;
+                goto out;
+            }
+            for (int32_t i = 0; i < np; i++) {
+                f->forced_off[path[i]] = (int32_t)(base + (size_t)i);
+                f->forced_len[path[i]] = (int32_t)(len - base - (size_t)i);
+                on_path[path[i]] = 0;
+            }
+        }
+    }
+    st = SGL_OK;
+out:
+    free(next);
+    free(indeg);
+    free(byte);
+    free(on_path);
+    free(path);
+    return st;
+}
+
+SglStatus tokfsm_new(const SglDfa *dfa, const TokVocab *vocab, TokFsm **out, SglErr *err)
+{
+    SglStatus st = SGL_E_NOMEM;
+    *out = NULL;
+    TokFsm *f = calloc(1, sizeof *f);
+    if (!f)
+        goto fail;
+    f->vocab = vocab;
+    f->n_words = (vocab->n + 31) / 32;
+    size_t bytes = (size_t)dfa->n_states * (size_t)f->n_words * sizeof *f->masks;
+    if (bytes / (size_t)dfa->n_states != (size_t)f->n_words * sizeof *f->masks ||
+        bytes > MASK_CACHE_MAX_BYTES) {
+        st = sgl_err(err, SGL_E_UNSUPPORTED,
+                     "tokmask: %d DFA states x %d tokens exceed the mask cache limit of %zu bytes",
+                     dfa->n_states, vocab->n, MASK_CACHE_MAX_BYTES);
+        goto fail;
+    }
+    f->dfa = sgl_dfa_clone(dfa);
+    f->masks = calloc(1, bytes);
+    f->ready = calloc((size_t)dfa->n_states, sizeof *f->ready);
+    if (!f->dfa || !f->masks || !f->ready)
+        goto fail;
+    atomic_init(&f->hits, 0);
+    atomic_init(&f->walks, 0);
+    if ((st = compute_forced(f)) != SGL_OK) {
+        if (st == SGL_E_UNSUPPORTED)
+            sgl_err(err, st, "tokmask: forced strings exceed 2 GiB");
+        goto fail;
+    }
+    *out = f;
+    return SGL_OK;
+fail:
+    if (st == SGL_E_NOMEM)
+        sgl_err(err, st, "tokmask: out of memory");
+    tokfsm_free(f);
+    return st;
+}
+
+void tokfsm_free(TokFsm *f)
+{
+    if (!f)
+        return;
+    sgl_dfa_free(f->dfa);
+    free(f->masks);
+    free((void *)f->ready);
+    free(f->forced);
+    free(f->forced_off);
+    free(f->forced_len);
+    free(f);
+}
+
+const SglDfa *tokfsm_dfa(const TokFsm *f) { return f->dfa; }
+int32_t tokfsm_n_words(const TokFsm *f) { return f->n_words; }
+
+bool tokfsm_cached(const TokFsm *f, int32_t state)
+{
+    return state >= 0 && state < f->dfa->n_states &&
+           atomic_load_explicit(&((TokFsm *)f)->ready[state], memory_order_acquire) == 2;
+}
+
+void tokfsm_counters(const TokFsm *f, uint64_t *hits, uint64_t *walks)
+{
+    TokFsm *m = (TokFsm *)f;
+    *hits = atomic_load_explicit(&m->hits, memory_order_relaxed);
+    *walks = atomic_load_explicit(&m->walks, memory_order_relaxed);
+}
+
+/* ---- cursor ------------------------------------------------------------------ */
+
+void tokmask_init(TokCursor *c, const TokFsm *fsm)
+{
+    c->fsm = fsm;
+    c->state = fsm->dfa->start;
+    c->done = false;
+}
+
+void tokmask_fill(const TokCursor *c, uint32_t *mask)
+{
+    TokFsm *f = (TokFsm *)c->fsm; /* the cache is internally synchronized */
+    size_t nw = (size_t)f->n_words;
+    if (c->done) {
+        memset(mask, 0, nw * sizeof *mask);
+        return;
+    }
+    int32_t s = c->state;
+    uint32_t *slot = f->masks + (size_t)s * nw;
+    unsigned char r = atomic_load_explicit(&f->ready[s], memory_order_acquire);
+    if (r == 2) {
+        atomic_fetch_add_explicit(&f->hits, 1, memory_order_relaxed);
+        memcpy(mask, slot, nw * sizeof *mask);
+        return;
+    }
+    atomic_fetch_add_explicit(&f->walks, 1, memory_order_relaxed);
+    unsigned char expect = 0;
+    if (r == 0 && atomic_compare_exchange_strong_explicit(&f->ready[s], &expect, 1,
+                                                          memory_order_acq_rel,
+                                                          memory_order_acquire)) {
+        compute_mask(f, s, slot);
+        atomic_store_explicit(&f->ready[s], 2, memory_order_release);
+        memcpy(mask, slot, nw * sizeof *mask);
+        return;
+    }
+    compute_mask(f, s, mask); /* another thread is filling the slot */
+}
+
+SglStatus tokmask_advance(TokCursor *c, int32_t token)
+{
+    const TokVocab *v = c->fsm->vocab;
+    if (c->done || token < 0 || token >= v->n)
+        return SGL_E_INVAL;
+    if (token == v->eos) {
+        if (!c->fsm->dfa->accept[c->state])
+            return SGL_E_INVAL;
+        c->done = true;
+        return SGL_OK;
+    }
+    if (v->excluded[token])
+        return SGL_E_INVAL;
+    return tokmask_advance_bytes(c, v->blob + v->off[token], v->off[token + 1] - v->off[token]);
+}
+
+SglStatus tokmask_advance_bytes(TokCursor *c, const void *bytes, size_t len)
+{
+    if (c->done)
+        return len ? SGL_E_INVAL : SGL_OK;
+    int32_t s = sgl_dfa_walk(c->fsm->dfa, c->state, bytes, len);
+    if (s < 0)
+        return SGL_E_INVAL;
+    c->state = s;
+    return SGL_OK;
+}
+
+bool tokmask_is_accepting(const TokCursor *c)
+{
+    return !c->done && c->fsm->dfa->accept[c->state];
+}
+
+bool tokmask_forced(const TokCursor *c, const char **bytes, size_t *len)
+{
+    const TokFsm *f = c->fsm;
+    if (c->done || f->forced_len[c->state] == 0) {
+        *bytes = "";
+        *len = 0;
+        return false;
+    }
+    *bytes = f->forced + f->forced_off[c->state];
+    *len = (size_t)f->forced_len[c->state];
+    return true;
+}
+
+/* ---- registry ------------------------------------------------------------------ */
+
+typedef struct {
+    TokFsm *fsm;
+    int32_t refs;
+} RegFsm;
+
+struct TokRegistry {
+    pthread_mutex_t mu;
+    TokVocab **vocabs;
+    int32_t n_vocabs, cap_vocabs;
+    RegFsm *fsms;
+    int32_t n_fsms, cap_fsms;
+};
+
+TokRegistry *tokreg_new(void)
+{
+    TokRegistry *r = calloc(1, sizeof *r);
+    if (r && pthread_mutex_init(&r->mu, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void tokreg_free(TokRegistry *r)
+{
+    if (!r)
+        return;
+    for (int32_t i = 0; i < r->n_fsms; i++)
+        tokfsm_free(r->fsms[i].fsm);
+    for (int32_t i = 0; i < r->n_vocabs; i++)
+        tokvocab_free(r->vocabs[i]);
+    free(r->fsms);
+    free(r->vocabs);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* Finds or builds the vocab of t (called with the lock held). */
+static SglStatus reg_vocab(TokRegistry *r, const SglTokenizer *t, TokVocab **out, SglErr *err)
+{
+    const char **toks;
+    size_t *lens;
+    uint8_t *excl;
+    int32_t n;
+    if (tokenizer_arrays(t, &toks, &lens, &excl, &n) != SGL_OK)
+        return sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
+    int32_t eos = sgl_tokenizer_eos(t);
+    uint8_t *excl2 = malloc((size_t)n + 1);
+    SglStatus st = SGL_E_NOMEM;
+    if (!excl2) {
+        sgl_err(err, st, "tokmask: out of memory");
+        goto out;
+    }
+    for (int32_t i = 0; i < n; i++) /* the exclusion rule of vocab_build */
+        excl2[i] = excl[i] || lens[i] == 0 || lens[i] > TOKMASK_MAX_TOKEN_BYTES || i == eos;
+    uint64_t h = vocab_hash(toks, lens, excl2, n, eos);
+    for (int32_t i = 0; i < r->n_vocabs; i++)
+        if (r->vocabs[i]->hash == h && r->vocabs[i]->n == n && r->vocabs[i]->eos == eos) {
+            *out = r->vocabs[i];
+            st = SGL_OK;
+            goto out;
+        }
+    if (r->n_vocabs == r->cap_vocabs) {
+        int32_t nc = r->cap_vocabs ? r->cap_vocabs * 2 : 4;
+        TokVocab **q = realloc(r->vocabs, (size_t)nc * sizeof *q);
+        if (!q) {
+            sgl_err(err, st, "tokmask: out of memory");
+            goto out;
+        }
+        r->vocabs = q;
+        r->cap_vocabs = nc;
+    }
+    if ((st = vocab_build(toks, lens, excl, n, eos, out, err)) == SGL_OK)
+        r->vocabs[r->n_vocabs++] = *out;
+out:
+    free(toks);
+    free(lens);
+    free(excl);
+    free(excl2);
+    return st;
+}
+
+SglStatus tokreg_lock(TokRegistry *r, const SglDfa *dfa, const SglTokenizer *t, TokFsm **out,
+                      SglErr *err)
+{
+    TokVocab *v = NULL;
+    SglStatus st;
+    *out = NULL;
+    pthread_mutex_lock(&r->mu);
+    if ((st = reg_vocab(r, t, &v, err)) != SGL_OK)
+        goto out;
+    for (int32_t i = 0; i < r->n_fsms; i++) {
+        TokFsm *f = r->fsms[i].fsm;
+        if (f->vocab == v && f->dfa->hash == dfa->hash && sgl_dfa_equal(f->dfa, dfa)) {
+            r->fsms[i].refs++;
+            *out = f;
+            goto out;
+        }
+    }
+    if (r->n_fsms == r->cap_fsms) {
+        int32_t nc = r->cap_fsms ? r->cap_fsms * 2 : 8;
+        RegFsm *q = realloc(r->fsms, (size_t)nc * sizeof *q);
+        if (!q) {
+            st = sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
+            goto out;
+        }
+        r->fsms = q;
+        r->cap_fsms = nc;
+    }
+    if ((st = tokfsm_new(dfa, v, out, err)) == SGL_OK)
+        r->fsms[r->n_fsms++] = (RegFsm){*out, 1};
+out:
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+void tokreg_unlock(TokRegistry *r, TokFsm *f)
+{
+    pthread_mutex_lock(&r->mu);
+    for (int32_t i = 0; i < r->n_fsms; i++)
+        if (r->fsms[i].fsm == f && r->fsms[i].refs > 0) {
+            r->fsms[i].refs--;
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void tokreg_trim(TokRegistry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int32_t m = 0;
+    for (int32_t i = 0; i < r->n_fsms; i++) {
+        if (r->fsms[i].refs == 0)
+            tokfsm_free(r->fsms[i].fsm);
+        else
+            r->fsms[m++] = r->fsms[i];
+    }
+    r->n_fsms = m;
+    m = 0;
+    for (int32_t i = 0; i < r->n_vocabs; i++) {
+        bool used = false;
+        for (int32_t j = 0; j < r->n_fsms && !used; j++)
+            used = r->fsms[j].fsm->vocab == r->vocabs[i];
+        if (used)
+            r->vocabs[m++] = r->vocabs[i];
+        else
+            tokvocab_free(r->vocabs[i]);
+    }
+    r->n_vocabs = m;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int32_t tokreg_n_fsms(const TokRegistry *r)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&r->mu);
+    int32_t n = r->n_fsms;
+    pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
+    return n;
+}
