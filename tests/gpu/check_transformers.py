@@ -100,13 +100,18 @@ def legacy_rope_keys(path):
     f = os.path.join(path, "config.json")
     c = json.load(open(f))
     rp = c.get("rope_parameters")
-    if not rp or "rope_theta" in c:
+    if not isinstance(rp, dict):
         return False
-    c["rope_theta"] = rp.get("rope_theta", 10000.0)
-    if rp.get("rope_type", "default") != "default":
+    patched = False
+    if "rope_theta" not in c and "rope_theta" in rp:
+        c["rope_theta"] = rp["rope_theta"]
+        patched = True
+    if rp.get("rope_type", "default") != "default" and not c.get("rope_scaling"):
         c["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
-    json.dump(c, open(f, "w"), indent=2)
-    return True
+        patched = True
+    if patched:
+        json.dump(c, open(f, "w"), indent=2)
+    return patched
 
 
 def build(torch, transformers, name, cfg, dtype, out_dir, seed):
