@@ -188,6 +188,8 @@ static void render_head(SglSeverity sev, SglLoc loc, const char *msg, FILE *out)
         sgl_source_line_col(loc.src, loc.off, &line, &col);
         fprintf(out, "%s:%u:%u: %s: %s\n", loc.src->name, line, col, sev_name(sev), msg);
         render_snippet(loc, out);
+    } else if (sev == SGL_SEV_NOTE) {
+        fprintf(out, "note: %s\n", msg);
     } else {
         fprintf(out, "sglc: %s: %s\n", sev_name(sev), msg);
     }

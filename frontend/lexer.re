@@ -628,6 +628,7 @@ static void reset_at_declaration(SglLexer *lx, int tok)
 /* Records the delivered token for the `;` rule and block-keyword notes. */
 static int deliver(SglLexer *lx, int tok, SglLoc loc)
 {
+    lx->prev = lx->last;
     lx->last = tok;
     lx->last_end = loc.off + loc.len;
     if (opens_block(tok))

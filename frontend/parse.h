@@ -41,6 +41,7 @@ typedef struct {
     SglOpen dropped;          /* innermost entry of a stack reset at a declaration */
     bool has_dropped;
     int last;                 /* last token returned (for `;` insertion) */
+    int prev;                 /* the token before `last` (for error hints) */
     int last_kw;              /* last block keyword since `;`/`{` */
     uint32_t last_end;        /* end offset of the last token */
     bool newline;             /* a statement-ending newline was skipped */

@@ -366,6 +366,9 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, SglParser *p)
                      tok == YYSYMBOL_YYEOF ? " at " : " before ", tname);
     }
     SglDiag *d = sgl_diag_error(p->diags, *yypcontext_location(ctx), "%s", msg);
+    if (tok == YYSYMBOL_IDENT && p->lx.prev == TOK_JOIN && !p->lx.has_pending)
+        sgl_diag_note(p->diags, d, sgl_loc(NULL, 0, 0),
+                      "`join MODE` must follow the fork's closing `}` on the same line");
     bool decl_kw = tok == YYSYMBOL_FN || tok == YYSYMBOL_EXTERN || tok == YYSYMBOL_TYPE ||
                    tok == YYSYMBOL_CONST || tok == YYSYMBOL_IMPORT;
     /* the innermost bracket opened before the lookahead (which may itself be one) */

@@ -132,6 +132,14 @@ static void test_error_messages(void **state)
     assert_string_equal(p->diags.items[0].notes[0].msg, "to close `fn` block opened at line 1");
     parsed_free(p);
 
+    p = parse("fn f() {\n  fork 2 { gen x }\n  join concat\n}\n");
+    assert_int_equal(p->diags.n_errors, 1);
+    assert_int_equal(p->diags.items[0].n_notes, 1);
+    assert_null(p->diags.items[0].notes[0].loc.src);
+    assert_string_equal(p->diags.items[0].notes[0].msg,
+                        "`join MODE` must follow the fork's closing `}` on the same line");
+    parsed_free(p);
+
     p = parse("fn f() { fork 2 { } join merge\n f() = 3 }\nfn h() -> map[int] { }");
     const char *const want3[] = {
         "unknown join mode 'merge' (expected 'gather' or 'concat')",
