@@ -63,7 +63,16 @@ for t in "$build"/tests/kernels/test_k_*; do
 done
 
 export SGL_SOURCE_ROOT=${SGL_SOURCE_ROOT:-$PWD}
-export SGL_SHARED_DIR=${SGL_SHARED_DIR:-$PWD/../shared}
+# ../shared does not travel to the GPU machine: a copy of the bits the goldens
+# check needs (models/stories260K-hf, goldens/) can ride along in BUILD_DIR/shared
+if [ -z "${SGL_SHARED_DIR:-}" ]; then
+    if [ -d "$PWD/../shared/models/stories260K-hf" ]; then
+        SGL_SHARED_DIR=$PWD/../shared
+    else
+        SGL_SHARED_DIR=$PWD/$build/shared
+    fi
+fi
+export SGL_SHARED_DIR
 timeout "$(limit 180)" python3 tests/gpu/check_goldens.py "$build/tests/gpu/gpu_forward" \
     --out "$out/goldens.json" > "$out/goldens.log" 2>&1
 rc=$?
