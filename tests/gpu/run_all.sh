@@ -69,7 +69,10 @@ if [ -z "${SGL_SHARED_DIR:-}" ]; then
     if [ -d "$PWD/../shared/models/stories260K-hf" ]; then
         SGL_SHARED_DIR=$PWD/../shared
     else
-        SGL_SHARED_DIR=$PWD/$build/shared
+        case "$build" in
+            /*) SGL_SHARED_DIR=$build/shared ;;
+            *) SGL_SHARED_DIR=$PWD/$build/shared ;;
+        esac
     fi
 fi
 export SGL_SHARED_DIR
