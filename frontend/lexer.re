@@ -89,6 +89,8 @@ void sgl_lexer_init(SglLexer *lx, const SglSource *src, AstBuilder *b, SglDiags 
     lx->cur = (const unsigned char *)src->text;
     lx->lim = lx->cur + src->len;
     lx->last = ';';
+    if (src->len >= 3 && memcmp(src->text, "\xEF\xBB\xBF", 3) == 0)
+        lx->cur += 3; /* a UTF-8 byte-order mark at the very start is ignored */
 }
 
 void sgl_lexer_deinit(SglLexer *lx)

@@ -96,6 +96,19 @@ static void test_tokens_and_semicolons(void **state)
     lexed_free(l);
 }
 
+static void test_bom_and_comments(void **state)
+{
+    (void)state;
+    /* a BOM is skipped; a newline inside a block comment ends a statement like
+     * a real one; a line comment at EOF needs no newline */
+    Lexed *l = lex("\xEF\xBB\xBFx /* a\n b */ y // end", false);
+    const int want[] = {TOK_IDENT, ';', TOK_IDENT, ';', TOK_YYEOF};
+    expect_tokens(l, want, (int)(sizeof want / sizeof want[0]));
+    assert_int_equal(l->loc[0].off, 3);
+    assert_int_equal(l->diags.n_errors, 0);
+    lexed_free(l);
+}
+
 static void test_interning(void **state)
 {
     (void)state;
@@ -271,6 +284,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokens_and_semicolons),
+        cmocka_unit_test(test_bom_and_comments),
         cmocka_unit_test(test_interning),
         cmocka_unit_test(test_locations_utf8),
         cmocka_unit_test(test_strings),

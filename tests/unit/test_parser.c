@@ -232,6 +232,29 @@ static void test_limits(void **state)
     free(t);
 }
 
+/* The node limit: a list literal with more elements than SGL_MAX_AST_NODES. */
+static void test_node_limit(void **state)
+{
+    (void)state;
+    size_t n = SGL_MAX_AST_NODES + 10;
+    char *t = malloc(2 * n + 64);
+    assert_non_null(t);
+    size_t len = (size_t)sprintf(t, "const X = [");
+    for (size_t i = 0; i < n; i++) {
+        t[len++] = '1';
+        t[len++] = ',';
+    }
+    strcpy(t + len, "]\n");
+    Parsed *p = parse(t);
+    assert_null(p->prog);
+    assert_int_equal(p->diags.n_errors, 1);
+    char want[96];
+    snprintf(want, sizeof want, "program too large: more than %u syntax nodes", SGL_MAX_AST_NODES);
+    assert_string_equal(p->diags.items[0].msg, want);
+    parsed_free(p);
+    free(t);
+}
+
 static void test_partial(void **state)
 {
     (void)state;
@@ -319,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_recovery),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_node_limit),
         cmocka_unit_test(test_partial),
         cmocka_unit_test(test_arena_fail_nth),
         cmocka_unit_test(test_render),
