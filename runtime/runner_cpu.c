@@ -16,6 +16,8 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,33 @@
  * prefill; SmolLM2-135M's are 1.6x faster through sgemm at batch 32). */
 #define SGEMM_MIN_TOKENS 16
 #define SGEMM_MIN_WEIGHT_BYTES (512 * 1024)
+
+/* Work below this many multiply-adds stays on the calling thread: waking a
+ * worker costs microseconds. */
+#define PAR_MIN_MACS (256 * 1024)
+#define MAX_THREADS 64
+
+/* A fixed set of worker threads for one runner. pool_run(fn, ctx) calls
+ * fn(ctx, t, n) on every thread t < n (t = 0 on the caller) and returns when
+ * all are done. Workers spin briefly, then sleep on a condition variable. */
+typedef void (*PoolFn)(void *ctx, int t, int n);
+
+typedef struct {
+    int n;                 /* threads including the caller */
+    pthread_t *th;         /* (n - 1) workers */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_go, cv_done;
+    unsigned long gen;     /* bumped for each job (under mu) */
+    int pending;           /* workers still running the job */
+    bool stop;
+    PoolFn fn;
+    void *ctx;
+} Pool;
+
+typedef struct {
+    Pool *pool;
+    int t;
+} PoolArg;
 
 typedef struct {
     float *attn_norm;      /* (H) */
@@ -62,8 +91,14 @@ typedef struct {
     float *gu;             /* (T, ld_gu) */
     float *act;            /* (T, ld_i) */
     float *rope_cos, *rope_sin; /* (T, hd/2) */
-    float *scratch;        /* (CPU_ATTN_SCRATCH(n_heads, KV)) attention scratch */
+    float *scratch;        /* (n_threads, CPU_ATTN_SCRATCH(n_heads, KV)) attention scratch */
+    int64_t scratch_len;   /* floats per thread */
+    int32_t *tok_seq;      /* (T) sequence of each token */
     void *wmem, *kvmem, *wsmem;
+    Pool pool;             /* n_threads - 1 workers; pool.n == 1 without threads */
+    PoolArg *pool_args;
+    const SglBatch *batch; /* the batch in flight, for the parallel regions */
+    int layer;
 } CpuRunner;
 
 static int pad(int n) { return (n + CPU_PAD - 1) / CPU_PAD * CPU_PAD; }
@@ -108,9 +143,120 @@ static void rope_freqs(const SglModelConfig *c, float *inv_freq)
     }
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *pool_main(void *p)
+{
+    PoolArg *a = p;
+    Pool *pl = a->pool;
+    unsigned long seen = 0;
+    for (;;) {
+        /* spin a little: consecutive jobs of one forward come microseconds apart */
+        for (int spin = 0; spin < 2000 && __atomic_load_n(&pl->gen, __ATOMIC_ACQUIRE) == seen; spin++)
+            cpu_relax();
+        pthread_mutex_lock(&pl->mu);
+        while (pl->gen == seen && !pl->stop)
+            pthread_cond_wait(&pl->cv_go, &pl->mu);
+        if (pl->stop) {
+            pthread_mutex_unlock(&pl->mu);
+            return NULL;
+        }
+        seen = pl->gen;
+        PoolFn fn = pl->fn;
+        void *ctx = pl->ctx;
+        pthread_mutex_unlock(&pl->mu);
+        fn(ctx, a->t, pl->n);
+        pthread_mutex_lock(&pl->mu);
+        if (--pl->pending == 0)
+            pthread_cond_signal(&pl->cv_done);
+        pthread_mutex_unlock(&pl->mu);
+    }
+}
+
+static void pool_run(Pool *pl, PoolFn fn, void *ctx)
+{
+    if (pl->n <= 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&pl->mu);
+    pl->fn = fn;
+    pl->ctx = ctx;
+    pl->pending = pl->n - 1;
+    __atomic_store_n(&pl->gen, pl->gen + 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&pl->cv_go);
+    pthread_mutex_unlock(&pl->mu);
+    fn(ctx, 0, pl->n);
+    pthread_mutex_lock(&pl->mu);
+    while (pl->pending > 0)
+        pthread_cond_wait(&pl->cv_done, &pl->mu);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+/* Starts n - 1 workers. On failure the pool runs everything on the caller. */
+static void pool_init(Pool *pl, PoolArg *args, int n)
+{
+    memset(pl, 0, sizeof *pl);
+    pl->n = 1;
+    if (n <= 1 || !args)
+        return;
+    pl->th = calloc((size_t)(n - 1), sizeof *pl->th);
+    if (!pl->th)
+        return;
+    pthread_mutex_init(&pl->mu, NULL);
+    pthread_cond_init(&pl->cv_go, NULL);
+    pthread_cond_init(&pl->cv_done, NULL);
+    pl->n = n;   /* workers read n only after a job is posted */
+    int started = 0;
+    for (int t = 1; t < n; t++) {
+        args[t] = (PoolArg){.pool = pl, .t = t};
+        if (pthread_create(&pl->th[t - 1], NULL, pool_main, &args[t]) != 0)
+            break;
+        started++;
+    }
+    if (started < n - 1) {   /* could not start them all: stop those that did */
+        pthread_mutex_lock(&pl->mu);
+        pl->stop = true;
+        pthread_cond_broadcast(&pl->cv_go);
+        pthread_mutex_unlock(&pl->mu);
+        for (int t = 0; t < started; t++)
+            pthread_join(pl->th[t], NULL);
+        pthread_mutex_destroy(&pl->mu);
+        pthread_cond_destroy(&pl->cv_go);
+        pthread_cond_destroy(&pl->cv_done);
+        free(pl->th);
+        memset(pl, 0, sizeof *pl);
+        pl->n = 1;
+    }
+}
+
+static void pool_deinit(Pool *pl)
+{
+    if (pl->n <= 1)
+        return;
+    pthread_mutex_lock(&pl->mu);
+    pl->stop = true;
+    pthread_cond_broadcast(&pl->cv_go);
+    pthread_mutex_unlock(&pl->mu);
+    for (int t = 0; t < pl->n - 1; t++)
+        pthread_join(pl->th[t], NULL);
+    pthread_mutex_destroy(&pl->mu);
+    pthread_cond_destroy(&pl->cv_go);
+    pthread_cond_destroy(&pl->cv_done);
+    free(pl->th);
+    pl->n = 1;
+}
+
 static void cpu_free(SglRunner *base)
 {
     CpuRunner *r = (CpuRunner *)base;
+    pool_deinit(&r->pool);
+    free(r->pool_args);
     free(r->wmem);
     free(r->kvmem);
     free(r->wsmem);
@@ -161,14 +307,86 @@ static SglStatus check_batch(const CpuRunner *r, const SglBatch *b, SglErr *err)
     return SGL_OK;
 }
 
+typedef struct {
+    const CpuRunner *r;
+    int n, out, in, ldx, ldw, ldy;
+    const float *X, *W;
+    float *Y;
+} MatmulJob;
+
+/* Rows [o0, o1) of the output, through sgemm or the hand-written kernels. */
+static void matmul_rows(const MatmulJob *j, int o0, int o1)
+{
+    const CpuRunner *r = j->r;
+    if (o1 <= o0)
+        return;
+    if (j->n >= r->sgemm_min_tokens && (int64_t)j->out * j->in * 4 >= r->sgemm_min_bytes)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, o1 - o0, j->in, 1.0f, j->X, j->ldx,
+                    j->W + (int64_t)o0 * j->ldw, j->ldw, 0.0f, j->Y + o0, j->ldy);
+    else
+        r->k->matmul(j->n, o1 - o0, j->in, j->X, j->ldx, j->W + (int64_t)o0 * j->ldw, j->ldw, j->Y + o0, j->ldy);
+}
+
+/* Thread t's share of the output rows, in blocks of 8 so that each element
+ * is computed by the same kernel path whatever the thread count. */
+static void matmul_part(void *ctx, int t, int nt)
+{
+    const MatmulJob *j = ctx;
+    int blocks = (j->out + 7) / 8;
+    int b0 = (int)((int64_t)blocks * t / nt), b1 = (int)((int64_t)blocks * (t + 1) / nt);
+    matmul_rows(j, b0 * 8, b1 * 8 < j->out ? b1 * 8 : j->out);
+}
+
 /* Y (n, out; ldy) = X (n, in; ldx) W^T, W (out, in; ldw). in is padded. */
-static void matmul(const CpuRunner *r, int n, int out, int in, const float *X, int ldx, const float *W,
+static void matmul(CpuRunner *r, int n, int out, int in, const float *X, int ldx, const float *W,
                    int ldw, float *Y, int ldy)
 {
-    if (n >= r->sgemm_min_tokens && (int64_t)out * in * 4 >= r->sgemm_min_bytes)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, ldx, W, ldw, 0.0f, Y, ldy);
+    MatmulJob j = {r, n, out, in, ldx, ldw, ldy, X, W, Y};
+    if (r->pool.n > 1 && (int64_t)n * out * in >= PAR_MIN_MACS)
+        pool_run(&r->pool, matmul_part, &j);
     else
-        r->k->matmul(n, out, in, X, ldx, W, ldw, Y, ldy);
+        matmul_rows(&j, 0, out);
+}
+
+/* Attention of tokens [i0, i1) of the batch in flight, on layer r->layer. */
+static void attend_tokens(CpuRunner *r, int i0, int i1, float *scratch)
+{
+    const SglBatch *b = r->batch;
+    const int64_t n_slots = r->base.opts.n_slots;
+    const float *kc = r->kcache + (int64_t)r->layer * n_slots * r->KV;
+    const float *vc = r->vcache + (int64_t)r->layer * n_slots * r->KV;
+    for (int i = i0; i < i1; i++) {
+        CpuAttnArgs a = {
+            .n_heads = r->n_heads, .n_kv_heads = r->n_kv, .head_dim = r->hd,
+            .n_keys = b->positions[i] + 1, .q = r->qkv + (int64_t)i * r->ld_qkv,
+            .k = kc, .v = vc, .kv_stride = r->KV, .slots = b->slots + b->slot_off[r->tok_seq[i]],
+            .scale = 1.0f / sqrtf((float)r->hd), .out = r->att + (int64_t)i * r->ld_q, .scratch = scratch,
+        };
+        r->k->attend(&a);
+    }
+}
+
+/* Thread t's share of the tokens, balanced by the number of keys attended. */
+static void attend_part(void *ctx, int t, int nt)
+{
+    CpuRunner *r = ctx;
+    const SglBatch *b = r->batch;
+    int64_t total = 0, acc = 0;
+    for (int i = 0; i < b->n_tokens; i++)
+        total += b->positions[i] + 1;
+    int i0 = -1, i1 = b->n_tokens;
+    for (int i = 0; i < b->n_tokens; i++) {
+        if (i0 < 0 && acc >= total * t / nt)
+            i0 = i;
+        if (acc >= total * (t + 1) / nt) {
+            i1 = i;
+            break;
+        }
+        acc += b->positions[i] + 1;
+    }
+    if (i0 < 0)
+        return;
+    attend_tokens(r, i0, i1, r->scratch + r->scratch_len * t);
 }
 
 static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
@@ -179,8 +397,11 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
         return st;
     const int T = b->n_tokens, H = r->H, hd = r->hd, h2 = hd / 2, KV = r->KV;
     const int64_t n_slots = r->base.opts.n_slots;
-    const float scale = 1.0f / sqrtf((float)hd);
 
+    r->batch = b;
+    for (int s = 0; s < b->n_seqs; s++)
+        for (int i = b->seq_off[s]; i < b->seq_off[s + 1]; i++)
+            r->tok_seq[i] = s;
     for (int i = 0; i < T; i++) {
         memcpy(r->x + (int64_t)i * r->ld_h, r->embed + (int64_t)b->tokens[i] * r->ld_h, sizeof(float) * (size_t)H);
         float *c = r->rope_cos + (int64_t)i * h2, *s = r->rope_sin + (int64_t)i * h2;
@@ -211,18 +432,14 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
                 memcpy(vc + slot * KV, v, sizeof(float) * (size_t)KV);
             }
         }
-        for (int s = 0; s < b->n_seqs; s++) {
-            const int32_t *slots = b->slots + b->slot_off[s];
-            for (int i = b->seq_off[s]; i < b->seq_off[s + 1]; i++) {
-                CpuAttnArgs a = {
-                    .n_heads = r->n_heads, .n_kv_heads = r->n_kv, .head_dim = hd,
-                    .n_keys = b->positions[i] + 1, .q = r->qkv + (int64_t)i * r->ld_qkv,
-                    .k = kc, .v = vc, .kv_stride = KV, .slots = slots, .scale = scale,
-                    .out = r->att + (int64_t)i * r->ld_q, .scratch = r->scratch,
-                };
-                r->k->attend(&a);
-            }
-        }
+        r->layer = l;
+        int64_t work = 0;   /* multiply-adds of the attention */
+        for (int i = 0; i < T; i++)
+            work += (int64_t)(b->positions[i] + 1) * 2 * r->Q;
+        if (r->pool.n > 1 && work >= PAR_MIN_MACS)
+            pool_run(&r->pool, attend_part, r);
+        else
+            attend_tokens(r, 0, T, r->scratch);
         matmul(r, T, H, r->ld_q, r->att, r->ld_q, w->wo, r->ld_q, r->xn, r->ld_h);
         for (int i = 0; i < T; i++) {
             float *x = r->x + (int64_t)i * r->ld_h, *y = r->xn + (int64_t)i * r->ld_h;
@@ -287,8 +504,10 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->base.ops = &cpu_ops;
     r->base.cfg = c;
     r->base.opts = *opts;
-    if (r->base.opts.n_threads <= 0)
+    if (r->base.opts.n_threads <= 0)   /* "auto": one thread, the deterministic default */
         r->base.opts.n_threads = 1;
+    if (r->base.opts.n_threads > MAX_THREADS)
+        r->base.opts.n_threads = MAX_THREADS;
     r->k = cpu_kernels_get(NULL);
     r->sgemm_min_tokens = SGEMM_MIN_TOKENS;
     r->sgemm_min_bytes = SGEMM_MIN_WEIGHT_BYTES;
@@ -321,7 +540,7 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->kvmem = zalloc(kvbytes);
     int64_t wsbytes = rounded(T * ldh) * 2 + rounded(T * r->ld_qkv) + rounded(T * r->ld_q) +
                       rounded(T * r->ld_gu) + rounded(T * r->ld_i) + 2 * rounded(T * (r->hd / 2)) +
-                      rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV));
+                      rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV)) * r->base.opts.n_threads + rounded(T);
     r->wsmem = zalloc(wsbytes);
     if (!r->layers || !r->wmem || !r->kvmem || !r->wsmem) {
         st = sgl_err(err, SGL_E_NOMEM, "runner: cannot allocate %lld bytes of weights, %lld of KV storage "
@@ -379,10 +598,15 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->act = take(&cur, T * r->ld_i);
     r->rope_cos = take(&cur, T * (r->hd / 2));
     r->rope_sin = take(&cur, T * (r->hd / 2));
-    r->scratch = take(&cur, CPU_ATTN_SCRATCH(r->n_heads, r->KV));
-    /* OpenBLAS keeps a process-wide thread count; make it follow opts so
-     * results and timings are deterministic. */
-    openblas_set_num_threads(r->base.opts.n_threads);
+    r->scratch_len = rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV)) / 4;
+    r->scratch = take(&cur, r->scratch_len * r->base.opts.n_threads);
+    r->tok_seq = (int32_t *)take(&cur, T);
+    /* OpenBLAS keeps a process-wide thread count. The runner splits work
+     * over its own threads, so OpenBLAS runs single-threaded inside each:
+     * results and timings stay deterministic. */
+    openblas_set_num_threads(1);
+    r->pool_args = calloc((size_t)r->base.opts.n_threads, sizeof *r->pool_args);
+    pool_init(&r->pool, r->pool_args, r->base.opts.n_threads);
     *out = &r->base;
     return SGL_OK;
 fail:

@@ -823,6 +823,50 @@ static void test_batching_invariance(void **state)
     tiny_free(&tm);
 }
 
+/* n_threads = 3 splits matmul rows and attention tokens over threads: the
+ * results must be bit-identical to one thread, on both matmul paths. */
+static void test_threads_identical(void **state)
+{
+    (void)state;
+    static TinyModel tm;
+    tiny_build(&tm, &qwen_cfg, 2024);
+    SglModel *m = tiny_load(&tm, "F32");
+    const int V = qwen_cfg.vocab;
+    enum { NS = 5, L = 60 };
+    static int32_t toks[NS][L], slots[NS][L];
+    uint64_t rng = 11;
+    for (int s = 0; s < NS; s++)
+        for (int j = 0; j < L; j++) {
+            toks[s][j] = (int32_t)(rng_next(&rng) % (uint64_t)V);
+            slots[s][j] = s * L + j;
+        }
+    static float out[2][2][NS * L * 67];
+    static TBatch tb;
+    for (int th = 0; th < 2; th++) {
+        SglRunnerOpts o = {.n_slots = NS * L, .max_batch_tokens = NS * L, .max_seqs = NS,
+                           .n_threads = th ? 3 : 1};
+        SglRunner *r = NULL;
+        SglErr err = {{0}};
+        assert_int_equal(sgl_runner_cpu_new(m, &o, &r, &err), SGL_OK);
+        for (int path = 0; path < 2; path++) {
+            if (path == 0)
+                sgl_runner_cpu_set_sgemm_cutoff(r, 1, 0);
+            else
+                sgl_runner_cpu_set_sgemm_cutoff(r, INT32_MAX, INT64_MAX);
+            tb_reset(&tb);
+            for (int s = 0; s < NS; s++)
+                tb_add(&tb, toks[s], L - 2 * s, 0, slots[s], true);
+            run_batch(r, &tb, out[th][path]);
+        }
+        sgl_runner_free(r);
+    }
+    assert_memory_equal(out[0][0], out[1][0], sizeof out[0][0]);
+    assert_memory_equal(out[0][1], out[1][1], sizeof out[0][1]);
+    assert_true(max_abs_diff(out[0][0], out[0][1], NS * L * 67) <= 1e-4);
+    sgl_model_free(m);
+    tiny_free(&tm);
+}
+
 /* ---- 4. dtypes and kernel tables ----------------------------------------- */
 
 static void test_dtypes_agree(void **state)
@@ -983,6 +1027,7 @@ int main(void)
         cmocka_unit_test(test_naive_reference),
         cmocka_unit_test(test_batching_invariance),
         cmocka_unit_test(test_dtypes_agree),
+        cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_goldens_one_by_one),
         cmocka_unit_test(test_goldens_batched),
         cmocka_unit_test(test_dummy_smollm),
