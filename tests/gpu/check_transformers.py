@@ -196,21 +196,22 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
     if r.get("errors_ok") is False:
         ok = False
         print("%s: runner error contract failed:\n%s" % (name, p.stderr))
-    consist = max(r["chunked_max_abs"], r["batched_max_abs"])
+    consist = max(r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"])
     if consist > CONSIST_REL * scale:
         ok = False
     bgot = r["batched_greedy_ids"]
     b_div = next((i for i, (a, b) in enumerate(zip(bgot, got)) if a != b), None)
     line = ("%s: %s: logits max_abs %.4g (max |logit| %.3g), cos %.6f; %s; chunked %.3g, "
-            "batched %.3g, batched greedy %s; decode %.3f ms/step" % (
+            "batched %.3g, all rows %.3g, batched greedy %s; decode %.3f ms/step" % (
                 name, "ok" if ok else "FAIL", max_abs, scale, cos, greedy_note,
-                r["chunked_max_abs"], r["batched_max_abs"],
+                r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"],
                 "equal" if b_div is None else "differs from step %d" % b_div, r["decode_ms"]))
     print(line)
     return {"model": name, "ok": ok, "config_patched": patched, "prompt_len": plen,
             "steps": steps, "max_abs": max_abs, "max_abs_logit": scale, "cosine": cos,
             "greedy": greedy_note, "first_divergence": k_div,
             "chunked_max_abs": r["chunked_max_abs"], "batched_max_abs": r["batched_max_abs"],
+            "all_rows_max_abs": r["all_rows_max_abs"],
             "batched_greedy_first_diff": b_div, "decode_ms": r["decode_ms"]}
 
 

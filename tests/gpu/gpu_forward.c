@@ -10,13 +10,15 @@
  * two pieces (K tokens, then the rest: the extend path reading a cached prefix);
  * (3) the prompt batched with B-1 other random prompts of mixed lengths (one of
  * them sharing the prompt's first half via the same slots), then N greedy steps
- * of all B together (batched decode). Prints
+ * of all B together (batched decode); (4) logits for every prompt row in one
+ * forward; (5, CUDA only) the runner's error contract. Prints
  *   {"runner", "prompt_len", "logits": [last prompt position, fp32],
  *    "greedy_ids": [...], "chunked_max_abs": d2, "batched_max_abs": d3,
  *    "batched_greedy_ids": [...], "margins": [top1 - top2 logit per greedy step],
  *    "decode_ms": mean ms per single-seq step (host clock, includes the copy back),
  *    "errors_ok": (CUDA only) the error contract held: see check_errors,
- *    "prefill_ms": the single prefill, "init_ms": model load + runner creation}
+ *    "prefill_ms": the single prefill, "init_ms": model load + runner creation,
+ *    "all_rows_max_abs": logits of every prompt row in one forward, last row vs (1)}
  * --dummy: DIR needs only config.json; weights are random (SGL_LOAD_DUMMY), for timing.
  * Exit 0 on success, 1 on any error (message on stderr), 77 when no GPU.
  */
@@ -226,10 +228,10 @@ int main(int argc, char **argv)
     }
     int V = m->cfg.vocab_size, L = P + steps;
     /* every sequence gets its own slot range of L, shuffled over the pool */
-    int64_t n_slots = (int64_t)(nb + 2) * L;
+    int64_t n_slots = (int64_t)(nb + 3) * L;
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)n_slots);
     Batch *b = calloc(1, sizeof *b);
-    float *logits = malloc(sizeof(float) * (size_t)V * MAX_SEQS);
+    float *logits = malloc(sizeof(float) * (size_t)V * (P > MAX_SEQS ? P : MAX_SEQS));
     float *first = malloc(sizeof(float) * (size_t)V);
     int32_t *greedy = malloc(sizeof(int32_t) * (size_t)(steps + 1));
     int32_t *bgreedy = malloc(sizeof(int32_t) * (size_t)(steps + 1));
@@ -323,7 +325,29 @@ int main(int argc, char **argv)
         if (step(r, b, all, nb, logits)) goto out;
     }
 
-    /* (4) CUDA runner error contract: bad batches are rejected with
+    /* (4) logits for every prompt row at once (what prompt log-probs need; on
+     * a large vocabulary this spans several of the runner's logit chunks):
+     * the last row must equal the single prefill's */
+    double rows_diff = 0;
+    {
+        int32_t *rows = malloc(sizeof(int32_t) * (size_t)P);
+        if (!rows) goto out;
+        for (int i = 0; i < P; i++) rows[i] = i;
+        int32_t seq_off[2] = {0, P}, kv_len[1] = {P}, slot_off[2] = {0, P};
+        SglBatch sb = {1, P, main_seq.ids, b->positions, seq_off, kv_len, slot_off,
+                       perm + (int64_t)(nb + 2) * L, P, rows};
+        for (int i = 0; i < P; i++) b->positions[i] = i;
+        st = sgl_runner_forward(r, &sb, logits, &err);
+        free(rows);
+        if (st) {
+            fprintf(stderr, "gpu_forward: all-rows forward: %s: %s\n", sgl_status_str(st), err.msg);
+            goto out;
+        }
+        for (int v = 0; v < V; v++)
+            rows_diff = fmax(rows_diff, fabs(logits[(int64_t)(P - 1) * V + v] - first[v]));
+    }
+
+    /* (5) CUDA runner error contract: bad batches are rejected with
      * SGL_E_INVAL and leave the runner usable; an oversized pool is SGL_E_NOMEM */
     int errors_ok = -1;
     if (!use_cpu) {
@@ -336,7 +360,8 @@ int main(int argc, char **argv)
     if (errors_ok >= 0) printf(", \"errors_ok\": %s", errors_ok ? "true" : "false");
     printf(", \"chunked_max_abs\": %.6g, \"batched_max_abs\": %.6g, \"decode_ms\": %.4f", chunk_diff,
            batch_diff, decode_ms);
-    printf(", \"prefill_ms\": %.3f, \"init_ms\": %.1f", prefill_ms, init_ms);
+    printf(", \"prefill_ms\": %.3f, \"init_ms\": %.1f, \"all_rows_max_abs\": %.6g", prefill_ms,
+           init_ms, rows_diff);
     print_ids("greedy_ids", greedy, steps + 1);
     print_ids("batched_greedy_ids", bgreedy, steps + 1);
     printf(", \"margins\": [");
