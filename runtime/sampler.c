@@ -314,6 +314,17 @@ static double sum_exp(const float *x, int32_t n, float m)
     return total;
 }
 
+/* Histogram bucket of a probability e in (0, 1]: 16 buckets per octave,
+ * read from the float's exponent and top 4 mantissa bits; 0 holds e = 1. */
+static inline int32_t bucket_of(float e)
+{
+    uint32_t bits;
+    memcpy(&bits, &e, sizeof bits);
+    if (bits >= 0x3F800000u) return 0;
+    int32_t b = (int32_t)((0x3F800000u - bits) >> 19);
+    return b < N_BUCKETS ? b : N_BUCKETS - 1;
+}
+
 /* out[i] = exp((x[i] - m) * inv_t), zeroed below min_e; per-block sums of
  * out go to bsum[i / BLOCK]. Returns their total. */
 static double exp_pass(const float *x, int32_t n, float m, float inv_t, float min_e,
@@ -338,17 +349,6 @@ static double exp_pass(const float *x, int32_t n, float m, float inv_t, float mi
         total += b;
     }
     return total;
-}
-
-/* Histogram bucket of a probability e in (0, 1]: 16 buckets per octave,
- * read from the float's exponent and top 4 mantissa bits; 0 holds e = 1. */
-static inline int32_t bucket_of(float e)
-{
-    uint32_t bits;
-    memcpy(&bits, &e, sizeof bits);
-    if (bits >= 0x3F800000u) return 0;
-    int32_t b = (int32_t)((0x3F800000u - bits) >> 19);
-    return b < N_BUCKETS ? b : N_BUCKETS - 1;
 }
 
 /* ---- ordering helpers: (value desc, id asc) is the one total order used --- */
@@ -745,50 +745,101 @@ static int32_t sample_topk(SglSampler *s, const float *logits, int32_t n_fin, fl
     return j < 0 ? -1 : id[j];
 }
 
-/* Top-p (then min-p) over the whole vocabulary without sorting it: the
- * probability mass is histogrammed by the float exponent (16 buckets per
- * octave) of each exp value; the tokens in buckets above the one where the
- * nucleus ends are all kept, and only that boundary bucket is sorted. */
+/* First bucket at which the cumulative mass from bucket 0 reaches target. */
+static int32_t crossing_bucket(const double *hist, double target)
+{
+    double cum = 0.0;
+    int32_t b = 0;
+    for (; b < N_BUCKETS - 1; b++) {
+        if (cum + hist[b] >= target) break;
+        cum += hist[b];
+    }
+    return b;
+}
+
+/* Mass of the values >= t in e[0..n): blocks of 64 summed in float. */
+static double mass_at_least(const float *e, int32_t n, float t)
+{
+    double total = 0.0;
+    const vf vt = splat(t);
+    int32_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        vf acc = splat(0.0f);
+        for (int j = 0; j < BLOCK; j += VL) {
+            vf v = loadv(e + i + j);
+            acc += (vf)((vi)v & (v >= vt));
+        }
+        total += (double)hsumv(acc);
+    }
+    for (; i < n; i++)
+        if (e[i] >= t) total += e[i];
+    return total;
+}
+
+/* Top-p (then min-p) over the whole vocabulary without sorting it. After
+ * the exp pass (e = probability relative to the max, z their sum), a few
+ * vector passes find a threshold t = 2^-k whose tokens (e >= t) hold at
+ * least top_p of the mass: the nucleus is among them. Those candidates are
+ * histogrammed by float exponent (16 buckets per octave); every token in a
+ * bucket above the one where the nucleus ends is kept, and only that
+ * boundary bucket is sorted. */
 static int32_t sample_topp(SglSampler *s, const float *logits, float m)
 {
+    static const int steps[] = {2, 6, 12, 24, 48, 126};
     int32_t n = s->vocab;
     float *e = s->val;
     int32_t *c = s->cand;
     double z = exp_pass(logits, n, m, s->inv_temp, 0.0f, e, s->bsum);
     double target = (double)s->top_p * z;
+    float t = 0.0f;   /* 0: every positive e is a candidate */
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        float ti = ldexpf(1.0f, -steps[i]);
+        /* a relative margin keeps float block sums from choosing t too high */
+        if (mass_at_least(e, n, ti) >= target * (1.0 + 1e-5)) { t = ti; break; }
+    }
+    /* candidates, histogrammed; exact for every bucket above bucket_of(t) */
     memset(s->hist_mass, 0, sizeof s->hist_mass);
-    for (int32_t i = 0; i < n; i++) {
-        if (!(e[i] > 0.0f)) continue;
-        s->hist_mass[bucket_of(e[i])] += e[i];
+    int32_t nc = 0;
+    const vf vt = splat(t);
+    for (int32_t i = 0; i < n; i += VL) {
+        int32_t k = n - i < VL ? n - i : VL;
+        if (k == VL) {
+            vi in = loadv(e + i) >= vt;
+            if (!(in[0] | in[1] | in[2] | in[3])) continue;
+        }
+        for (int32_t q = i; q < i + k; q++)
+            if (e[q] >= t && e[q] > 0.0f) {
+                c[nc++] = q;
+                s->hist_mass[bucket_of(e[q])] += e[q];
+            }
     }
-    int32_t bp = 0;
-    double cum = 0.0;
-    for (; bp < N_BUCKETS - 1; bp++) {
-        if (cum + s->hist_mass[bp] >= target) break;
-        cum += s->hist_mass[bp];
-    }
+    int32_t bp = crossing_bucket(s->hist_mass, target);
+    /* partition in place: buckets < bp first, then bucket bp */
     int32_t na = 0, nb = 0;
-    for (int32_t i = 0; i < n; i++) {
-        if (!(e[i] > 0.0f)) continue;
-        int32_t b = bucket_of(e[i]);
-        if (b < bp) c[na++] = i;
-        else if (b == bp) c[n - 1 - nb++] = i;
+    for (int32_t j = 0; j < nc; j++) {
+        int32_t id = c[j], b = bucket_of(e[id]);
+        if (b < bp) { c[j] = c[na + nb]; c[na + nb] = c[na]; c[na++] = id; }
+        else if (b == bp) { c[j] = c[na + nb]; c[na + nb++] = id; }
     }
     double above = 0.0;
     for (int32_t j = 0; j < na; j++) above += e[c[j]];
-    memmove(c + na, c + n - nb, (size_t)nb * sizeof *c);
-    int32_t kept;
+    int32_t kept = -1;
     if (above < target) {
         sort_ids(c + na, e, nb);
         double acc = above;
         int32_t q = 0;
         for (; q < nb && acc < target; q++) acc += e[c[na + q]];
-        kept = na + q;
-    } else {
-        /* rounding put the end of the nucleus before bp: sort everything */
-        sort_ids(c, e, na + nb);
+        if (acc >= target) kept = na + q;
+    }
+    if (kept < 0) {
+        /* rounding moved the end of the nucleus out of bucket bp (the
+         * histogram and the exact sums add in different orders): sort all */
+        int32_t np = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (e[i] > 0.0f) c[np++] = i;
+        sort_ids(c, e, np);
         double acc = 0.0;
-        for (kept = 0; kept < na + nb && acc < target; kept++) acc += e[c[kept]];
+        for (kept = 0; kept < np && acc < target; kept++) acc += e[c[kept]];
     }
     if (s->min_p > 0.0f) kept = filter_min(e, c, kept, s->min_p, false, NULL);
     int32_t j = draw_list(s, e, c, kept);

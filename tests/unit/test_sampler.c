@@ -434,7 +434,7 @@ static void check_set_x(const float *l, int32_t v, float t, int32_t k, float p, 
     int64_t *counts = malloc((size_t)v * sizeof *counts);
     int32_t kept = ref_kept(l, v, t, k, p, mp, keep, prob, &margin);
     if (want_kept > 0) assert_int_equal(kept, want_kept);
-    assert_true(margin > 1e-4);   /* the case is not decided by rounding */
+    if (exact) assert_true(margin > 1e-4);   /* the case is not decided by rounding */
     SglSampler *s = make(t, k, p, mp, v, seed);
     draw_counts(s, l, v, NULL, draws, counts);
     assert_same_set(counts, keep, prob, v, draws, exact);
@@ -493,6 +493,8 @@ static void test_topp_set(void **state)
     check_set(l, 1000, 1.0f, -1, 0.9f, 0.0f, 30000, 21, 16);
     check_set(l, 1000, 0.8f, -1, 0.5f, 0.0f, 20000, 22, 0);
     check_set(l, 1000, 1.0f, -1, 0.01f, 0.0f, 100, 23, 1);   /* at least one token */
+    /* top_p within 1e-5 of 1: every positive probability is a candidate */
+    check_set_x(l, 1000, 1.0f, -1, 0.999995f, 0.0f, 3000, 26, 82, false);
     /* a large vocabulary: the nucleus ends inside a populated bucket */
     perm(pr, 12000);
     for (int32_t i = 0; i < 12000; i++) l[i] = -0.008f * (float)pr[i];
@@ -745,14 +747,16 @@ static void test_bad_logits(void **state)
 
 /* ---- benchmark ------------------------------------------------------------- */
 
+/* CPU time of this process: the machine is shared, wall time is not ours. */
 static double now_us(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-/* µs per sgl_sample call on LM-like logits (normal, sd 2.5, a few peaks). */
+/* µs (process CPU time) per sgl_sample call on LM-like logits: normal with
+ * sd 2.5 and a few peaks; median of 5 runs. */
 static int bench(void)
 {
     static const int32_t sizes[] = {512, 49152, 128256};
@@ -785,10 +789,17 @@ static int bench(void)
             int32_t tok;
             for (int i = 0; i < iters / 10; i++)   /* warm-up; logits are not modified */
                 sgl_sample(s, l, NULL, NULL, 0, &tok, cfg[c].lp ? &lp : NULL, top);
-            double t0 = now_us();
-            for (int i = 0; i < iters; i++)
-                sgl_sample(s, l, NULL, NULL, 0, &tok, cfg[c].lp ? &lp : NULL, top);
-            double us = (now_us() - t0) / iters;
+            double runs[5];
+            for (int r = 0; r < 5; r++) {
+                double t0 = now_us();
+                for (int i = 0; i < iters / 5; i++)
+                    sgl_sample(s, l, NULL, NULL, 0, &tok, cfg[c].lp ? &lp : NULL, top);
+                runs[r] = (now_us() - t0) / (iters / 5);
+            }
+            for (int a = 0; a < 5; a++)
+                for (int b = a + 1; b < 5; b++)
+                    if (runs[b] < runs[a]) { double t = runs[a]; runs[a] = runs[b]; runs[b] = t; }
+            double us = runs[2];
             printf("%-8d %-32s %10.2f\n", (int)v, cfg[c].name, us);
             sgl_sampler_free(s);
         }
