@@ -16,9 +16,113 @@
 
 void bpe_scratch_free(BpeScratch *s)
 {
+    BpeCache *c = &s->cache;
     free(s->sym);
     free(s->heap);
+    free(c->key_off);
+    free(c->key_len);
+    free(c->ids_off);
+    free(c->ids_n);
+    free(c->keys.buf);
+    free(c->ids.v);
     memset(s, 0, sizeof *s);
+}
+
+/* ---- word cache --------------------------------------------------------
+ * Long texts repeat words; a per-call map word -> ids skips their merge loop.
+ * Open addressing, grown by doubling up to BPE_CACHE_MAX entries, then full. */
+
+static uint32_t word_hash(const char *w, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
+}
+
+static int32_t cache_find(const BpeCache *c, const char *w, size_t len, uint32_t h)
+{
+    if (!c->key_len)
+        return -1;
+    for (uint32_t i = h & c->mask;; i = (i + 1) & c->mask) {
+        if (c->key_len[i] == 0)
+            return -(int32_t)i - 2;
+        if (c->key_len[i] == len && memcmp(c->keys.buf + c->key_off[i], w, len) == 0)
+            return (int32_t)i;
+    }
+}
+
+static SglStatus cache_grow(BpeCache *c)
+{
+    uint32_t cap = c->key_len ? (c->mask + 1) * 2 : 1024;
+    uint32_t *ko = calloc(cap, 4), *kl = calloc(cap, 4), *io = calloc(cap, 4), *in = calloc(cap, 4);
+    if (!ko || !kl || !io || !in) {
+        free(ko);
+        free(kl);
+        free(io);
+        free(in);
+        return SGL_E_NOMEM;
+    }
+    for (uint32_t i = 0; c->key_len && i <= c->mask; i++) {
+        if (c->key_len[i] == 0)
+            continue;
+        uint32_t j = word_hash(c->keys.buf + c->key_off[i], c->key_len[i]) & (cap - 1);
+        while (kl[j])
+            j = (j + 1) & (cap - 1);
+        ko[j] = c->key_off[i];
+        kl[j] = c->key_len[i];
+        io[j] = c->ids_off[i];
+        in[j] = c->ids_n[i];
+    }
+    free(c->key_off);
+    free(c->key_len);
+    free(c->ids_off);
+    free(c->ids_n);
+    c->key_off = ko;
+    c->key_len = kl;
+    c->ids_off = io;
+    c->ids_n = in;
+    c->mask = cap - 1;
+    return SGL_OK;
+}
+
+static void cache_put(BpeCache *c, const char *w, size_t len, const int32_t *ids, size_t n)
+{
+    if (c->n >= BPE_CACHE_MAX || len == 0 || len > BPE_CACHE_WORD)
+        return;
+    if ((!c->key_len || 2 * (c->n + 1) > c->mask + 1) && cache_grow(c) != SGL_OK)
+        return;   /* the cache is an optimization: no memory, no caching */
+    int32_t slot = cache_find(c, w, len, word_hash(w, len));
+    if (slot >= 0)
+        return;
+    uint32_t i = (uint32_t)(-slot - 2);
+    size_t koff = c->keys.len, ioff = c->ids.n;
+    if (tokbuf_put(&c->keys, w, len) != SGL_OK)
+        return;
+    for (size_t k = 0; k < n; k++)
+        if (idvec_push(&c->ids, ids[k]) != SGL_OK) {
+            c->ids.n = ioff;
+            return;
+        }
+    c->key_off[i] = (uint32_t)koff;
+    c->key_len[i] = (uint32_t)len;
+    c->ids_off[i] = (uint32_t)ioff;
+    c->ids_n[i] = (uint32_t)n;
+    c->n++;
+}
+
+/* Appends the cached ids of w to out; false when w is not cached. */
+static bool cache_get(const BpeCache *c, const char *w, size_t len, IdVec *out, SglStatus *st)
+{
+    if (len == 0 || len > BPE_CACHE_WORD)
+        return false;
+    int32_t slot = cache_find(c, w, len, word_hash(w, len));
+    if (slot < 0)
+        return false;
+    *st = SGL_OK;
+    for (uint32_t k = 0; k < c->ids_n[slot] && *st == SGL_OK; k++)
+        *st = idvec_push(out, c->ids.v[c->ids_off[slot] + k]);
+    return true;
 }
 
 static SglStatus reserve(BpeScratch *s, size_t n_sym)
@@ -145,7 +249,8 @@ static void add_unk(const SglTokenizer *t, BpeSym *sym, size_t *n, bool *last_un
     *last_unk = true;
 }
 
-SglStatus bpe_encode_word(const SglTokenizer *t, const char *w, size_t len, BpeScratch *s, IdVec *out)
+static SglStatus encode_word(const SglTokenizer *t, const char *w, size_t len, BpeScratch *s,
+                             IdVec *out)
 {
     SglStatus st;
     if (len == 0)
@@ -207,8 +312,8 @@ SglStatus bpe_encode_word(const SglTokenizer *t, const char *w, size_t len, BpeS
     return SGL_OK;
 }
 
-SglStatus bpe_encode_spm(const SglTokenizer *t, const char *str, size_t len, BpeScratch *s,
-                         IdVec *out)
+static SglStatus encode_spm(const SglTokenizer *t, const char *str, size_t len, BpeScratch *s,
+                            IdVec *out)
 {
     SglStatus st;
     if (len == 0)
@@ -262,4 +367,54 @@ SglStatus bpe_encode_spm(const SglTokenizer *t, const char *str, size_t len, Bpe
             return st;
     }
     return SGL_OK;
+}
+
+typedef SglStatus (*EncFn)(const SglTokenizer *, const char *, size_t, BpeScratch *, IdVec *);
+
+/* One piece through the cache (when short) or the merge loop. */
+static SglStatus encode_cached(const SglTokenizer *t, const char *w, size_t len, BpeScratch *s,
+                               IdVec *out, EncFn fn)
+{
+    SglStatus st;
+    if (cache_get(&s->cache, w, len, out, &st))
+        return st;
+    size_t n0 = out->n;
+    if ((st = fn(t, w, len, s, out)) != SGL_OK)
+        return st;
+    cache_put(&s->cache, w, len, out->v + n0, out->n - n0);
+    return SGL_OK;
+}
+
+/* Cuts s before each U+2581 that follows another character; only called
+ * when t->ws_split says no merge or piece spans such a cut. */
+static SglStatus encode_split(const SglTokenizer *t, const char *str, size_t len, BpeScratch *s,
+                              IdVec *out, EncFn fn)
+{
+    SglStatus st = SGL_OK;
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= len && st == SGL_OK; i++) {
+        if (str[i] == (char)0xE2 && str[i + 1] == (char)0x96 && str[i + 2] == (char)0x81 &&
+            !(i >= 3 && memcmp(str + i - 3, "\xE2\x96\x81", 3) == 0)) {
+            st = encode_cached(t, str + start, i - start, s, out, fn);
+            start = i;
+        }
+    }
+    if (st == SGL_OK && start < len)
+        st = encode_cached(t, str + start, len - start, s, out, fn);
+    return st;
+}
+
+SglStatus bpe_encode_word(const SglTokenizer *t, const char *w, size_t len, BpeScratch *s, IdVec *out)
+{
+    if (t->ws_split)
+        return encode_split(t, w, len, s, out, encode_word);
+    return encode_cached(t, w, len, s, out, encode_word);
+}
+
+SglStatus bpe_encode_spm(const SglTokenizer *t, const char *str, size_t len, BpeScratch *s,
+                         IdVec *out)
+{
+    if (t->ws_split)
+        return encode_split(t, str, len, s, out, encode_spm);
+    return encode_spm(t, str, len, s, out);
 }

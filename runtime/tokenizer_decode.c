@@ -181,7 +181,8 @@ static SglStatus post_feed(TokDec *d, int k, const char *s, size_t len)
             j++;
         if ((st = tokbuf_put(tmp, h->buf + i, j - i)) != SGL_OK)
             return st;
-        memmove(h->buf, h->buf + j, h->len - j);
+        if (h->len > j)
+            memmove(h->buf, h->buf + j, h->len - j);
         h->len -= j;
         return post_feed(d, k + 1, tmp->buf, tmp->len);
     }
@@ -277,7 +278,8 @@ static SglStatus u8_drain(TokDec *d, bool final)
         st = tokbuf_put(tmp, u->buf + emit_from, i - emit_from);
     if (st != SGL_OK)
         return st;
-    memmove(u->buf, u->buf + i, u->len - i);
+    if (u->len > i)
+        memmove(u->buf, u->buf + i, u->len - i);
     u->len -= i;
     /* tmp is d->tmp[dec_fuse]; post steps use their own (k > dec_fuse). */
     return post_feed(d, d->t->dec_fuse + 1, tmp->buf, tmp->len);
@@ -401,7 +403,8 @@ static SglStatus spm_run_drain(TokDec *d, bool final)
             i += 1;
         }
     }
-    memmove(r->buf, r->buf + i, r->len - i);
+    if (r->len > i)
+        memmove(r->buf, r->buf + i, r->len - i);
     r->len -= i;
     return st;
 }

@@ -110,6 +110,7 @@ struct SglTokenizer {
     int32_t unk_id;             /* -1 if none */
     bool byte_fallback, fuse_unk, ignore_merges;
     bool byte_level;            /* pre-tokenizer ends with ByteLevel: symbols are bytes */
+    bool ws_split;              /* no merge joins "x" + "▁...": text may be cut before '▁' */
     int32_t byte_tok[256];      /* <0xXX> ids (-1 if missing) */
     int32_t byte_sym[256];      /* byte-level: id of the char that stands for byte b */
     int32_t ascii_sym[128];     /* id of the one-char token for ASCII c, or -1 */
@@ -137,6 +138,9 @@ struct SglTokenizer {
     int32_t suffix[8]; int n_suffix;           /* ids added after it */
 };
 
+/* A growable byte buffer (always NUL-terminated once used). */
+typedef struct { char *buf; size_t len, cap; } TokBuf;
+
 /* A growable id vector (encode output). */
 typedef struct { int32_t *v; size_t n, cap; } IdVec;
 SglStatus idvec_push(IdVec *v, int32_t id);
@@ -160,7 +164,19 @@ SglStatus tok_read_spm(SglTokenizer *t, const char *path, SglErr *err);
 /* BPE core (tokenizer_bpe.c). Scratch grows as needed; freed by bpe_scratch_free. */
 typedef struct { int32_t id, prev, next; uint32_t off, len; } BpeSym;
 typedef struct { float prio; int32_t pos, merged; } BpeHeapEnt;
-typedef struct { BpeSym *sym; size_t sym_cap; BpeHeapEnt *heap; size_t heap_cap; } BpeScratch;
+/* Per-call cache of word -> ids (words up to BPE_CACHE_WORD bytes). */
+#define BPE_CACHE_WORD 48
+#define BPE_CACHE_MAX (1u << 16)
+typedef struct {
+    uint32_t *key_off, *key_len, *ids_off, *ids_n;   /* per slot; key_len 0 = empty */
+    uint32_t mask, n;
+    TokBuf keys;
+    IdVec ids;
+} BpeCache;
+typedef struct {
+    BpeSym *sym; size_t sym_cap; BpeHeapEnt *heap; size_t heap_cap;
+    BpeCache cache;
+} BpeScratch;
 void bpe_scratch_free(BpeScratch *s);
 /* HF BPE over one pre-token word (bytes of the word; byte-level mapping applied here). */
 SglStatus bpe_encode_word(const SglTokenizer *t, const char *w, size_t len, BpeScratch *s, IdVec *out);
@@ -168,7 +184,6 @@ SglStatus bpe_encode_word(const SglTokenizer *t, const char *w, size_t len, BpeS
 SglStatus bpe_encode_spm(const SglTokenizer *t, const char *s, size_t len, BpeScratch *sc, IdVec *out);
 
 /* normalizers and pre-tokenizers (tokenizer_pretok.c) */
-typedef struct { char *buf; size_t len, cap; } TokBuf;
 typedef struct { uint32_t *off, *len; size_t n, cap; } TokSpans;
 SglStatus tokbuf_put(TokBuf *b, const char *s, size_t len);
 SglStatus tok_normalize(const SglTokenizer *t, const char *s, size_t len, TokBuf *out,

@@ -600,6 +600,7 @@ static SglStatus read_merges(Rd *r, json_t *merges)
     strcpy(r->path, "model.merges");
     if ((st = pairmap_init(&t->merges, n)) != SGL_OK)
         return st;
+    t->ws_split = true;
     char *tmp = NULL;
     size_t tmp_cap = 0;
     for (size_t i = 0; i < n; i++) {
@@ -653,6 +654,10 @@ static SglStatus read_merges(Rd *r, json_t *merges)
             return fail(r, SGL_E_UNSUPPORTED, "more than 2^24 merges", NULL, NULL);
         }
         pairmap_put(&t->merges, ia, ib, (float)i, im);
+        bool a_ws = al >= 3 && memcmp(a + al - 3, "\xE2\x96\x81", 3) == 0;
+        bool b_ws = bl >= 3 && memcmp(b, "\xE2\x96\x81", 3) == 0;
+        if (!a_ws && b_ws)
+            t->ws_split = false;   /* this merge glues a word to the next '▁' */
     }
     free(tmp);
     return SGL_OK;
@@ -774,6 +779,9 @@ SglStatus tok_read_json(SglTokenizer *t, const char *path, SglErr *err)
     }
     if ((st = tok_check_decoder(t, err)) != SGL_OK)
         goto out;
+    /* Cutting before '▁' is only an optimization for pre-tokenizer-less
+     * SentencePiece-style models; it never changes the result. */
+    t->ws_split = t->ws_split && t->n_pre == 0 && !t->ignore_merges;
     if ((st = normalize_added(t)) != SGL_OK || (st = build_matcher(t, &t->match_raw, false)) ||
         (st = build_matcher(t, &t->match_norm, true)))
         goto out;

@@ -358,6 +358,19 @@ SglStatus tok_read_spm(SglTokenizer *t, const char *path, SglErr *err)
     qsort_r(t->user_syms, (size_t)t->n_user_syms, sizeof *t->user_syms, cmp_user_len, t);
     if ((st = build_merges(t)) != SGL_OK)
         goto nomem;
+    /* Text may be cut before a '▁' that follows another character when no
+     * piece holds such a pair (true of whitespace-split training, as Llama's). */
+    t->ws_split = true;
+    for (int32_t id = 0; id < n_pieces && t->ws_split; id++) {
+        const TokEntry *e = &t->tok[id];
+        const char *s = tok_text(t, id);
+        if (e->kind != TOKK_NORMAL && e->kind != TOKK_USER && e->kind != TOKK_UNUSED)
+            continue;
+        for (uint32_t k = 1; k + 3 <= e->len; k++)
+            if (memcmp(s + k, "\xE2\x96\x81", 3) == 0 &&
+                !(k >= 3 && memcmp(s + k - 3, "\xE2\x96\x81", 3) == 0))
+                t->ws_split = false;
+    }
     goto out;
 nomem:
     st = sgl_err(err, SGL_E_NOMEM, "%s: out of memory", path);

@@ -6,7 +6,8 @@
  * token and on random id sequences, token bytes, BOS handling, robustness on
  * truncated and mutated tokenizer files, arbitrary input bytes, and the
  * `sglc tokenize` command line.
- *   test_tokenizer --bench [MB]   encode speed on a generated text (not a test)
+ *   test_tokenizer --bench [MB [FILE]]   encode speed on a generated text, or on FILE
+ *                                        repeated up to MB (not a test)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -499,31 +500,41 @@ static void test_cli(void **state)
 
 /* ---- bench ------------------------------------------------------------ */
 
-static int bench(double mb)
+static int bench(double mb, const char *file)
 {
     size_t n = (size_t)(mb * 1e6);
-    char *s = malloc(n);
+    char *s = malloc(n + 1);
     if (!s)
         return 1;
-    /* English-like text with some digits, punctuation and non-ASCII words */
-    static const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy",
-                                  "dog", "Once", "upon", "a", "time,", "there", "was", "little",
-                                  "girl", "named", "Lily.", "She", "loved", "1234", "café",
-                                  "naïve", "日本語", "\n", "(x)", "don't", "42.5%"};
-    srand(5);
-    size_t i = 0;
-    while (i < n) {
-        const char *w = words[rand() % (int)(sizeof words / sizeof *words)];
-        size_t l = strlen(w);
-        if (i + l + 1 > n)
-            break;
-        memcpy(s + i, w, l);
-        i += l;
-        s[i++] = ' ';
+    if (file) {   /* a real text, repeated up to mb */
+        size_t flen;
+        char *f = slurp(file, &flen);
+        for (size_t i = 0; flen && i < n; i += flen)
+            memcpy(s + i, f, n - i < flen ? n - i : flen);
+        free(f);
+    } else {   /* English-like words with digits, punctuation and non-ASCII */
+        static const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy",
+                                      "dog", "Once", "upon", "a", "time,", "there", "was",
+                                      "little", "girl", "named", "Lily.", "She", "loved", "1234",
+                                      "café", "naïve", "日本語", "\n", "(x)", "don't", "42.5%"};
+        srand(5);
+        size_t i = 0;
+        while (i < n) {
+            const char *w = words[rand() % (int)(sizeof words / sizeof *words)];
+            size_t l = strlen(w);
+            if (i + l + 1 > n)
+                break;
+            memcpy(s + i, w, l);
+            i += l;
+            s[i++] = ' ';
+        }
+        n = i;
     }
-    n = i;
+    const char *only = getenv("SGL_TOK_BENCH_ONLY");   /* a case name */
     for (int c = 0; c < 3; c++) {
         char path[4096];
+        if (only && strcmp(only, CASES[c].name) != 0)
+            continue;
         snprintf(path, sizeof path, "%s/%s", shared, CASES[c].path);
         SglTokenizer *t;
         SglErr err;
@@ -531,15 +542,19 @@ static int bench(double mb)
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        struct timespec a, b;
+        struct timespec a, b, ca, cb;
         clock_gettime(CLOCK_MONOTONIC, &a);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ca);
         int32_t *ids, m;
         if (sgl_tokenizer_encode(t, s, n, false, &ids, &m) != SGL_OK)
             return 1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cb);
         clock_gettime(CLOCK_MONOTONIC, &b);
         double sec = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
-        printf("%-22s %.1f MB in %.3f s: %.2f MB/s, %d tokens (%.2f M tokens/s)\n",
-               CASES[c].name, (double)n / 1e6, sec, (double)n / 1e6 / sec, m, m / sec / 1e6);
+        double cpu = (double)(cb.tv_sec - ca.tv_sec) + (double)(cb.tv_nsec - ca.tv_nsec) * 1e-9;
+        printf("%-22s %.1f MB, %d tokens: wall %.3f s (%.2f MB/s), cpu %.3f s (%.2f MB/s, "
+               "%.2f M tokens/s)\n", CASES[c].name, (double)n / 1e6, m, sec,
+               (double)n / 1e6 / sec, cpu, (double)n / 1e6 / cpu, m / cpu / 1e6);
         free(ids);
         sgl_tokenizer_free(t);
     }
@@ -559,7 +574,7 @@ int main(int argc, char **argv)
         return 77;
     }
     if (argc > 1 && strcmp(argv[1], "--bench") == 0)
-        return bench(argc > 2 ? atof(argv[2]) : 20.0);
+        return bench(argc > 2 ? atof(argv[2]) : 20.0, argc > 3 ? argv[3] : NULL);
     goldens = json_load_file(gpath, 0, NULL);
     if (!goldens) {
         fprintf(stderr, "%s: cannot parse\n", gpath);
