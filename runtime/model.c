@@ -332,6 +332,8 @@ SglStatus sgl_config_load(const char *dir, SglModelConfig *cfg, SglErr *err)
      * explicitly (or leave it absent, meaning no BOS). */
     c.add_bos = false;
 
+    if (strlen(dir) > sizeof path - 64)
+        return sgl_err(err, SGL_E_INVAL, "%.64s...: model directory path is too long", dir);
     snprintf(path, sizeof path, "%s/config.json", dir);
     if ((st = load_json(path, false, &root, err)) || (st = parse_config(path, root, &c, err)))
         goto out;
@@ -506,7 +508,7 @@ static SglStatus open_sharded(SglModel *m, const char *dir, const char *index_pa
         if (!json_is_string(v))
             return sgl_err(err, SGL_E_FORMAT, "%s: weight_map.%s: expected a file name", index_path, key);
         const char *fn = json_string_value(v);
-        if (!fn[0] || strchr(fn, '/') || !strcmp(fn, "..") || !strcmp(fn, "."))
+        if (!fn[0] || strchr(fn, '/') || !strcmp(fn, "..") || !strcmp(fn, ".") || strlen(fn) > 255)
             return sgl_err(err, SGL_E_FORMAT, "%s: weight_map.%s: \"%.64s\" is not a plain file name",
                            index_path, key, fn);
         snprintf(path, sizeof path, "%s/%s", dir, fn);
@@ -601,8 +603,9 @@ static uint16_t f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
-/* Fills t (n elements at *cursor) with uniform values in [-a, a], or ones
- * when a == 0, and advances the cursor. */
+/* Fills t (n elements at *cursor) with uniform values in [-a, a] (16 random
+ * bits each, four per generator call: multi-billion-parameter configs stay
+ * quick), or ones when a == 0, and advances the cursor. */
 static void dummy_fill(SglTensor *t, SglDType dt, int ndim, int64_t d0, int64_t d1, float a,
                        uint64_t *rng, char **cursor)
 {
@@ -612,12 +615,13 @@ static void dummy_fill(SglTensor *t, SglDType dt, int ndim, int64_t d0, int64_t 
     t->ndim = ndim;
     t->shape[0] = d0;
     t->shape[1] = ndim == 2 ? d1 : 0;
+    const float step = 2.0f * a / 65535.0f;
+    uint64_t bits = 0;
     for (int64_t i = 0; i < n; i++) {
-        float v = 1.0f;
-        if (a != 0) {
-            double u = (double)(splitmix64(rng) >> 11) * (1.0 / 9007199254740992.0);
-            v = (float)((2.0 * u - 1.0) * a);
-        }
+        if ((i & 3) == 0)
+            bits = splitmix64(rng);
+        float v = a != 0 ? -a + step * (float)(bits & 0xFFFF) : 1.0f;
+        bits >>= 16;
         if (dt == SGL_DT_F32)
             memcpy(*cursor + 4 * i, &v, 4);
         else {

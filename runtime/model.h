@@ -1,11 +1,14 @@
 /* model.h -- a Llama-family model directory: config, tokenizer settings, weights.
  *
  * Loads the Hugging Face layout: config.json, model.safetensors or the sharded
- * model.safetensors.index.json (mmap'd; f32/f16/bf16), generation_config.json,
- * tokenizer_config.json. With SGL_LOAD_DUMMY the weights are random values of
- * the config's shapes from a fixed seed (for benchmarks). Supported
- * architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (qkv bias).
+ * model.safetensors.index.json (mmap'd read-only; f32/f16/bf16; every shape
+ * checked against the config), generation_config.json, tokenizer_config.json.
+ * With SGL_LOAD_DUMMY the weights are random values of the config's shapes
+ * from a fixed seed (for benchmarks): uniform in +-0.02*sqrt(3), norms 1, in
+ * fp32 up to 4 GiB of weights and bf16 beyond. Supported architectures:
+ * LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (qkv bias).
  * Weights are host tensors in their file dtype; executors convert at init.
+ * Implemented in model.c (config, weights, dummy) and safetensors.c.
  */
 #ifndef SGL_MODEL_H
 #define SGL_MODEL_H
@@ -34,11 +37,11 @@ typedef struct {
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_max_pos;
     SglDType dtype;                /* torch_dtype of the checkpoint */
-    /* special tokens: config.json, generation_config.json, tokenizer_config.json */
+    /* special tokens: config.json, then generation_config.json overrides */
     int bos_token_id;              /* -1 when none */
-    int eos_ids[SGL_MAX_EOS];
+    int eos_ids[SGL_MAX_EOS];      /* eos_token_id: an int or a list */
     int n_eos;
-    bool add_bos;                  /* tokenizer_config add_bos_token */
+    bool add_bos;                  /* tokenizer_config add_bos_token; false when absent */
     /* generation_config.json defaults (NaN / -1 when absent) */
     float gen_temperature, gen_top_p;
     int gen_top_k;
@@ -73,15 +76,23 @@ typedef struct SglModel {
 } SglModel;
 
 /* Parses dir/config.json (+ generation_config.json, tokenizer_config.json when
- * present) into cfg. SGL_E_IO / SGL_E_FORMAT / SGL_E_UNSUPPORTED with err naming
- * the file and field. */
+ * present) into cfg. Absent optional fields take Hugging Face's defaults
+ * (num_key_value_heads = heads, head_dim = hidden/heads, rms_norm_eps 1e-6,
+ * rope_theta 10000, max_position_embeddings 2048, untied). SGL_E_IO (config.json
+ * unreadable), SGL_E_FORMAT (bad JSON, a missing/ill-typed/out-of-range
+ * field), SGL_E_UNSUPPORTED (architecture, torch_dtype, rope_scaling type),
+ * with err naming the file and field; cfg is untouched on failure. */
 SglStatus sgl_config_load(const char *dir, SglModelConfig *cfg, SglErr *err);
 
 /* Loads config and weights. On success *out is owned by the caller (free with
- * sgl_model_free); on failure *out is NULL and nothing leaks. */
+ * sgl_model_free); on failure *out is NULL and nothing leaks. Besides the
+ * config's codes: SGL_E_IO (no weights file, a shard missing), SGL_E_FORMAT
+ * (corrupt safetensors, missing tensor, wrong shape), SGL_E_UNSUPPORTED
+ * (tensor dtype), SGL_E_NOMEM. */
 SglStatus sgl_model_load(const char *dir, SglLoadFormat fmt, SglModel **out, SglErr *err);
 
-/* A model from a config alone, with random weights (fixed seed). */
+/* A model from a config alone, with random weights (fixed seed: the same seed
+ * gives the same bytes). SGL_E_INVAL for a non-positive size, SGL_E_NOMEM. */
 SglStatus sgl_model_dummy(const SglModelConfig *cfg, uint64_t seed, SglModel **out, SglErr *err);
 
 void sgl_model_free(SglModel *m);
