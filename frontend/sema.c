@@ -294,6 +294,8 @@ static AstType *resolve_named(SemaCtx *c, AstNode *t)
     if (c->lenient)
         return c->ts->t_error;
     SglDiag *d = sgl_diag_error(c->diags, t->loc, "unknown type `%.*s`", (int)n.len, n.s);
+    if (!d)
+        return c->ts->t_error;    /* past the error cap: skip the search */
     Suggest sg;
     suggest_init(&sg, n);
     for (int i = 0; builtin_types[i]; i++)
@@ -439,6 +441,8 @@ typedef struct {
     SemaCtx *c;
     SemaSymKind kind;
     uint32_t *out, n, cap;
+    uint32_t *mark;           /* per item: owner + 1 when already in out */
+    uint32_t owner;
 } DepSet;
 
 static void dep_add(DepSet *ds, AstStr name)
@@ -447,9 +451,9 @@ static void dep_add(DepSet *ds, AstStr name)
     if (!s || s->kind != ds->kind || s->module != ds->c->mod || s->state < 0)
         return;
     uint32_t idx = (uint32_t)s->state;
-    for (uint32_t i = 0; i < ds->n; i++)
-        if (ds->out[i] == idx)
-            return;
+    if (ds->mark[idx] == ds->owner + 1)
+        return;
+    ds->mark[idx] = ds->owner + 1;
     if (ds->n == ds->cap) {
         uint32_t cap = ds->cap ? ds->cap * 2 : 8;
         uint32_t *o = sema_alloc(ds->c, cap * sizeof *o);
@@ -577,13 +581,14 @@ static void resolve_typedefs(SemaCtx *c, ModState *ms)
     uint32_t *n_deps = sema_alloc(c, n * sizeof *n_deps);
     uint32_t *order = sema_alloc(c, n * sizeof *order);
     bool *left = sema_alloc(c, n * sizeof *left);
-    if (!syms || !deps || !n_deps || !order || !left)
+    uint32_t *mark = sema_alloc(c, n * sizeof *mark);
+    if (!syms || !deps || !n_deps || !order || !left || !mark)
         return;
     for (uint32_t i = 0; i < ms->n_own; i++) {
         SemaSym *s = ms->own[i];
         if (s->kind != SYM_TYPE)
             continue;
-        DepSet ds = {c, SYM_TYPE, NULL, 0, 0};
+        DepSet ds = {c, SYM_TYPE, NULL, 0, 0, mark, (uint32_t)s->state};
         collect_deps(&ds, s->decl->decl.type);
         syms[s->state] = s;
         deps[s->state] = ds.out;
@@ -648,9 +653,17 @@ static void resolve_signature(SemaCtx *c, SemaSym *s)
     bool is_ext = d->kind == AST_EXTERN;
     bool is_main = !is_ext && str_eq_c(s->name, "main") && c->mod == c->root;
     char b1[TNAME_CAP];
-    if (n > SEMA_MAX_PARAMS)
+    if (n > SEMA_MAX_PARAMS) {
         sgl_diag_error(c->diags, s->loc, "`%.*s` has %u parameters; the limit is %d",
                        (int)s->name.len, s->name.s, n, SEMA_MAX_PARAMS);
+        n = 0;    /* checked no further; calls see a poisoned signature */
+        s->type = c->ts->t_error;
+        d->type = s->type;
+        s->params = NULL;
+        s->n_params = 0;
+        s->state = 1;
+        return;
+    }
     s->params = sema_alloc(c, (n + 1) * sizeof *s->params);
     if (!s->params)
         return;
@@ -719,13 +732,14 @@ static void check_consts(SemaCtx *c, ModState *ms)
     uint32_t *n_deps = sema_alloc(c, n * sizeof *n_deps);
     uint32_t *order = sema_alloc(c, n * sizeof *order);
     bool *left = sema_alloc(c, n * sizeof *left);
-    if (!syms || !deps || !n_deps || !order || !left)
+    uint32_t *mark = sema_alloc(c, n * sizeof *mark);
+    if (!syms || !deps || !n_deps || !order || !left || !mark)
         return;
     for (uint32_t i = 0; i < ms->n_own; i++) {
         SemaSym *s = ms->own[i];
         if (s->kind != SYM_CONST)
             continue;
-        DepSet ds = {c, SYM_CONST, NULL, 0, 0};
+        DepSet ds = {c, SYM_CONST, NULL, 0, 0, mark, (uint32_t)s->state};
         collect_deps(&ds, s->decl->decl.value);
         syms[s->state] = s;
         deps[s->state] = ds.out;

@@ -29,6 +29,7 @@
 #define SEMA_MAX_IMPORT_DEPTH 32   /* length of an import chain */
 #define SEMA_MAX_FORK_DEPTH 8      /* forks nested inside forks */
 #define SEMA_MAX_CONST_LIST 65536  /* elements of a folded constant list */
+#define SEMA_MAX_OPTIONS 64        /* options of one gen or select */
 
 typedef struct SemaModule SemaModule;
 

@@ -133,10 +133,12 @@ static AstType *check_name(SemaCtx *c, AstNode *e)
             sgl_diag_error(c->diags, e->loc, "`%.*s` is a type, not a value", (int)n.len, n.s);
         } else if (!c->lenient) {
             SglDiag *d = sgl_diag_error(c->diags, e->loc, "unknown name `%.*s`", (int)n.len, n.s);
-            Suggest sg;
-            suggest_init(&sg, n);
-            suggest_value_names(c, &sg);
-            suggest_note(c, d, &sg, e->loc);
+            if (d) {    /* past the error cap the search is skipped */
+                Suggest sg;
+                suggest_init(&sg, n);
+                suggest_value_names(c, &sg);
+                suggest_note(c, d, &sg, e->loc);
+            }
         }
         return err_t(c);
     }
@@ -348,7 +350,9 @@ static AstType *check_binary(SemaCtx *c, AstNode *e, AstType *expected)
     AstType *r = sema_expr(c, e->binary.rhs, l && l->kind == TY_LIST ? l : NULL);
     if (type_is_error(l) || type_is_error(r))
         return err_t(c);
-    if (check_value(c, e->binary.lhs, l) | check_value(c, e->binary.rhs, r))
+    bool void_l = check_value(c, e->binary.lhs, l);
+    bool void_r = check_value(c, e->binary.rhs, r);
+    if (void_l || void_r)
         return err_t(c);
     switch (op) {
     case AST_OP_ADD:
@@ -739,6 +743,11 @@ AstType *sema_call(SemaCtx *c, AstNode *e, AstType *expected)
                 sema_expr(c, args->items[i], NULL);
             return err_t(c);
         }
+        if (!g->params) {    /* signature rejected (a limit): no second message */
+            for (uint32_t i = 0; i < na; i++)
+                sema_expr(c, args->items[i], NULL);
+            return err_t(c);
+        }
         if (na != g->n_params) {
             SglDiag *d = sgl_diag_error(c->diags, e->loc,
                                         "`%.*s` takes %u argument%s, but %u %s given",
@@ -790,6 +799,8 @@ AstType *sema_call(SemaCtx *c, AstNode *e, AstType *expected)
     if (c->lenient)
         return err_t(c);
     SglDiag *d = sgl_diag_error(c->diags, e->loc, "unknown function `%.*s`", (int)n.len, n.s);
+    if (!d)
+        return err_t(c);
     Suggest sg;
     suggest_init(&sg, n);
     for (int i = 0; i < BI_COUNT_; i++)

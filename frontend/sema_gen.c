@@ -512,6 +512,11 @@ static void unknown_option(SemaCtx *c, AstNode *o, const char *what, const OptSp
 static bool first_use(SemaCtx *c, AstList *opts, uint32_t i)
 {
     AstNode *o = opts->items[i];
+    if (i >= SEMA_MAX_OPTIONS) {
+        if (i == SEMA_MAX_OPTIONS)
+            sgl_diag_error(c->diags, o->loc, "more than %d options", SEMA_MAX_OPTIONS);
+        return false;
+    }
     for (uint32_t j = 0; j < i; j++) {
         AstNode *p = opts->items[j];
         if (p && p->kind == AST_OPTION && str_eq(p->option.name, o->option.name)) {
@@ -533,7 +538,7 @@ static void check_choices(SemaCtx *c, const SemaValue *v, AstNode *val, const ch
         sgl_diag_error(c->diags, val->loc, "%s needs at least one choice", what);
         return;
     }
-    for (uint32_t i = 0; i < v->n_items; i++)
+    for (uint32_t i = 0; i < v->n_items && v->n_items <= 1024; i++)  /* O(n^2): small lists */
         for (uint32_t j = 0; j < i; j++)
             if (str_eq(v->items[i]->s, v->items[j]->s)) {
                 sgl_diag_add(c->diags, SGL_SEV_WARNING, val->loc, "choice \"%.*s\" is listed twice",

@@ -1,8 +1,7 @@
 /* types.c -- the type universe of one compilation (see types.h).
  *
- * Deliberately simple: list types are found by a linear walk of the list
- * chain (programs have a handful of distinct list types), and every function
- * here is iterative, so list[list[...]] nested to the parser's depth limit
+ * Deliberately simple: a type points at its list type once that exists, so
+ * list[T] is found in O(1); every function here is iterative, so list[list[...]] nested to the parser's depth limit
  * cannot overflow the stack.
  */
 #include "frontend/types.h"
@@ -62,16 +61,14 @@ AstType *types_list(SglTypes *ts, AstType *elem)
 {
     if (!elem)
         return NULL;
-    for (AstType *t = ts->lists; t; t = t->next_list)
-        if (t->elem == elem)
-            return t;
+    if (elem->list_of)
+        return elem->list_of;
     AstType *t = new_type(ts, TY_LIST);
     if (!t)
         return NULL;
     t->elem = elem;
     t->depth = elem->depth + 1;
-    t->next_list = ts->lists;
-    ts->lists = t;
+    elem->list_of = t;
     return t;
 }
 

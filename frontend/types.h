@@ -2,7 +2,8 @@
  *
  * A type is a struct AstType in the compilation's arena. The primitive types
  * and the poison type exist once per compilation (SglTypes); list types are
- * hash-consed, so two list types are equal exactly when their pointers are;
+ * hash-consed (each type remembers its list type), so two list types are
+ * equal exactly when their pointers are;
  * record types are nominal (one AstType per `type R = {...}` declaration).
  * TY_ERROR is the poison type: an expression whose check already produced a
  * diagnostic has it, and every rule accepts it silently, so one mistake gives
@@ -37,14 +38,13 @@ struct AstType {
     TyField *fields;          /* TY_RECORD: in declaration order */
     uint32_t n_fields;
     uint32_t depth;           /* 0 for scalars; 1 + deepest component otherwise */
-    AstType *next_list;       /* hash-consing chain of list types (types.c) */
+    AstType *list_of;         /* list[this], once made (hash-consing, types.c) */
 };
 
 /* One compilation's type universe; caller-provided storage, borrows arena. */
 typedef struct {
     SglArena *arena;
     AstType *t_error, *t_void, *t_str, *t_int, *t_float, *t_bool;
-    AstType *lists;           /* every list type made so far */
     AstType *meta;            /* the record returned by meta() */
 } SglTypes;
 
