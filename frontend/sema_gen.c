@@ -86,6 +86,8 @@ SglLoc sema_literal_loc(const AstNode *lit, uint32_t off)
     if (!lit || lit->kind != AST_STRING || !lit->string.parts || !lit->loc.src)
         return lit ? lit->loc : (SglLoc){0};
     const AstList *ps = lit->string.parts;
+    /* r"..." raw strings have no escapes: decoded bytes are source bytes */
+    bool is_raw = lit->loc.off < lit->loc.src->len && lit->loc.src->text[lit->loc.off] == 'r';
     uint32_t base = 0;
     for (uint32_t i = 0; i < ps->n; i++) {
         const AstNode *p = ps->items[i];
@@ -96,13 +98,14 @@ SglLoc sema_literal_loc(const AstNode *lit, uint32_t off)
             const unsigned char *raw = (const unsigned char *)p->loc.src->text + p->loc.off;
             uint32_t r = 0, d = base;
             while (r < p->loc.len && d < off) {
-                uint32_t dec, k = raw_unit(raw + r, p->loc.len - r, &dec);
+                uint32_t dec = 1, k = is_raw ? 1 : raw_unit(raw + r, p->loc.len - r, &dec);
                 if (d + dec > off)
                     break;
                 r += k;
                 d += dec;
             }
-            uint32_t dec = 1, k = r < p->loc.len ? raw_unit(raw + r, p->loc.len - r, &dec) : 1;
+            uint32_t dec = 1, k = r < p->loc.len && !is_raw ? raw_unit(raw + r, p->loc.len - r, &dec)
+                                                            : 1;
             /* one character: extend over UTF-8 continuation bytes */
             while (r + k < p->loc.len && (raw[r + k] & 0xC0) == 0x80)
                 k++;
