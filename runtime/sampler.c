@@ -6,13 +6,17 @@
  * min-p, and one draw from the sequence's xoshiro256** stream. Temperature
  * below 1e-6 is greedy (argmax, ties to the lowest id, as torch.argmax).
  *
- * Speed: nothing is allocated per call. Greedy is one pass (a blocked max that
- * the compiler keeps in vector registers). Top-k never sorts the vocabulary: a
- * k-element heap (or a quickselect for large k) picks the candidates and only
- * they are sorted. Top-p without top-k histograms the probability mass by
- * log-probability bucket in the same pass that computes exp(), then sorts only
- * the one bucket where the nucleus ends. exp() is a vectorizable polynomial
- * (relative error < 3e-7), so a pass over 128k logits costs tens of µs.
+ * Speed: nothing is allocated per call. Greedy is one pass (a blocked vector
+ * max; the winning block is rescanned for the first index). Top-k never sorts
+ * the vocabulary: a k-element heap (quickselect for k > HEAP_MAX_K) picks the
+ * candidates, sorted only when top-p follows. Top-p alone: one exp pass, a
+ * few vector passes to find a power-of-two threshold above which top_p of the
+ * mass lies, then a histogram of just those candidates by float exponent, so
+ * only the bucket where the nucleus ends is sorted (sample_topp). exp() is a
+ * 4-lane polynomial (relative error < 3e-7), ~1-2 ns per logit.
+ *
+ * Random numbers: one uniform double per non-greedy draw, nothing for greedy,
+ * so a sequence is reproducible from its seed whatever the vocab size.
  */
 #include "runtime/sampler.h"
 
@@ -25,8 +29,6 @@
 #define SEEN_BIT 0x80000000u    /* count[id]: id is in the touched list */
 #define N_BUCKETS 2048          /* top-p histogram: 16 per octave of probability */
 #define HEAP_MAX_K 1024         /* top-k up to this uses a heap, above it quickselect */
-
-
 #define MAX_STOP_TOKEN_IDS 1024
 
 struct SglSampler {
@@ -167,7 +169,7 @@ SglStatus sgl_sampling_params_check(const SglSamplingParams *p, int32_t vocab_si
     return SGL_OK;
 }
 
-/* ---- vector kernels (GNU vector extensions; SSE2 or AVX as compiled) ----- */
+/* ---- vector kernels (GNU C vector extensions, also understood by clang) -- */
 
 /* 4 lanes: the SSE2 width every x86-64 has, so no ABI or -march dependence. */
 #define VL 4

@@ -76,7 +76,7 @@ void sgl_sampler_accept(SglSampler *s, int32_t token);
  * (n_top = params top_logprobs_num) the raw top log-probs, best first.
  * logprob and top may be NULL: that skips an exp pass over the vocab.
  * SGL_E_NOTFOUND when the mask leaves no token with a logit > -inf (NaN
- * logits count as -inf); *token is then unchanged, logits clobbered. */
+ * logits count as -inf); *token is then unchanged, logits and top clobbered. */
 SglStatus sgl_sample(SglSampler *s, float *logits, const uint32_t *allowed,
                      const int32_t *banned, int32_t n_banned,
                      int32_t *token, float *logprob, SglTopLogprob *top);
@@ -101,6 +101,7 @@ typedef struct {
     size_t len, cap;
     size_t emitted;              /* bytes of buf already released to the caller */
     bool matched;
+    int32_t matched_stop;        /* index in stops of the stop that matched; -1 before */
     int32_t lens[SGL_MAX_STOP];  /* strlen of each stop */
     int32_t *fail[SGL_MAX_STOP]; /* owned: KMP failure function of each stop */
     int32_t state[SGL_MAX_STOP]; /* bytes of stop i matched at the end of buf */
@@ -116,7 +117,8 @@ void sgl_stop_deinit(SglStopMatcher *m);
  * covers everything up to the cut. After a match further text is ignored.
  * buf grows geometrically (amortized O(1)); SGL_E_NOMEM leaves m unchanged. */
 SglStatus sgl_stop_push(SglStopMatcher *m, const char *text, size_t len, size_t *safe_len);
-/* At the end of generation (no stop matched): releases the held-back tail. */
+/* At the end of generation (no stop matched): releases the held-back tail and
+ * returns its length (bytes from buf+emitted before the call); 0 after a match. */
 size_t sgl_stop_finish(SglStopMatcher *m);
 
 #endif

@@ -44,6 +44,7 @@ SglStatus sgl_stop_init(SglStopMatcher *m, const char *const *stops, int32_t n)
             f[j] = k;
         }
     }
+    m->matched_stop = -1;
     m->buf = malloc(INIT_CAP);
     if (!m->buf) goto nomem;
     m->cap = INIT_CAP;
@@ -97,6 +98,7 @@ SglStatus sgl_stop_push(SglStopMatcher *m, const char *text, size_t len, size_t 
         if (hit >= 0) {
             size_t cut = p + 1 - (size_t)m->lens[hit];
             m->matched = true;
+            m->matched_stop = hit;
             m->len = cut;
             m->buf[cut] = '\0';
             *safe_len = cut - m->emitted;

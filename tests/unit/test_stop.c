@@ -100,6 +100,7 @@ static void test_overlapping_candidates(void **state)
     push(&m, &st, "zab");
     push(&m, &st, "c");
     assert_true(m.matched);
+    assert_int_equal(m.matched_stop, 1);   /* "abc" */
     assert_string_equal(m.buf, "z");
     sgl_stop_deinit(&m);
 
@@ -127,8 +128,10 @@ static void test_multiple_stops_earliest_wins(void **state)
     assert_int_equal(m.max_len, 4);
     push(&m, &st, "foo EN");
     assert_string_equal(st.out, "foo ");
+    assert_int_equal(m.matched_stop, -1);
     push(&m, &st, "D bar STOP\n\n");
     assert_true(m.matched);
+    assert_int_equal(m.matched_stop, 1);
     assert_string_equal(m.buf, "foo ");
     assert_string_equal(st.out, "foo ");
     sgl_stop_deinit(&m);
@@ -292,6 +295,8 @@ static void test_random_against_naive(void **state)
         }
         if (cut >= 0) {
             assert_true(m.matched);
+            size_t ml = strlen(stops[m.matched_stop]);
+            assert_memory_equal(text + cut, stops[m.matched_stop], ml);
             assert_int_equal(m.len, (size_t)cut);
             assert_memory_equal(m.buf, text, (size_t)cut);
         } else {
