@@ -524,20 +524,16 @@ static bool want_kind(SemaCtx *c, AstNode *e, uint32_t i, TyKind k, const char *
     return false;
 }
 
-/* Counts `{}` placeholders in a format template ({{ and }} are literal). */
+/* Counts `{}` placeholders in a format template (docs/language.md section 6:
+ * each `{}` takes the next value; nothing else is special). */
 static int count_placeholders(AstStr s)
 {
     int n = 0;
-    for (uint32_t i = 0; i < s.len; i++) {
-        if (s.s[i] == '{' && i + 1 < s.len && s.s[i + 1] == '{') {
-            i++;
-        } else if (s.s[i] == '}' && i + 1 < s.len && s.s[i + 1] == '}') {
-            i++;
-        } else if (s.s[i] == '{' && i + 1 < s.len && s.s[i + 1] == '}') {
+    for (uint32_t i = 0; i + 1 < s.len; i++)
+        if (s.s[i] == '{' && s.s[i + 1] == '}') {
             n++;
             i++;
         }
-    }
     return n;
 }
 

@@ -377,6 +377,30 @@ static void test_alloc_failure(void **state)
     sgl_source_free(src);
 }
 
+/* A program using every construct correctly (tests/unit/sema_valid.sgl)
+ * checks clean: guards against false positives. */
+static void test_valid_program(void **state)
+{
+    (void)state;
+    const char *root = getenv("SGL_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/unit/sema_valid.sgl", root ? root : ".");
+    char err[256];
+    SglSource *src = sgl_source_read_file(path, err, sizeof err);
+    assert_non_null(src);
+    char *text = strndup(src->text, src->len);
+    sgl_source_free(src);
+    Checked *c = check_named(path, text, NULL);
+    char *r = render(&c->diags);
+    assert_string_equal(r, "");
+    free(r);
+    assert_true(c->ok);
+    assert_non_null(c->res.main);
+    assert_int_equal(c->res.main->n_params, 5);
+    checked_free(c);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_literal_loc),
         cmocka_unit_test(test_broken_trees),
         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_valid_program),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
