@@ -856,8 +856,20 @@ static size_t closure(Subset *S, const int32_t *seeds, size_t n)
             }
         }
     }
-    qsort(S->pool + start, S->n_pool - start, sizeof *S->pool, cmp_i32);
-    return S->n_pool - start;
+    int32_t *set = S->pool + start;
+    size_t n_set = S->n_pool - start;
+    if (n_set > 24) {
+        qsort(set, n_set, sizeof *set, cmp_i32);
+    } else { /* kernels are usually tiny: insertion sort */
+        for (size_t i = 1; i < n_set; i++) {
+            int32_t x = set[i];
+            size_t j = i;
+            for (; j > 0 && set[j - 1] > x; j--)
+                set[j] = set[j - 1];
+            set[j] = x;
+        }
+    }
+    return n_set;
 }
 
 static bool table_rehash(Subset *S)
@@ -1037,6 +1049,14 @@ static bool subset_run(Subset *S, int32_t nfa_start)
         for (size_t c = 0; c < k; c++) {
             if (bucket_n[c] == 0)
                 continue;
+            /* neighbouring classes covered by the same edges have identical
+             * buckets (edges are visited in the same order): reuse */
+            if (c > 0 && bucket_n[c] == bucket_n[c - 1] &&
+                memcmp(items + bucket_off[c], items + bucket_off[c - 1],
+                       (size_t)bucket_n[c] * sizeof *items) == 0) {
+                S->trans[(size_t)d * k + c] = S->trans[(size_t)d * k + c - 1];
+                continue;
+            }
             size_t start = S->n_pool;
             closure(S, items + bucket_off[c], (size_t)bucket_n[c]);
             if (S->st != SGL_OK)
