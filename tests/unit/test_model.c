@@ -261,6 +261,12 @@ static void test_config_fields(void **state)
     assert_int_equal(c.eos_ids[0], 2);
     assert_true(isnan(c.gen_temperature));
     assert_int_equal(c.gen_top_k, -1);
+    write_config_with("architectures", "[\"MistralForCausalLM\"]");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_OK);
+    assert_int_equal(c.arch, SGL_ARCH_MISTRAL);
+    assert_false(c.qkv_bias);
+    assert_true(c.tie_word_embeddings);
+    assert_int_equal(c.head_dim, 4);
 }
 
 static void test_stories_config(void **state)
