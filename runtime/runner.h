@@ -58,7 +58,15 @@ struct SglRunner {
     SglRunnerOpts opts;
 };
 
-/* The CPU reference runner (fp32, OpenBLAS). The model must outlive it. */
+/* The CPU reference runner: fp32 compute, hand-written AVX2 kernels (plain C
+ * elsewhere) and OpenBLAS sgemm for large products. Weights are converted to
+ * owned fp32 copies; the model must still outlive the runner (cfg is
+ * borrowed). n_threads 0 or 1: everything on the caller's thread; n > 1 starts
+ * n - 1 workers that split matmul rows and attention tokens, with results
+ * bit-identical to one thread. OpenBLAS is set to one thread (process-wide).
+ * SGL_E_INVAL (bad opts) or SGL_E_NOMEM, *out NULL. Its forward checks the
+ * whole batch layout (positions, slot and token ranges, logit rows) and
+ * returns SGL_E_INVAL before writing any state; it never allocates. */
 SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts,
                              SglRunner **out, SglErr *err);
 
