@@ -328,8 +328,23 @@ static void walk_keyword(SchemaCheck *sc, const char *key, json_t *val, KwKind k
             schema_error(sc, key, "JSON schema: `%s` must be a non-negative integer%s", key, "");
         break;
     case K_STRING:
-        if (!json_is_string(val))
+        if (!json_is_string(val)) {
             schema_error(sc, key, "JSON schema: `%s` must be a string%s", key, "");
+        } else if (strcmp(key, "pattern") == 0) {
+            int code;
+            PCRE2_SIZE eoff;
+            pcre2_code *re = pcre2_compile((PCRE2_SPTR)json_string_value(val),
+                                           json_string_length(val), PCRE2_UTF, &code, &eoff,
+                                           NULL);
+            if (re) {
+                pcre2_code_free(re);
+            } else {
+                char em[256];
+                if (pcre2_get_error_message(code, (PCRE2_UCHAR *)em, sizeof em) < 0)
+                    snprintf(em, sizeof em, "error %d", code);
+                schema_error(sc, key, "JSON schema: invalid `pattern` regex: %s%s", em, "");
+            }
+        }
         break;
     case K_STRING_LIST: {
         bool ok = json_is_array(val);
