@@ -477,7 +477,11 @@ static void test_topk_set(void **state)
     perm(pr, 1300);
     for (int32_t i = 0; i < 1300; i++) l[i] = 1e-5f * (float)pr[i];
     check_set(l, 1300, 1.0f, 1100, 1.0f, 0.0f, 20000, 16, 1100);
+    /* large k with many ties: quickselect must break them by id */
+    for (int32_t i = 0; i < 1200; i++) l[i] = 0.25f * (float)(tnext() % 2);
+    check_set(l, 1200, 1.0f, 1030, 1.0f, 0.0f, 25000, 18, 1030);
     /* large k with top-p after it */
+    perm(pr, 1300);
     for (int32_t i = 0; i < 1300; i++) l[i] = -0.004f * (float)pr[i];
     check_set(l, 1300, 1.0f, 1250, 0.3f, 0.0f, 10000, 17, 0);
 }
@@ -582,6 +586,18 @@ static void test_penalties(void **state)
     double z = 0.0;
     for (int i = 0; i < 8; i++) z += exp((double)l[i]);
     assert_float_equal(lp, (double)l[0] - log(z), 1e-5);
+
+    /* a penalized token that still wins reports its raw log-prob too */
+    float l2[8];
+    memcpy(l2, l, sizeof l2);
+    l2[4] = 10.0f;                          /* 10/1.25 - 0.8 = 7.2: still the max */
+    memcpy(w, l2, sizeof w);
+    assert_int_equal(sgl_sample(g, w, NULL, NULL, 0, &tok, &lp, NULL), SGL_OK);
+    assert_int_equal(tok, 4);
+    assert_float_equal(w[4], 7.2, 1e-5);
+    z = 0.0;
+    for (int i = 0; i < 8; i++) z += exp((double)l2[i]);
+    assert_float_equal(lp, 10.0 - log(z), 1e-5);
 
     /* sampled frequencies follow softmax of the penalized logits */
     int64_t counts[8];
