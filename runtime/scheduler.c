@@ -404,6 +404,8 @@ static bool ensure_free(Sched *s, int32_t n)
     return kvpool_n_free(s->pool) >= n;
 }
 
+static bool is_decode(const SchedSeq *q);
+
 /* Pages q needs beyond what it holds to have KV room for positions [0, upto). */
 static int32_t pages_needed(const Sched *s, const SchedSeq *q, int32_t upto)
 {
@@ -411,11 +413,30 @@ static int32_t pages_needed(const Sched *s, const SchedSeq *q, int32_t upto)
     return want > q->n_pages ? want - q->n_pages : 0;
 }
 
+/* Decode lookahead: a decoding sequence that needs a page takes up to this
+ * many positions' worth at once while the pool is mostly free, so that its
+ * KV stays in runs of consecutive slots instead of being interleaved with
+ * every other sequence's one-token pages (measured: batch-32 decode of
+ * stories260K at 384 tokens of context was ~2x faster with runs of 16). The
+ * extra pages are owned like any other (released or cached at the end). */
+#define DECODE_LOOKAHEAD_TOKENS 16
+#define LOOKAHEAD_MIN_FREE_PAGES 1024
+
 static SglStatus grow(Sched *s, SchedSeq *q, int32_t upto)
 {
     int32_t n = pages_needed(s, q, upto);
     if (n == 0)
         return SGL_OK;
+    if (is_decode(q) && n == 1 && s->P < DECODE_LOOKAHEAD_TOKENS) {
+        int32_t extra = DECODE_LOOKAHEAD_TOKENS / s->P - 1;
+        int32_t room = (q->cap + s->P - 1) / s->P - q->n_pages - 1; /* pages q can still use */
+        int32_t spare = kvpool_n_free(s->pool) - LOOKAHEAD_MIN_FREE_PAGES -
+                        2 * (DECODE_LOOKAHEAD_TOKENS / s->P) * s->n_running;
+        if (extra > room)
+            extra = room;
+        if (extra > 0 && spare >= extra)
+            n += extra;
+    }
     if (kvpool_alloc(s->pool, n, q->pages + q->n_pages) != SGL_OK)
         return SGL_E_NOSPACE;
     q->n_pages += n;
@@ -1047,6 +1068,9 @@ static void schedule_prefills(Sched *s)
     }
     int32_t R = s->cfg.o.max_running_requests;
     if (s->n_waiting == 0 || s->n_running >= R || budget <= 0)
+        return;
+    /* no room for even one page beyond the running decodes: skip ordering */
+    if (kvpool_n_free(s->pool) + radix_evictable_tokens(s->cache) / s->P < 1 + s->n_running)
         return;
     order_waiting(s);
     int32_t first_admitted = s->nb;

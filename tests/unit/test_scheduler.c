@@ -899,6 +899,31 @@ static void test_stress_page4(void **state)
     stress(4, 80, 2, 300);
 }
 
+/* A big pool: decoding sequences take pages ahead (lookahead runs). */
+static void test_lookahead_big_pool(void **state)
+{
+    (void)state;
+    for (int32_t page = 1; page <= 4; page *= 4) {
+        H *h = h_new(8192 / page, page, NULL);
+        int32_t p[6][30];
+        uint64_t ids[6];
+        for (int k = 0; k < 6; k++) {
+            fill_prompt(p[k], 30, 1100 + (uint32_t)k);
+            SglSamplingParams sp = greedy(37 + k);
+            ids[k] = submit(h, p[k], 30, &sp);
+        }
+        for (int i = 0; i < 5; i++)
+            step(h);
+        /* 6 sequences decoding: each holds more pages than its KV needs */
+        int32_t used = kvpool_n_pages(h->pool) - kvpool_n_free(h->pool);
+        assert_true(used * page > 6 * (30 + 4) + 6 * 8);
+        run_all(h);
+        for (int k = 0; k < 6; k++)
+            check_ref(h, ids[k], p[k], 30, 37 + k);
+        h_free(h);
+    }
+}
+
 static void test_disabled_cache(void **state)
 {
     (void)state;
@@ -936,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_prompt_logprobs),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_disabled_cache),
+        cmocka_unit_test(test_lookahead_big_pool),
         cmocka_unit_test(test_stress_page1),
         cmocka_unit_test(test_stress_page4),
     };
