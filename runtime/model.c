@@ -531,57 +531,49 @@ SglStatus sgl_model_load(const char *dir, SglLoadFormat fmt, SglModel **out, Sgl
     SglModel *m = NULL;
     json_t *index = NULL;
     SglModelConfig cfg;
-    char path[4096];
+    char path[4096], ipath[4096];
+    struct stat sb;
     *out = NULL;
     if ((st = sgl_config_load(dir, &cfg, err)))
-        goto fail;
+        goto out;
     if (fmt == SGL_LOAD_DUMMY) {
         if ((st = sgl_model_dummy(&cfg, 0x5EED, &m, err)))
-            goto fail;
-        free(m->dir);
+            goto out;
         m->dir = strdup(dir);
-        if (!m->dir) {
+        if (!m->dir)
             st = sgl_err(err, SGL_E_NOMEM, "model: out of memory");
-            goto fail;
-        }
-        *out = m;
-        return SGL_OK;
+        goto out;
     }
     if ((st = model_shell(&cfg, dir, &m, err)))
-        goto fail;
+        goto out;
     Source src = {.m = m, .dir = dir};
-    struct stat sb;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(ipath, sizeof ipath, "%s/model.safetensors.index.json", dir);
     if (stat(path, &sb) == 0) {
+        /* one file: it takes precedence over an index next to it */
         m->priv->files = calloc(1, sizeof *m->priv->files);
         if (!m->priv->files) {
             st = sgl_err(err, SGL_E_NOMEM, "model: out of memory");
-            goto fail;
+            goto out;
         }
         if ((st = sgl_st_init(&m->priv->files[0], path, err)))
-            goto fail;
+            goto out;
         m->priv->n_files = 1;
-    } else {
-        char ipath[4096];
-        snprintf(ipath, sizeof ipath, "%s/model.safetensors.index.json", dir);
-        if (stat(ipath, &sb) != 0) {
-            st = sgl_err(err, SGL_E_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
-            goto fail;
-        }
+    } else if (stat(ipath, &sb) == 0) {
         src.index_path = ipath;
-        if ((st = open_sharded(m, dir, ipath, &src.weight_map, &index, err)) || (st = bind_all(&src, err)))
-            goto fail;
-        json_decref(index);
-        *out = m;
-        return SGL_OK;
+        if ((st = open_sharded(m, dir, ipath, &src.weight_map, &index, err)))
+            goto out;
+    } else {
+        st = sgl_err(err, SGL_E_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+        goto out;
     }
-    if ((st = bind_all(&src, err)))
-        goto fail;
-    *out = m;
-    return SGL_OK;
-fail:
+    st = bind_all(&src, err);
+out:
     json_decref(index);
-    sgl_model_free(m);
+    if (st == SGL_OK)
+        *out = m;
+    else
+        sgl_model_free(m);
     return st;
 }
 
