@@ -780,7 +780,7 @@ static void check_consts(SemaCtx *c, ModState *ms)
         s->type = t ? t : c->ts->t_error;
         d->type = s->type;
         if (!type_is_error(s->type))
-            s->value = sema_fold(c, d->decl.value);
+            s->value = sema_coerce(c, sema_fold(c, d->decl.value), s->type);
         s->state = 0;
     }
     c->in_const = false;
@@ -1005,7 +1005,7 @@ static void check_fork(SemaCtx *c, AstNode *s)
                               "to fork over the elements, write `fork NAME in LIST`");
         } else {
             const SemaValue *v = sema_fold(c, it);
-            if (v && v->kind == VAL_INT && v->i < 0)
+            if (v && v->kind == SEMA_VAL_INT && v->i < 0)
                 sgl_diag_error(c->diags, it->loc, "fork count must be >= 0, not %lld",
                                (long long)v->i);
         }

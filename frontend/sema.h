@@ -34,17 +34,17 @@
 typedef struct SemaModule SemaModule;
 
 /* A folded compile-time constant (consts, gen/select constraint options). */
-typedef enum { VAL_STR, VAL_INT, VAL_FLOAT, VAL_BOOL, VAL_LIST, VAL_RECORD } SemaValKind;
+typedef enum { SEMA_VAL_STR, SEMA_VAL_INT, SEMA_VAL_FLOAT, SEMA_VAL_BOOL, SEMA_VAL_LIST, SEMA_VAL_RECORD } SemaValKind;
 typedef struct SemaValue {
     SemaValKind kind;
     AstType *type;
     int64_t i;
     double f;
     bool b;
-    AstStr s;                        /* VAL_STR (not interned) */
-    struct SemaValue **items;        /* VAL_LIST elements; VAL_RECORD fields in type order */
+    AstStr s;                        /* SEMA_VAL_STR (not interned) */
+    struct SemaValue **items;        /* SEMA_VAL_LIST elements; SEMA_VAL_RECORD fields in type order */
     uint32_t n_items;
-    const AstNode *literal;          /* VAL_STR: the AST_STRING it is the text of, if one */
+    const AstNode *literal;          /* SEMA_VAL_STR: the AST_STRING it is the text of, if one */
 } SemaValue;
 
 typedef enum { SYM_FN, SYM_EXTERN, SYM_CONST, SYM_TYPE, SYM_BUILTIN, SYM_LOCAL } SemaSymKind;

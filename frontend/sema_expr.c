@@ -10,6 +10,7 @@
  */
 #include "frontend/sema_int.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -368,7 +369,7 @@ static AstType *check_binary(SemaCtx *c, AstNode *e, AstType *expected)
             return binary_error(c, e, l, r);
         if ((op == AST_OP_DIV || op == AST_OP_MOD) && l->kind == TY_INT && r->kind == TY_INT) {
             const SemaValue *v = quiet_fold(c, e->binary.rhs);
-            if (v && v->kind == VAL_INT && v->i == 0)
+            if (v && v->kind == SEMA_VAL_INT && v->i == 0)
                 sgl_diag_error(c->diags, e->binary.rhs->loc, "division by zero");
         }
         return l->kind == TY_FLOAT || r->kind == TY_FLOAT ? c->ts->t_float : c->ts->t_int;
@@ -429,7 +430,7 @@ static AstType *check_index(SemaCtx *c, AstNode *e)
     const SemaValue *lv = quiet_fold(c, e->index.base);
     const SemaValue *iv = !type_is_error(i) && i->kind == TY_INT ? quiet_fold(c, e->index.index)
                                                                  : NULL;
-    if (lv && iv && lv->kind == VAL_LIST && iv->kind == VAL_INT &&
+    if (lv && iv && lv->kind == SEMA_VAL_LIST && iv->kind == SEMA_VAL_INT &&
         (iv->i < 0 || (uint64_t)iv->i >= lv->n_items))
         sgl_diag_error(c->diags, e->index.index->loc,
                        "index %lld is out of range for a list of %u elements", (long long)iv->i,
@@ -575,7 +576,7 @@ static AstType *check_builtin(SemaCtx *c, AstNode *e, int bi, AstType *expected)
         want_kind(c, e, 0, TY_STR, "str");
         if (want_kind(c, e, 1, TY_STR, "str")) {
             const SemaValue *v = quiet_fold(c, args->items[1]);
-            if (v && v->kind == VAL_STR && v->s.len == 0)
+            if (v && v->kind == SEMA_VAL_STR && v->s.len == 0)
                 sgl_diag_error(c->diags, args->items[1]->loc,
                                "the separator of `split` must not be empty");
         }
@@ -647,7 +648,7 @@ static AstType *check_builtin(SemaCtx *c, AstNode *e, int bi, AstType *expected)
     case BI_FORMAT: {
         if (want_kind(c, e, 0, TY_STR, "str")) {
             const SemaValue *v = quiet_fold(c, args->items[0]);
-            int k = v && v->kind == VAL_STR ? count_placeholders(v->s) : -1;
+            int k = v && v->kind == SEMA_VAL_STR ? count_placeholders(v->s) : -1;
             if (k >= 0 && (uint32_t)k != n - 1)
                 sgl_diag_error(c->diags, e->loc, "the template has %d `{}` placeholder%s, but "
                                "%u value%s given", k, k == 1 ? "" : "s", n - 1,
@@ -856,6 +857,8 @@ static void buf_put(Buf *b, const char *s, size_t n)
     b->p[b->n] = '\0';
 }
 
+/* Shortest round-trip text of a double, with ".0" when it reads as an
+ * integer: the same text the runtime's str() gives (backend/value.c). */
 static void fmt_float(double f, char *out, size_t cap)
 {
     if (isnan(f)) {
@@ -869,34 +872,26 @@ static void fmt_float(double f, char *out, size_t cap)
     for (int p = 1; p <= 17; p++) {
         snprintf(out, cap, "%.*g", p, f);
         if (strtod(out, NULL) == f)
-            return;
+            break;
+    }
+    if (!strpbrk(out, ".en")) {
+        size_t n = strlen(out);
+        if (n + 3 <= cap)
+            memcpy(out + n, ".0", 3);
     }
 }
 
+/* A JSON string as jansson writes it (compact), like the runtime's to_json. */
 static void json_str(Buf *b, AstStr s)
 {
-    buf_put(b, "\"", 1);
-    for (uint32_t i = 0; i < s.len; i++) {
-        unsigned char ch = (unsigned char)s.s[i];
-        char esc[8];
-        if (ch == '"' || ch == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)ch;
-            buf_put(b, esc, 2);
-        } else if (ch == '\n') {
-            buf_put(b, "\\n", 2);
-        } else if (ch == '\t') {
-            buf_put(b, "\\t", 2);
-        } else if (ch == '\r') {
-            buf_put(b, "\\r", 2);
-        } else if (ch < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", ch);
-            buf_put(b, esc, 6);
-        } else {
-            buf_put(b, (const char *)&s.s[i], 1);
-        }
-    }
-    buf_put(b, "\"", 1);
+    json_t *j = json_stringn(s.s, s.len);
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    if (!t)
+        b->oom = true;
+    else
+        buf_put(b, t, strlen(t));
+    free(t);
+    json_decref(j);
 }
 
 /* Appends v's text form; `json` quotes strings (inside lists/records). The
@@ -907,24 +902,27 @@ static void value_text(Buf *b, const SemaValue *v, bool json)
     if (b->oom || b->n > SGL_MAX_STRING_BYTES)
         return;
     switch (v->kind) {
-    case VAL_STR:
+    case SEMA_VAL_STR:
         if (json)
             json_str(b, v->s);
         else
             buf_put(b, v->s.s, v->s.len);
         break;
-    case VAL_INT:
+    case SEMA_VAL_INT:
         snprintf(num, sizeof num, "%lld", (long long)v->i);
         buf_put(b, num, strlen(num));
         break;
-    case VAL_FLOAT:
-        fmt_float(v->f, num, sizeof num);
+    case SEMA_VAL_FLOAT:
+        if (json && !isfinite(v->f))
+            snprintf(num, sizeof num, "null");
+        else
+            fmt_float(v->f, num, sizeof num);
         buf_put(b, num, strlen(num));
         break;
-    case VAL_BOOL:
+    case SEMA_VAL_BOOL:
         buf_put(b, v->b ? "true" : "false", v->b ? 4 : 5);
         break;
-    case VAL_LIST:
+    case SEMA_VAL_LIST:
         buf_put(b, "[", 1);
         for (uint32_t i = 0; i < v->n_items && !b->oom && b->n <= SGL_MAX_STRING_BYTES; i++) {
             if (i)
@@ -933,7 +931,7 @@ static void value_text(Buf *b, const SemaValue *v, bool json)
         }
         buf_put(b, "]", 1);
         break;
-    case VAL_RECORD:
+    case SEMA_VAL_RECORD:
         buf_put(b, "{", 1);
         for (uint32_t i = 0; i < v->n_items && v->type && i < v->type->n_fields; i++) {
             if (i)
@@ -1011,7 +1009,7 @@ static const SemaValue *fold_string(SemaCtx *c, const AstNode *e)
                    SGL_MAX_STRING_BYTES);
         goto out;
     }
-    SemaValue *v = new_val(c, VAL_STR, c->ts->t_str);
+    SemaValue *v = new_val(c, SEMA_VAL_STR, c->ts->t_str);
     char *s = v ? sgl_arena_strndup(c->arena, b.p ? b.p : "", b.n) : NULL;
     if (!s)
         goto out;
@@ -1022,6 +1020,47 @@ static const SemaValue *fold_string(SemaCtx *c, const AstNode *e)
 out:
     free(b.p);
     return res;
+}
+
+/* v converted to type t where int widens to float (also inside lists and
+ * records), so folded values carry the representation their type says. */
+const SemaValue *sema_coerce(SemaCtx *c, const SemaValue *v, const AstType *t)
+{
+    if (!v || type_is_error(t))
+        return v;
+    if (t->kind == TY_FLOAT && v->kind == SEMA_VAL_INT) {
+        SemaValue *f = new_val(c, SEMA_VAL_FLOAT, (AstType *)t);
+        if (f)
+            f->f = (double)v->i;
+        return f;
+    }
+    bool is_list = t->kind == TY_LIST && v->kind == SEMA_VAL_LIST;
+    bool is_rec = t->kind == TY_RECORD && v->kind == SEMA_VAL_RECORD && v->n_items == t->n_fields;
+    if (!is_list && !is_rec)
+        return v;
+    SemaValue **items = NULL;
+    for (uint32_t i = 0; i < v->n_items; i++) {
+        const SemaValue *x = sema_coerce(c, v->items[i], is_list ? t->elem : t->fields[i].type);
+        if (!x)
+            return NULL;
+        if (x == v->items[i] && !items)
+            continue;
+        if (!items) {
+            items = sema_alloc(c, (v->n_items + 1) * sizeof *items);
+            if (!items)
+                return NULL;
+            memcpy(items, v->items, v->n_items * sizeof *items);
+        }
+        items[i] = (SemaValue *)x;
+    }
+    if (!items)
+        return v;
+    SemaValue *n = new_val(c, v->kind, (AstType *)t);
+    if (!n)
+        return NULL;
+    n->items = items;
+    n->n_items = v->n_items;
+    return n;
 }
 
 static const SemaValue *fold_items(SemaCtx *c, const AstNode *e, const AstList *l,
@@ -1039,6 +1078,8 @@ static const SemaValue *fold_items(SemaCtx *c, const AstNode *e, const AstList *
         if (it && it->kind == AST_FIELD_INIT)
             it = it->option.value;
         const SemaValue *x = sema_fold(c, it);
+        if (x && k == SEMA_VAL_LIST && e->type && e->type->kind == TY_LIST)
+            x = sema_coerce(c, x, e->type->elem);
         if (!x)
             return NULL;
         v->items[i] = (SemaValue *)x;
@@ -1052,7 +1093,7 @@ static const SemaValue *fold_record(SemaCtx *c, const AstNode *e)
     const AstType *r = e->type;
     if (!r || r->kind != TY_RECORD)
         return NULL;
-    SemaValue *v = new_val(c, VAL_RECORD, e->type);
+    SemaValue *v = new_val(c, SEMA_VAL_RECORD, e->type);
     if (!v)
         return NULL;
     v->items = sema_alloc(c, (r->n_fields + 1) * sizeof *v->items);
@@ -1064,7 +1105,7 @@ static const SemaValue *fold_record(SemaCtx *c, const AstNode *e)
         for (uint32_t i = 0; fs && i < fs->n; i++) {
             const AstNode *f = fs->items[i];
             if (f && f->kind == AST_FIELD_INIT && str_eq(f->option.name, r->fields[k].name)) {
-                x = sema_fold(c, f->option.value);
+                x = sema_coerce(c, sema_fold(c, f->option.value), r->fields[k].type);
                 break;
             }
         }
@@ -1078,22 +1119,22 @@ static const SemaValue *fold_record(SemaCtx *c, const AstNode *e)
 
 static double num(const SemaValue *v)
 {
-    return v->kind == VAL_FLOAT ? v->f : (double)v->i;
+    return v->kind == SEMA_VAL_FLOAT ? v->f : (double)v->i;
 }
 
 static int cmp_vals(const SemaValue *a, const SemaValue *b, bool *ok)
 {
     *ok = true;
-    if (a->kind == VAL_STR && b->kind == VAL_STR) {
+    if (a->kind == SEMA_VAL_STR && b->kind == SEMA_VAL_STR) {
         uint32_t n = a->s.len < b->s.len ? a->s.len : b->s.len;
         int r = memcmp(a->s.s, b->s.s, n);
         return r ? r : (a->s.len > b->s.len) - (a->s.len < b->s.len);
     }
-    if (a->kind == VAL_BOOL && b->kind == VAL_BOOL)
+    if (a->kind == SEMA_VAL_BOOL && b->kind == SEMA_VAL_BOOL)
         return (a->b > b->b) - (a->b < b->b);
-    if (a->kind == VAL_INT && b->kind == VAL_INT)
+    if (a->kind == SEMA_VAL_INT && b->kind == SEMA_VAL_INT)
         return (a->i > b->i) - (a->i < b->i);
-    if ((a->kind == VAL_INT || a->kind == VAL_FLOAT) && (b->kind == VAL_INT || b->kind == VAL_FLOAT))
+    if ((a->kind == SEMA_VAL_INT || a->kind == SEMA_VAL_FLOAT) && (b->kind == SEMA_VAL_INT || b->kind == SEMA_VAL_FLOAT))
         return (num(a) > num(b)) - (num(a) < num(b));
     *ok = false;
     return 0;
@@ -1106,7 +1147,7 @@ static const SemaValue *fold_binary(SemaCtx *c, const AstNode *e)
         return NULL;
     AstOp op = e->binary.op;
     if (op == AST_OP_AND || op == AST_OP_OR) {
-        if (l->kind != VAL_BOOL)
+        if (l->kind != SEMA_VAL_BOOL)
             return NULL;
         if (l->b == (op == AST_OP_OR))
             return l;
@@ -1124,21 +1165,21 @@ static const SemaValue *fold_binary(SemaCtx *c, const AstNode *e)
         int k = cmp_vals(l, r, &ok);
         if (!ok)
             return NULL;
-        v = new_val(c, VAL_BOOL, c->ts->t_bool);
+        v = new_val(c, SEMA_VAL_BOOL, c->ts->t_bool);
         if (v)
             v->b = op == AST_OP_EQ ? k == 0 : op == AST_OP_NE ? k != 0 : op == AST_OP_LT ? k < 0
                  : op == AST_OP_LE ? k <= 0 : op == AST_OP_GT ? k > 0 : k >= 0;
         return v;
     }
     case AST_OP_ADD:
-        if (l->kind == VAL_STR && r->kind == VAL_STR) {
+        if (l->kind == SEMA_VAL_STR && r->kind == SEMA_VAL_STR) {
             if ((uint64_t)l->s.len + r->s.len > SGL_MAX_STRING_BYTES) {
                 fold_error(c, e->loc,
                                "constant string longer than the limit of %u bytes",
                                SGL_MAX_STRING_BYTES);
                 return NULL;
             }
-            v = new_val(c, VAL_STR, t);
+            v = new_val(c, SEMA_VAL_STR, t);
             char *s = v ? sema_alloc(c, (size_t)l->s.len + r->s.len + 1) : NULL;
             if (!s)
                 return NULL;
@@ -1148,14 +1189,14 @@ static const SemaValue *fold_binary(SemaCtx *c, const AstNode *e)
             v->s.len = l->s.len + r->s.len;
             return v;
         }
-        if (l->kind == VAL_LIST && r->kind == VAL_LIST) {
+        if (l->kind == SEMA_VAL_LIST && r->kind == SEMA_VAL_LIST) {
             uint64_t n = (uint64_t)l->n_items + r->n_items;
             if (n > SEMA_MAX_CONST_LIST) {
                 fold_error(c, e->loc, "constant list longer than the limit of %d "
                                "elements", SEMA_MAX_CONST_LIST);
                 return NULL;
             }
-            v = new_val(c, VAL_LIST, t);
+            v = new_val(c, SEMA_VAL_LIST, t);
             SemaValue **items = v ? sema_alloc(c, (n + 1) * sizeof *items) : NULL;
             if (!items)
                 return NULL;
@@ -1169,10 +1210,10 @@ static const SemaValue *fold_binary(SemaCtx *c, const AstNode *e)
         }
         /* fall through */
     case AST_OP_SUB: case AST_OP_MUL: case AST_OP_DIV: case AST_OP_MOD:
-        if ((l->kind != VAL_INT && l->kind != VAL_FLOAT) ||
-            (r->kind != VAL_INT && r->kind != VAL_FLOAT))
+        if ((l->kind != SEMA_VAL_INT && l->kind != SEMA_VAL_FLOAT) ||
+            (r->kind != SEMA_VAL_INT && r->kind != SEMA_VAL_FLOAT))
             return NULL;
-        if (l->kind == VAL_INT && r->kind == VAL_INT) {
+        if (l->kind == SEMA_VAL_INT && r->kind == SEMA_VAL_INT) {
             int64_t x = 0;
             bool ovf = false;
             if (op == AST_OP_ADD)
@@ -1191,12 +1232,12 @@ static const SemaValue *fold_binary(SemaCtx *c, const AstNode *e)
                 fold_error(c, e->loc, "integer overflow in constant expression");
                 return NULL;
             }
-            v = new_val(c, VAL_INT, c->ts->t_int);
+            v = new_val(c, SEMA_VAL_INT, c->ts->t_int);
             if (v)
                 v->i = x;
             return v;
         }
-        v = new_val(c, VAL_FLOAT, c->ts->t_float);
+        v = new_val(c, SEMA_VAL_FLOAT, c->ts->t_float);
         if (!v)
             return NULL;
         double a = num(l), b = num(r);
@@ -1215,17 +1256,17 @@ const SemaValue *sema_fold(SemaCtx *c, const AstNode *e)
     SemaValue *v;
     switch (e->kind) {
     case AST_INT:
-        v = new_val(c, VAL_INT, e->type);
+        v = new_val(c, SEMA_VAL_INT, e->type);
         if (v)
             v->i = e->ival;
         return v;
     case AST_FLOAT:
-        v = new_val(c, VAL_FLOAT, e->type);
+        v = new_val(c, SEMA_VAL_FLOAT, e->type);
         if (v)
             v->f = e->fval;
         return v;
     case AST_BOOL:
-        v = new_val(c, VAL_BOOL, e->type);
+        v = new_val(c, SEMA_VAL_BOOL, e->type);
         if (v)
             v->b = e->bval;
         return v;
@@ -1236,31 +1277,31 @@ const SemaValue *sema_fold(SemaCtx *c, const AstNode *e)
         return s && s->kind == SYM_CONST ? s->value : NULL;
     }
     case AST_LIST:
-        return fold_items(c, e, e->list.items, VAL_LIST);
+        return fold_items(c, e, e->list.items, SEMA_VAL_LIST);
     case AST_RECORD:
         return fold_record(c, e);
     case AST_UNARY: {
         const SemaValue *x = sema_fold(c, e->unary.operand);
         if (!x)
             return NULL;
-        if (e->unary.op == AST_OP_NOT && x->kind == VAL_BOOL) {
-            v = new_val(c, VAL_BOOL, e->type);
+        if (e->unary.op == AST_OP_NOT && x->kind == SEMA_VAL_BOOL) {
+            v = new_val(c, SEMA_VAL_BOOL, e->type);
             if (v)
                 v->b = !x->b;
             return v;
         }
-        if (x->kind == VAL_INT) {
+        if (x->kind == SEMA_VAL_INT) {
             if (x->i == INT64_MIN) {
                 fold_error(c, e->loc, "integer overflow in constant expression");
                 return NULL;
             }
-            v = new_val(c, VAL_INT, e->type);
+            v = new_val(c, SEMA_VAL_INT, e->type);
             if (v)
                 v->i = -x->i;
             return v;
         }
-        if (x->kind == VAL_FLOAT) {
-            v = new_val(c, VAL_FLOAT, e->type);
+        if (x->kind == SEMA_VAL_FLOAT) {
+            v = new_val(c, SEMA_VAL_FLOAT, e->type);
             if (v)
                 v->f = -x->f;
             return v;
@@ -1272,14 +1313,14 @@ const SemaValue *sema_fold(SemaCtx *c, const AstNode *e)
     case AST_INDEX: {
         const SemaValue *l = sema_fold(c, e->index.base);
         const SemaValue *i = l ? sema_fold(c, e->index.index) : NULL;
-        if (!l || !i || l->kind != VAL_LIST || i->kind != VAL_INT || i->i < 0 ||
+        if (!l || !i || l->kind != SEMA_VAL_LIST || i->kind != SEMA_VAL_INT || i->i < 0 ||
             (uint64_t)i->i >= l->n_items)
             return NULL;
         return l->items[i->i];
     }
     case AST_FIELD: {
         const SemaValue *r = sema_fold(c, e->field.base);
-        if (!r || r->kind != VAL_RECORD || !r->type)
+        if (!r || r->kind != SEMA_VAL_RECORD || !r->type)
             return NULL;
         const TyField *f = type_field(r->type, e->field.name);
         return f ? r->items[f - r->type->fields] : NULL;

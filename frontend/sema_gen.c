@@ -480,11 +480,11 @@ static const SemaValue *check_opt_value(SemaCtx *c, AstNode *o, const OptSpec *s
         if (type_is_error(t))
             return NULL;
     }
-    const SemaValue *v = sema_fold(c, val);
+    const SemaValue *v = sema_coerce(c, sema_fold(c, val), opt_type(c, spec->type));
     o->sym = (void *)v;
-    if (!v || (v->kind != VAL_INT && v->kind != VAL_FLOAT))
+    if (!v || (v->kind != SEMA_VAL_INT && v->kind != SEMA_VAL_FLOAT))
         return v;
-    double x = v->kind == VAL_INT ? (double)v->i : v->f;
+    double x = v->kind == SEMA_VAL_INT ? (double)v->i : v->f;
     const char *rule = NULL;
     switch (spec->range) {
     case R_GE0: if (!(x >= 0)) rule = "must be >= 0"; break;
@@ -498,7 +498,7 @@ static const SemaValue *check_opt_value(SemaCtx *c, AstNode *o, const OptSpec *s
     }
     if (rule) {
         char num[40];
-        if (v->kind == VAL_INT)
+        if (v->kind == SEMA_VAL_INT)
             snprintf(num, sizeof num, "%lld", (long long)v->i);
         else
             snprintf(num, sizeof num, "%g", v->f);
@@ -550,7 +550,7 @@ static bool first_use(SemaCtx *c, AstList *opts, uint32_t i)
 
 static void check_choices(SemaCtx *c, const SemaValue *v, AstNode *val, const char *what)
 {
-    if (!v || v->kind != VAL_LIST)
+    if (!v || v->kind != SEMA_VAL_LIST)
         return;
     if (v->n_items == 0) {
         sgl_diag_error(c->diags, val->loc, "%s needs at least one choice", what);
@@ -626,7 +626,7 @@ void sema_gen(SemaCtx *c, AstNode *s)
         else
             check_choices(c, v, o->option.value, "`choices`");
     }
-    if (max_tokens && min_tokens && max_tokens->kind == VAL_INT && min_tokens->kind == VAL_INT &&
+    if (max_tokens && min_tokens && max_tokens->kind == SEMA_VAL_INT && min_tokens->kind == SEMA_VAL_INT &&
         min_tokens->i > max_tokens->i)
         sgl_diag_error(c->diags, min_node->option.value->loc,
                        "`min_tokens` (%lld) is larger than `max_tokens` (%lld)",
@@ -672,7 +672,7 @@ void sema_select(SemaCtx *c, AstNode *s)
         const SemaValue *v = check_opt_value(c, o, spec);
         if (strcmp(spec->name, "method") != 0 || type_is_error(val ? val->type : NULL))
             continue;
-        if (!v || v->kind != VAL_STR) {
+        if (!v || v->kind != SEMA_VAL_STR) {
             sgl_diag_error(c->diags, val->loc, "`method` must be a compile-time constant");
             continue;
         }

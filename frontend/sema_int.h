@@ -93,6 +93,8 @@ AstType *sema_expect(SemaCtx *c, AstNode *e, AstType *want, const char *what);
 /* Folds an already checked expression; NULL when not a compile-time constant
  * (or after a diagnostic such as integer overflow). */
 const SemaValue *sema_fold(SemaCtx *c, const AstNode *e);
+/* v with int widened to float wherever type t says float (lists, records too). */
+const SemaValue *sema_coerce(SemaCtx *c, const SemaValue *v, const AstType *t);
 /* sema_fold without diagnostics (for probes that may run more than once). */
 const SemaValue *quiet_fold(SemaCtx *c, const AstNode *e);
 /* Text form of a value as interpolation gives it; false on OOM / size limit. */

@@ -103,6 +103,8 @@ static void test_annotations(void **state)
     Checked *c = check("const N = 2 + 3 * 4\n"
                        "const S = \"a{N}b{[1, 2]}{1.5}{true}\"\n"
                        "const F: float = N\n"
+                       "const G: list[float] = [1, 2.5]\n"
+                       "const H = \"{F} {G} {[\"a\\n\\u{8}\"]}\"\n"
                        "type City = { name: str, pop: int }\n"
                        "fn city(doc: str) -> City {\n"
                        "    assistant { gen info: City(max_tokens: 64, temperature: 0) }\n"
@@ -124,12 +126,19 @@ static void test_annotations(void **state)
     assert_non_null(ns);
     assert_int_equal(ns->kind, SYM_CONST);
     assert_non_null(ns->value);
-    assert_int_equal(ns->value->kind, VAL_INT);
+    assert_int_equal(ns->value->kind, SEMA_VAL_INT);
     assert_int_equal(ns->value->i, 14);
     const SemaValue *sv = ((SemaSym *)s->sym)->value;
     assert_non_null(sv);
     assert_string_equal(sv->s.s, "a14b[1,2]1.5true");
     assert_string_equal(ty(f->type, b), "float");
+    /* int widened to float in the folded value, as the runtime would */
+    const SemaValue *fv = ((SemaSym *)f->sym)->value;
+    assert_int_equal(fv->kind, SEMA_VAL_FLOAT);
+    assert_true(fv->f == 14.0);
+    const SemaValue *hv = ((SemaSym *)decl(c->prog, "H")->sym)->value;
+    assert_non_null(hv);
+    assert_string_equal(hv->s.s, "14.0 [1.0,2.5] [\"a\\n\\b\"]");
     /* fn signature and the record type */
     AstNode *cf = decl(c->prog, "city");
     SemaSym *cs = cf->sym;
