@@ -5,13 +5,18 @@
  * the same arena), appends every problem it finds to the diagnostics (never
  * stopping at the first) and annotates the trees for lowering:
  *   node->type  every expression, AST_TYPE_*, AST_LET/GEN/SELECT/CAPTURE (the
- *               declared name's type), AST_FN/AST_EXTERN (return type, void
- *               when none), AST_CONST, AST_PARAM, AST_FOR (the loop variable).
+ *               declared name's type; list[T] for `gen x(n: k)`), AST_FN and
+ *               AST_EXTERN (return type, void when none), AST_CONST,
+ *               AST_PARAM, AST_FIELD_INIT, AST_FOR and named AST_FORK (the
+ *               element variable's type).
  *   node->sym   a SemaSym* on AST_NAME, AST_CALL, AST_FN, AST_EXTERN,
  *               AST_CONST, AST_TYPEDEF, AST_PARAM, AST_LET, AST_GEN,
  *               AST_SELECT, AST_CAPTURE, AST_FOR and AST_FORK (the element
  *               variable; NULL for `fork N`), and a SemaValue* (or NULL when
  *               the value is not a compile-time constant) on AST_OPTION.
+ *               Built-in calls keep sym NULL (sema_builtin_find names them).
+ * Names a fork body declares at its top level are gathered: the branch
+ * symbol's `gather` is the list[T] symbol bound after the fork.
  * An int expression used where a float is expected keeps type int; lowering
  * converts by comparing node->type with the slot's type.
  * Ownership: everything sema allocates lives in the caller's arena; imported
@@ -34,7 +39,8 @@
 typedef struct SemaModule SemaModule;
 
 /* A folded compile-time constant (consts, gen/select constraint options). */
-typedef enum { SEMA_VAL_STR, SEMA_VAL_INT, SEMA_VAL_FLOAT, SEMA_VAL_BOOL, SEMA_VAL_LIST, SEMA_VAL_RECORD } SemaValKind;
+typedef enum { SEMA_VAL_STR, SEMA_VAL_INT, SEMA_VAL_FLOAT, SEMA_VAL_BOOL, SEMA_VAL_LIST,
+               SEMA_VAL_RECORD } SemaValKind;
 typedef struct SemaValue {
     SemaValKind kind;
     AstType *type;
