@@ -705,3 +705,91 @@ int32_t tokreg_n_fsms(const TokRegistry *r)
     pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
     return n;
 }
+
+/* ---- SglConstraint adapter ------------------------------------------------------ */
+
+typedef struct {
+    TokRegistry *reg;
+    TokFsm *fsm;               /* locked in reg */
+    int32_t n_samples;
+    uint32_t *scratch;         /* (n_words): masks for an engine vocab smaller than ours */
+    TokCursor cur[];           /* (n_samples) */
+} ConstraintCtx;
+
+static bool constraint_mask(void *ctx, int32_t index, uint32_t *allowed, int32_t vocab)
+{
+    ConstraintCtx *c = ctx;
+    if (index < 0 || index >= c->n_samples)
+        return false;
+    int32_t nw = c->fsm->n_words, engine_nw = (vocab + 31) / 32;
+    if (engine_nw >= nw) {
+        tokmask_fill(&c->cur[index], allowed);
+        return true;
+    }
+    tokmask_fill(&c->cur[index], c->scratch);
+    memcpy(allowed, c->scratch, (size_t)engine_nw * sizeof *allowed);
+    if (vocab % 32)
+        allowed[engine_nw - 1] &= (1u << (vocab % 32)) - 1;
+    return true;
+}
+
+static bool constraint_accept(void *ctx, int32_t index, int32_t token)
+{
+    ConstraintCtx *c = ctx;
+    if (index < 0 || index >= c->n_samples)
+        return true;
+    TokCursor *cur = &c->cur[index];
+    if (tokmask_advance(cur, token) != SGL_OK || cur->done)
+        return true;
+    if (!tokmask_is_accepting(cur))
+        return false;
+    const SglDfa *d = c->fsm->dfa;
+    const int32_t *row = d->trans + (size_t)cur->state * (size_t)d->n_classes;
+    for (int32_t k = 0; k < d->n_classes; k++)
+        if (row[k] >= 0)
+            return false;
+    return true; /* accepted and nothing can follow */
+}
+
+static void constraint_release(void *ctx)
+{
+    ConstraintCtx *c = ctx;
+    tokreg_unlock(c->reg, c->fsm);
+    free(c->scratch);
+    free(c);
+}
+
+SglStatus tokmask_constraint_new(TokRegistry *reg, const SglDfa *dfa, const SglTokenizer *t,
+                                 int32_t n_samples, SglConstraint *out, SglErr *err)
+{
+    memset(out, 0, sizeof *out);
+    if (n_samples < 1 || n_samples > SGL_MAX_N)
+        return sgl_err(err, SGL_E_INVAL, "tokmask: n_samples %d outside [1, %d]", n_samples,
+                       SGL_MAX_N);
+    ConstraintCtx *c = calloc(1, sizeof *c + (size_t)n_samples * sizeof c->cur[0]);
+    if (!c)
+        return sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
+    SglStatus st = tokreg_lock(reg, dfa, t, &c->fsm, err);
+    if (st != SGL_OK) {
+        free(c);
+        return st;
+    }
+    c->scratch = malloc((size_t)c->fsm->n_words * sizeof *c->scratch);
+    if (!c->scratch) {
+        tokreg_unlock(reg, c->fsm);
+        free(c);
+        return sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
+    }
+    c->reg = reg;
+    c->n_samples = n_samples;
+    for (int32_t i = 0; i < n_samples; i++)
+        tokmask_init(&c->cur[i], c->fsm);
+    *out = (SglConstraint){c, constraint_mask, constraint_accept, constraint_release};
+    return SGL_OK;
+}
+
+TokCursor *tokmask_constraint_cursor(void *ctx, int32_t index)
+{
+    ConstraintCtx *c = ctx;
+    return index >= 0 && index < c->n_samples ? &c->cur[index] : NULL;
+}

@@ -16,6 +16,8 @@
  *               continue with here; append them, then tokmask_advance_bytes(&c, b, n)
  *   release:    tokreg_unlock(reg, f)
  * The cursor is plain data owned by the request; the TokFsm by the registry.
+ * Or in one call: tokmask_constraint_new fills an SglConstraint (request.h)
+ * whose hooks do all of the above per sample.
  */
 #ifndef SGL_TOKMASK_H
 #define SGL_TOKMASK_H
@@ -25,6 +27,7 @@
 #include <stdint.h>
 
 #include "runtime/dfa.h"
+#include "runtime/request.h"
 #include "runtime/status.h"
 #include "runtime/tokenizer.h"
 
@@ -94,5 +97,18 @@ bool tokmask_is_accepting(const TokCursor *c);
  * false (and *len 0) when nothing is forced. *bytes is borrowed from the
  * TokFsm. */
 bool tokmask_forced(const TokCursor *c, const char **bytes, size_t *len);
+
+/* A ready-made SglConstraint (runtime/request.h) with one cursor per sample
+ * (n_samples = the request's n) over the registry's TokFsm for (dfa, t).
+ * Hooks: mask fills the current state's mask (clipped to the engine's
+ * vocab); accept advances and returns true once EOS was taken, the text is
+ * complete (accepting with no possible continuation), or the token was not
+ * allowed (the sample is then stopped rather than left dead); release unlocks
+ * the TokFsm and frees ctx. On SGL_OK ownership of the context passes to
+ * *out (freed by its release hook); on failure nothing is held. */
+SglStatus tokmask_constraint_new(TokRegistry *reg, const SglDfa *dfa, const SglTokenizer *t,
+                                 int32_t n_samples, SglConstraint *out, SglErr *err);
+/* The cursor of sample index inside such a constraint's ctx (jump-forward). */
+TokCursor *tokmask_constraint_cursor(void *ctx, int32_t index);
 
 #endif

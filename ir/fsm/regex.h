@@ -14,7 +14,8 @@
  * point but '\n'); '|'; groups (...), (?:...), (?<name>...), (?P<name>...);
  * quantifiers ? * + {m} {m,} {m,n} (a lazy '?' suffix is accepted and changes
  * nothing under full-match semantics); '{' that does not start a quantifier is
- * a literal. '^' first and '$' last in the pattern are accepted and ignored.
+ * a literal ("{,n}" too, as in PCRE2 10.42). '^' first and '$' last in the
+ * pattern are accepted and ignored. Columns in errors are 1-based bytes.
  * Everything else (backreferences, lookaround, \b, \p{..}, possessive
  * quantifiers, POSIX classes, inline flags) is an error naming the construct.
  */

@@ -401,6 +401,71 @@ static void test_concurrent_fills(void **state)
     sgl_dfa_free(d);
 }
 
+static void test_engine_constraint_hooks(void **state)
+{
+    (void)state;
+    for (int ti = 0; ti < 2; ti++) {
+        if (!g_tok[ti])
+            continue;
+        const SglTokenizer *t = g_tok[ti];
+        int32_t n = sgl_tokenizer_vocab_size(t), nw = (n + 31) / 32;
+        TokRegistry *reg = tokreg_new();
+        SglErr err;
+        SglDfa *d = make_dfa(1); /* (yes|no|maybe) */
+        SglConstraint con;
+        assert_int_equal(tokmask_constraint_new(reg, d, t, 2, &con, &err), SGL_OK);
+        uint32_t *m = calloc((size_t)nw + 4, 4), *want = calloc((size_t)nw + 4, 4);
+        assert_non_null(m);
+        assert_non_null(want);
+        /* sample 0 spells a choice with the longest allowed tokens */
+        char text[64];
+        size_t tl = 0;
+        bool complete = false;
+        for (int step = 0; step < 10 && !complete; step++) {
+            memset(m, 0, ((size_t)nw + 4) * 4);
+            assert_true(con.mask(con.ctx, 0, m, n));
+            brute_mask(d, t, tokmask_constraint_cursor(con.ctx, 0)->state, want);
+            assert_memory_equal(m, want, (size_t)nw * 4);
+            int32_t best = -1;
+            size_t best_len = 0;
+            for (int32_t id = 0; id < n; id++) {
+                size_t len;
+                sgl_tokenizer_token_bytes(t, id, &len);
+                if (((m[id >> 5] >> (id & 31)) & 1) && id != sgl_tokenizer_eos(t) && len > best_len)
+                    best = id, best_len = len;
+            }
+            assert_true(best >= 0);
+            const char *b = sgl_tokenizer_token_bytes(t, best, &best_len);
+            memcpy(text + tl, b, best_len);
+            tl += best_len;
+            complete = con.accept(con.ctx, 0, best);
+        }
+        assert_true(complete); /* "yes", "no" and "maybe" have nothing after them */
+        assert_true(sgl_dfa_accepts(d, text, tl));
+        /* sample 1 is independent; a smaller engine vocab clips the mask */
+        memset(m, 0, ((size_t)nw + 4) * 4);
+        assert_true(con.mask(con.ctx, 1, m, n - 3));
+        brute_mask(d, t, d->start, want);
+        for (int32_t id = n - 3; id < n; id++)
+            want[id >> 5] &= ~(1u << (id & 31));
+        assert_memory_equal(m, want, (size_t)nw * 4);
+        /* a token outside the mask stops the sample */
+        for (int32_t id = 0; id < n; id++)
+            if (!((m[id >> 5] >> (id & 31)) & 1) && id < n - 3) {
+                assert_true(con.accept(con.ctx, 1, id));
+                break;
+            }
+        con.release(con.ctx);
+        assert_int_equal(tokreg_n_fsms(reg), 1);
+        tokreg_trim(reg);
+        assert_int_equal(tokreg_n_fsms(reg), 0); /* release unlocked it */
+        tokreg_free(reg);
+        sgl_dfa_free(d);
+        free(m);
+        free(want);
+    }
+}
+
 int main(void)
 {
     const char *shared = getenv("SGL_SHARED_DIR");
@@ -424,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_random_constrained_generations),
         cmocka_unit_test(test_registry_shares_and_trims),
         cmocka_unit_test(test_concurrent_fills),
+        cmocka_unit_test(test_engine_constraint_hooks),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (int i = 0; i < 2; i++)
