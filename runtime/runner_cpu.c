@@ -508,7 +508,14 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
         r->base.opts.n_threads = 1;
     if (r->base.opts.n_threads > MAX_THREADS)
         r->base.opts.n_threads = MAX_THREADS;
-    r->k = cpu_kernels_get(NULL);
+    /* SGL_CPU_KERNELS=generic|avx2 overrides the choice (debugging, tests) */
+    const char *kname = getenv("SGL_CPU_KERNELS");
+    r->k = cpu_kernels_get(kname && kname[0] ? kname : NULL);
+    if (!r->k) {
+        st = sgl_err(err, SGL_E_INVAL, "runner: SGL_CPU_KERNELS=%.32s is unknown or unsupported on this CPU",
+                     kname);
+        goto fail;
+    }
     r->sgemm_min_tokens = SGEMM_MIN_TOKENS;
     r->sgemm_min_bytes = SGEMM_MIN_WEIGHT_BYTES;
     r->H = c->hidden_size;

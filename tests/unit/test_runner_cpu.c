@@ -680,10 +680,14 @@ static void test_naive_reference(void **state)
     SglRunnerOpts o = {.n_slots = N, .max_batch_tokens = N, .max_seqs = 2, .n_threads = 1};
     SglRunner *r = NULL;
     SglErr err = {{0}};
-    assert_int_equal(sgl_runner_cpu_new(m, &o, &r, &err), SGL_OK);
     static TBatch tb;
-    /* both matmul paths: everything through sgemm, then nothing */
-    for (int pass = 0; pass < 2; pass++) {
+    /* every path: sgemm for everything, the best hand-written kernels, and
+     * the generic C kernels (what a CPU without AVX2 runs) */
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2)
+            setenv("SGL_CPU_KERNELS", "generic", 1);
+        assert_int_equal(sgl_runner_cpu_new(m, &o, &r, &err), SGL_OK);
+        unsetenv("SGL_CPU_KERNELS");
         if (pass == 0)
             sgl_runner_cpu_set_sgemm_cutoff(r, 1, 0);
         else
@@ -710,8 +714,13 @@ static void test_naive_reference(void **state)
                     fail_msg("pass %d decode step %d logit %d: runner %.7f, reference %.7f", pass, t, v,
                              got[v], ref[t * V + v]);
         }
+        sgl_runner_free(r);
     }
-    sgl_runner_free(r);
+    setenv("SGL_CPU_KERNELS", "avx512-nope", 1);
+    assert_int_equal(sgl_runner_cpu_new(m, &o, &r, &err), SGL_E_INVAL);
+    assert_null(r);
+    assert_non_null(strstr(err.msg, "SGL_CPU_KERNELS"));
+    unsetenv("SGL_CPU_KERNELS");
     sgl_model_free(m);
     free(ref);
     free(got);
