@@ -64,7 +64,8 @@ struct SglRunner {
  * borrowed). n_threads 0 or 1: everything on the caller's thread; n > 1 starts
  * n - 1 workers that split matmul rows and attention tokens, with results
  * bit-identical to one thread. OpenBLAS is set to one thread (process-wide).
- * SGL_E_INVAL (bad opts) or SGL_E_NOMEM, *out NULL. Its forward checks the
+ * SGL_CPU_KERNELS=generic|avx2 in the environment forces a kernel set.
+ * SGL_E_INVAL (bad opts, unknown kernel set) or SGL_E_NOMEM, *out NULL. Its forward checks the
  * whole batch layout (positions, slot and token ranges, logit rows) and
  * returns SGL_E_INVAL before writing any state; it never allocates. */
 SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts,
