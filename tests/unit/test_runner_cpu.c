@@ -948,31 +948,36 @@ static void test_kernels_agree(void **state)
     opt->silu_mul(299, g, u, s1);
     for (int i = 0; i < 299; i++)
         assert_true(fabsf(s0[i] - s1[i]) <= 1e-6f * (1 + fabsf(s0[i])));
-    /* attention: head_dim 8 and 24, n_keys across tile boundaries */
-    static float K[300 * 56], Vv[300 * 56], q[4 * 24], o0[4 * 24], o1[4 * 24], scr[CPU_ATTN_SCRATCH(4, 48)];
+    /* attention: head_dim 8, 24 and 12 (generic fallback), GQA groups of 2,
+     * 3 and 1, n_keys across tile boundaries; K/V rows of 80 floats read at
+     * an 8-float offset */
+    static float K[300 * 80], Vv[300 * 80], q[6 * 24], o0[6 * 24], o1[6 * 24], scr[CPU_ATTN_SCRATCH(6, 72)];
     static int32_t slots[300];
-    for (int i = 0; i < 300 * 56; i++) {
+    for (int i = 0; i < 300 * 80; i++) {
         K[i] = 3 * rng_uniform(&rng);
         Vv[i] = rng_uniform(&rng);
     }
     for (int i = 0; i < 300; i++)
         slots[i] = i;
     shuffle(slots, 300, &rng);
-    for (int hd = 8; hd <= 24; hd += 16)
-        for (int nk = 1; nk <= 300; nk += 37) {
-            for (int i = 0; i < 4 * hd; i++)
-                q[i] = rng_uniform(&rng);
-            /* 4 query heads on 2 KV heads; rows of 56 floats with an 8-float offset */
-            CpuAttnArgs a = {.n_heads = 4, .n_kv_heads = 2, .head_dim = hd, .n_keys = nk, .q = q,
-                             .k = K + 8, .v = Vv + 8, .kv_stride = 56, .slots = slots, .scale = 0.3f,
-                             .out = o0, .scratch = scr};
-            ref->attend(&a);
-            a.out = o1;
-            opt->attend(&a);
-            for (int i = 0; i < 4 * hd; i++)
-                if (!(fabsf(o0[i] - o1[i]) <= 1e-5f))
-                    fail_msg("attend hd=%d n_keys=%d: [%d] %g vs %g", hd, nk, i, o0[i], o1[i]);
-        }
+    const int heads[3][2] = {{4, 2}, {6, 2}, {3, 3}}, hds[3] = {8, 24, 12};
+    for (int hc = 0; hc < 3; hc++)
+        for (int di = 0; di < 3; di++)
+            for (int nk = 1; nk <= 300; nk += 37) {
+                int nh = heads[hc][0], nkv = heads[hc][1], hd = hds[di];
+                for (int i = 0; i < nh * hd; i++)
+                    q[i] = rng_uniform(&rng);
+                CpuAttnArgs a = {.n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .n_keys = nk, .q = q,
+                                 .k = K + 8, .v = Vv + 8, .kv_stride = 80, .slots = slots, .scale = 0.3f,
+                                 .out = o0, .scratch = scr};
+                ref->attend(&a);
+                a.out = o1;
+                opt->attend(&a);
+                for (int i = 0; i < nh * hd; i++)
+                    if (!(fabsf(o0[i] - o1[i]) <= 1e-5f))
+                        fail_msg("attend heads %d/%d hd=%d n_keys=%d: [%d] %g vs %g", nh, nkv, hd, nk, i,
+                                 o0[i], o1[i]);
+            }
 }
 
 /* ---- 5. dummy SmolLM2-135M shape ---------------------------------------- */
