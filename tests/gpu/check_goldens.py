@@ -11,7 +11,9 @@ only at a near-tie: the fp32 reference's own top-1/top-2 logit gap at that
 step (from sglc's CPU runner, which reproduces the goldens, run with --cpu)
 below max(TIE_EPS, 2 x the measured bf16-vs-fp32 max logit error: each of the
 two logits may be off by that much). The first
-position's top-5 log-probs must be within LOGPROB_TOL of the goldens. Also checks that the chunked-prefill and batched runs of
+position's logits must be within 2% of max |logit| of the fp32 reference (the
+same for the decode path's logits of that position), and its top-5 log-probs
+within 2 x that measured logit error of the goldens (see LOGIT_REL). Also checks that the chunked-prefill and batched runs of
 gpu_forward (and its all-prompt-rows logits) agree with the single prefill
 (CONSIST_TOL). Exit 0 pass, 1 fail,
 77 skip (no GPU, or no ../shared).
@@ -28,7 +30,19 @@ import sys
 # where the fp32 gap was 0.0076-0.065. A reference gap below 0.05, or below
 # 2x the logit error measured on the case, is a tie bf16 can legitimately flip.
 TIE_EPS = 0.05
-# The same emulation's first-position top-1 log-prob error was <= 0.027.
+# Log-probs. log p_i = z_i - logsumexp(z): if bf16 moves every logit by at
+# most e (measured per case against the fp32 CPU runner), each log-prob moves
+# by at most 2e. So the first position's top-5 log-prob error must stay within
+# 2 x the measured logit error (+ LOGPROB_SLACK for the goldens' own rounding),
+# and the logit error itself within LOGIT_REL of max |logit| (the fp32
+# reference's): the bf16 bound. Measured on the H100 (2026-11-21, 12 cases):
+# logit error 0.049-0.156 with max |logit| 13.0-18.8 (0.3-1.2%); top-5
+# log-prob error 0.013-0.067, at most 0.68 x the logit error. The earlier
+# fixed 0.06 came from the top-1 log-prob alone and failed case 4 (top-5 err
+# 0.0674 with logit error 0.099: bf16 rounding, not a bug). Without a usable
+# fp32 reference (--cpu runs), LOGPROB_TOL applies.
+LOGIT_REL = 0.02
+LOGPROB_SLACK = 0.01
 LOGPROB_TOL = 0.06
 # chunked / batched vs single prefill: same math, different reduction order
 # and GEMM shapes; fp32 accumulation keeps the difference well below bf16 noise.
@@ -92,6 +106,7 @@ def main():
         lp_err = max(abs(lp[i] - v) for i, v in zip(c["top5_ids"][0], c["top5_logprobs"][0]))
         logit_err = max(abs(a - b) for a, b in zip(r["logits"], ref["logits"])) if ref else 0.0
         tie_eps = max(TIE_EPS, 2 * logit_err)
+        lp_tol = 2 * logit_err + LOGPROB_SLACK if ref else LOGPROB_TOL
         ok = True
         note = "equal %d/%d" % (len(want), len(want))
         if first_diff is not None:
@@ -103,9 +118,24 @@ def main():
                 note += ": NOT a near-tie"
             else:
                 note += ": near-tie"
-        if lp_err > LOGPROB_TOL:
+        if lp_err > lp_tol:
             ok = False
-            note += "; top-5 logprob err %.4f > %.2f" % (lp_err, LOGPROB_TOL)
+            note += "; top-5 logprob err %.4f > %.4f" % (lp_err, lp_tol)
+        ext_err = None
+        if ref:
+            scale = max(abs(v) for v in ref["logits"])
+            if logit_err > LOGIT_REL * scale:
+                ok = False
+                note += "; logits vs fp32 %.4f > %.0f%% of max |logit| %.2f" % (
+                    logit_err, 100 * LOGIT_REL, scale)
+            # the decode path's logits for the same position (1-token extend
+            # over the cached prompt) meet the same bf16 bound
+            if "extend_logits" in r:
+                ext_err = max(abs(a - b) for a, b in zip(r["extend_logits"], ref["logits"]))
+                if ext_err > LOGIT_REL * scale:
+                    ok = False
+                    note += "; decode-path logits vs fp32 %.4f > %.0f%% of max |logit| %.2f" % (
+                        ext_err, 100 * LOGIT_REL, scale)
         if r.get("errors_ok") is False:
             ok = False
             note += "; runner error contract failed (gpu_forward stderr: %s)" % msg
@@ -114,11 +144,15 @@ def main():
             ok = False
             note += "; chunked/batched/all-rows logits differ (%.4g / %.4g / %.4g)" % (
                 r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"])
-        print("case %2d: %s: %s; logits vs fp32 %.4f, top5 logprob err %.4f, chunked %.2g, "
-              "batched %.2g" % (k, "ok" if ok else "FAIL", note, logit_err, lp_err,
-                                r["chunked_max_abs"], r["batched_max_abs"]))
+        print("case %2d: %s: %s; logits vs fp32 %.4f (decode path %s), top5 logprob err %.4f "
+              "(tol %.4f), chunked %.2g, batched %.2g" % (
+                  k, "ok" if ok else "FAIL", note, logit_err,
+                  "n/a" if ext_err is None else "%.4f" % ext_err, lp_err, lp_tol,
+                  r["chunked_max_abs"], r["batched_max_abs"]))
         report.append({"case": k, "ok": ok, "note": note, "first_divergence": first_diff,
                        "logit_err_vs_fp32": logit_err, "logprob_err": lp_err,
+                       "logprob_tol": lp_tol, "extend_err_vs_fp32": ext_err,
+                       "extend_repeat_max_abs": r.get("extend_repeat_max_abs"),
                        "chunked_max_abs": r["chunked_max_abs"],
                        "batched_max_abs": r["batched_max_abs"], "decode_ms": r["decode_ms"]})
         failures += not ok

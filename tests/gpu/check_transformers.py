@@ -8,7 +8,11 @@ with save_pretrained(safe_serialization=True) under OUT_DIR/models/, runs
 GPU_FORWARD (tests/gpu/gpu_forward.c: prefill + N greedy steps through
 sgl_runner_cuda_new) on the directory, and compares with transformers run in
 fp32 on the same saved weights (the exact answer for those weights):
-  - last prompt position logits: max abs diff and cosine similarity;
+  - last prompt position logits: max abs diff and cosine similarity, within
+    max(2% of max |logit|, transformers-bf16's own error on the same prompt);
+    the same for the decode path's logits of that position (gpu_forward's
+    1-token extend over the cached prompt), and sglc's fp32 CPU runner must
+    match to 0.1% of max |logit|;
   - greedy ids for N steps (default 64): equal, or equal up to the first
     near-tie (transformers' gap between its choice and ours below tie_eps);
   - gpu_forward's own chunked-prefill and batched runs agree with its single
@@ -29,10 +33,20 @@ import traceback
 
 # Logits tolerance. The runner keeps weights and GEMM inputs in bf16 (8
 # significant bits, relative step 2^-8) with fp32 accumulation and an fp32
-# residual stream; over a few layers that moves logits by well under 1% of
-# their range, so: cosine >= 0.999 and max abs diff <= 2% of max |logit|.
+# residual stream. The bound is measured per model, not guessed: transformers
+# itself run in bf16 on the same saved weights and prompt (the reference
+# implementation at the runner's precision) moves the logits by hf_bf16 from
+# the fp32 answer; the runner may be off by no more than
+# max(MAX_ABS_REL * max |logit|, hf_bf16), with cosine >= COS_MIN. On the H100
+# (2026-11-21) the runner's max abs error was 0.046-0.113 = 1.3-2.1% of
+# max |logit| (qwen2_bias_tied_f32: 0.0918 of 4.40, 2.09%, cos 0.99983), which
+# is what bf16 weights give: a bug in the bias, RoPE or attention moves logits
+# by O(max |logit|) and drops the cosine far below 0.999. The fp32 CPU runner
+# on the same directory must match to CPU_REL (fp32 rounding only), so the
+# loader and the model math are checked exactly, apart from bf16.
 COS_MIN = 0.999
 MAX_ABS_REL = 0.02
+CPU_REL = 1e-3
 # A greedy divergence is a near-tie when transformers' logit gap between its
 # token and ours is below max(0.05, 2 x the prefill max abs diff): each of the
 # two logits may be off by the error level measured on this very model.
@@ -168,7 +182,22 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
                            attn_implementation="eager").to("cuda").eval()
     first, hf_ids, per_step = hf_greedy(torch, ref_model, prompt, steps)
     del ref_model
+    # the same model in bf16 through transformers: the error level bf16 itself gives
+    bf_model = with_dtype(transformers.AutoModelForCausalLM.from_pretrained, path,
+                          dtype=torch.bfloat16, attn_implementation="eager").to("cuda").eval()
+    with torch.no_grad():
+        bf_first = bf_model(input_ids=torch.tensor([prompt], device="cuda")).logits[0, -1].float()
+    hf_bf16 = float((bf_first - first).abs().max())
+    hf_bf16_cos = float(torch.nn.functional.cosine_similarity(bf_first, first, dim=0))
+    del bf_model
     torch.cuda.empty_cache()
+    # sglc's fp32 CPU runner on the same directory: loader + math without bf16
+    pc = subprocess.run([exe, "--cpu", "--model", path, "--prompt-ids", ",".join(map(str, prompt)),
+                         "--steps", "0", "--batch", "1"], capture_output=True, text=True)
+    cpu_abs = None
+    if pc.returncode == 0:
+        cpu_abs = float((torch.tensor(json.loads(pc.stdout)["logits"], device="cuda") - first)
+                        .abs().max())
     cmd = [exe, "--model", path, "--prompt-ids", ",".join(map(str, prompt)),
            "--steps", str(steps), "--batch", "4"]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -180,7 +209,19 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
     max_abs = float((ours - first).abs().max())
     scale = float(first.abs().max())
     cos = float(torch.nn.functional.cosine_similarity(ours, first, dim=0))
-    ok = cos >= COS_MIN and max_abs <= MAX_ABS_REL * scale
+    tol = max(MAX_ABS_REL * scale, hf_bf16)
+    ok = cos >= COS_MIN and max_abs <= tol
+    # the decode path (1-token extend over the cached prompt) meets the same bound
+    ext_abs = None
+    if "extend_logits" in r:
+        ext = torch.tensor(r["extend_logits"], device="cuda")
+        ext_abs = float((ext - first).abs().max())
+        ext_cos = float(torch.nn.functional.cosine_similarity(ext, first, dim=0))
+        ok = ok and ext_abs <= tol and ext_cos >= COS_MIN
+    if cpu_abs is None or cpu_abs > CPU_REL * scale:
+        ok = False
+        print("%s: fp32 CPU runner vs transformers fp32: %s" % (
+            name, "max abs %.3g" % cpu_abs if cpu_abs is not None else pc.stderr.strip()))
     tie_eps = max(TIE_FLOOR, 2 * max_abs)
     got = r["greedy_ids"]
     k_div = next((i for i, (a, b) in enumerate(zip(got, hf_ids)) if a != b), None)
@@ -201,14 +242,20 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
         ok = False
     bgot = r["batched_greedy_ids"]
     b_div = next((i for i, (a, b) in enumerate(zip(bgot, got)) if a != b), None)
-    line = ("%s: %s: logits max_abs %.4g (max |logit| %.3g), cos %.6f; %s; chunked %.3g, "
+    line = ("%s: %s: logits max_abs %.4g (max |logit| %.3g, tol %.4g; transformers bf16 %.4g, "
+            "cos %.6f), cos %.6f; decode-path extend %s; fp32 CPU runner %s; %s; chunked %.3g, "
             "batched %.3g, all rows %.3g, batched greedy %s; decode %.3f ms/step" % (
-                name, "ok" if ok else "FAIL", max_abs, scale, cos, greedy_note,
+                name, "ok" if ok else "FAIL", max_abs, scale, tol, hf_bf16, hf_bf16_cos, cos,
+                "n/a" if ext_abs is None else "%.4g" % ext_abs,
+                "n/a" if cpu_abs is None else "%.3g" % cpu_abs, greedy_note,
                 r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"],
                 "equal" if b_div is None else "differs from step %d" % b_div, r["decode_ms"]))
     print(line)
     return {"model": name, "ok": ok, "config_patched": patched, "prompt_len": plen,
             "steps": steps, "max_abs": max_abs, "max_abs_logit": scale, "cosine": cos,
+            "tolerance": tol, "hf_bf16_max_abs": hf_bf16, "hf_bf16_cosine": hf_bf16_cos,
+            "extend_max_abs_vs_fp32": ext_abs, "cpu_runner_max_abs": cpu_abs,
+            "extend_repeat_max_abs": r.get("extend_repeat_max_abs"),
             "greedy": greedy_note, "first_divergence": k_div,
             "chunked_max_abs": r["chunked_max_abs"], "batched_max_abs": r["batched_max_abs"],
             "all_rows_max_abs": r["all_rows_max_abs"],
