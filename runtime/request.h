@@ -130,4 +130,26 @@ typedef struct {
 void sgl_gen_result_free(SglGenResult *r);
 const char *sgl_finish_name(SglFinishKind k);
 
+/* A thread-safe FIFO of copied events, for callers that poll instead of
+ * handling callbacks (send/get with an EAGAIN-style "no event yet", as
+ * dav1d). Pass sgl_evq_on_event as SglRequest.on_event with user = the
+ * queue; any number of requests may share one queue. */
+typedef struct SglEventQueue SglEventQueue;
+
+/* NULL on allocation failure. */
+SglEventQueue *sgl_evq_new(void);
+/* Frees the queue and every event still in it. No request may still be
+ * delivering into it. */
+void sgl_evq_free(SglEventQueue *q);
+/* The callback: deep-copies ev (one allocation) and wakes a waiting getter.
+ * Without memory, a FINAL event is still queued with its fixed fields (the
+ * borrowed arrays and strings left NULL), a TOKEN event is dropped and
+ * counted by sgl_evq_dropped. */
+void sgl_evq_on_event(void *q, const SglEvent *ev);
+/* The oldest event: SGL_OK and *out (owned by the caller, every pointer in
+ * it points into the same block: free(*out) releases all), or SGL_E_AGAIN
+ * when none arrived within timeout_ms (0: do not wait; < 0: wait forever). */
+SglStatus sgl_evq_get(SglEventQueue *q, int timeout_ms, SglEvent **out);
+int64_t sgl_evq_dropped(SglEventQueue *q);
+
 #endif

@@ -649,6 +649,66 @@ static void test_stop_string_text(void **state)
     sgl_engine_close(e);
 }
 
+/* The polling queue: several requests (one with n = 2) into one queue. */
+static void test_event_queue(void **state)
+{
+    (void)state;
+    SglEngine *e = open_engine(0, false, 0, 0);
+    SglEventQueue *q = sgl_evq_new();
+    assert_non_null(q);
+    SglEvent *ev = NULL;
+    assert_int_equal(sgl_evq_get(q, 0, &ev), SGL_E_AGAIN);
+    assert_int_equal(sgl_evq_get(q, 5, &ev), SGL_E_AGAIN);
+    const char *prompts[3] = {"Once upon a time", "Tom had a dog", "The sky"};
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        int32_t *tok = NULL, n = 0;
+        assert_int_equal(sgl_engine_encode(e, prompts[i], strlen(prompts[i]), true, &tok, &n), SGL_OK);
+        SglRequest rq = {.input_ids = tok, .n_input = n, .on_event = sgl_evq_on_event, .user = q};
+        sgl_sampling_params_default(&rq.params);
+        rq.params.max_new_tokens = 20 + 10 * i;
+        rq.params.temperature = 0.7f;
+        rq.params.seed = 3;
+        rq.params.has_seed = true;
+        rq.params.n = i == 1 ? 2 : 1;
+        rq.params.logprob_start_len = i == 2 ? 1 : -1;
+        SglErr err;
+        assert_int_equal(sgl_engine_submit(e, &rq, &ids[i], &err), SGL_OK);
+        free(tok);
+    }
+    char streamed[3][2][4096] = {{{0}}};
+    int n_tok[3][2] = {{0}}, lasts = 0, finals = 0;
+    while (lasts < 3) {
+        assert_int_equal(sgl_evq_get(q, -1, &ev), SGL_OK);
+        int r = ev->id == ids[0] ? 0 : ev->id == ids[1] ? 1 : 2;
+        assert_true(ev->id == ids[r] && ev->index >= 0 && ev->index < 2);
+        strncat(streamed[r][ev->index], ev->text, ev->text_len);
+        if (ev->kind == SGL_EV_TOKEN) {
+            n_tok[r][ev->index]++;
+        } else {
+            finals++;
+            lasts += ev->last;
+            assert_int_equal(ev->completion_tokens, n_tok[r][ev->index]);
+            assert_string_equal(ev->output_text, streamed[r][ev->index]);
+            assert_true(ev->output_ids != NULL || ev->completion_tokens == 0);
+            if (r == 2) {
+                assert_non_null(ev->prompt_logprobs);
+                assert_true(isnan(ev->prompt_logprobs[0]));
+                assert_true(ev->prompt_logprobs[1] < 0.0f);
+            } else {
+                assert_null(ev->prompt_logprobs);
+            }
+        }
+        free(ev);
+    }
+    assert_int_equal(finals, 4);
+    assert_int_equal(sgl_evq_dropped(q), 0);
+    assert_int_equal(sgl_evq_get(q, 0, &ev), SGL_E_AGAIN);
+    check_clean(e);
+    sgl_engine_close(e);
+    sgl_evq_free(q);
+}
+
 int main(void)
 {
     const char *shared = getenv("SGL_SHARED_DIR");
@@ -678,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_close_in_flight),
         cmocka_unit_test(test_queue_limit_and_errors),
         cmocka_unit_test(test_stop_string_text),
+        cmocka_unit_test(test_event_queue),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     json_decref(goldens);
