@@ -1305,6 +1305,21 @@ SglStatus sched_step(Sched *s, SglErr *err)
         s->running[i]->n_new = 0;
     schedule_decodes(s);
     schedule_prefills(s);
+    if (s->nb == 0 && s->n_running > 0) {
+        /* Running sequences are all mid-prefill and none can get a page
+         * (they hold the pool between them): keep the one retraction would
+         * spare, requeue the others, and try again. A lone sequence always
+         * fits (sched_req_new checked it), so this cannot repeat. */
+        while (s->n_running > 1)
+            retract(s, pick_victim(s));
+        schedule_decodes(s);
+        schedule_prefills(s);
+        if (s->nb == 0 && s->n_running > 0) {
+            SchedSeq *q = s->running[0];
+            snprintf(q->error, sizeof q->error, "KV pool exhausted");
+            finish_seq(s, q, SGL_FINISH_ERROR, false, NULL, 0);
+        }
+    }
     if (s->nb == 0)
         return SGL_E_AGAIN;
     build_batch(s);

@@ -899,6 +899,33 @@ static void test_stress_page4(void **state)
     stress(4, 80, 2, 300);
 }
 
+/* Two chunked prefills that together need more than the pool: one is
+ * requeued instead of both waiting for pages forever. */
+static void test_prefill_deadlock(void **state)
+{
+    (void)state;
+    SglSchedOpts o = {0};
+    o.chunked_prefill_size = 8;
+    o.max_prefill_tokens = 16;
+    H *h = h_new(64, 1, &o);
+    int32_t p[2][50];
+    uint64_t ids[2];
+    for (int k = 0; k < 2; k++) {
+        fill_prompt(p[k], 50, 1200 + (uint32_t)k);
+        SglSamplingParams sp = greedy(6);
+        ids[k] = submit(h, p[k], 50, &sp);
+    }
+    for (int i = 0; i < 400 && !sched_idle(h->s); i++)
+        step(h);
+    assert_true(sched_idle(h->s));
+    for (int k = 0; k < 2; k++)
+        check_ref(h, ids[k], p[k], 50, 6);
+    SglEngineStats st;
+    sched_stats(h->s, &st);
+    assert_true(st.retractions > 0);
+    h_free(h);
+}
+
 /* A big pool: decoding sequences take pages ahead (lookahead runs). */
 static void test_lookahead_big_pool(void **state)
 {
@@ -962,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_disabled_cache),
         cmocka_unit_test(test_lookahead_big_pool),
+        cmocka_unit_test(test_prefill_deadlock),
         cmocka_unit_test(test_stress_page1),
         cmocka_unit_test(test_stress_page4),
     };
