@@ -120,7 +120,8 @@ bool sgl_dfa_check(const SglDfa *d, char *why, size_t why_len)
     bool ok = false;
     size_t n = (size_t)d->n_states, k = (size_t)d->n_classes;
     uint8_t *fwd = NULL, *bwd = NULL;
-    int32_t *stack = NULL;
+    int32_t *stack = NULL, *rev = NULL;
+    size_t *rev_off = NULL, *rev_fill = NULL;
     if (d->start < 0 || d->start >= d->n_states) {
         snprintf(why, why_len, "start %d out of range", d->start);
         return false;
@@ -155,23 +156,37 @@ bool sgl_dfa_check(const SglDfa *d, char *why, size_t why_len)
             }
         }
     }
-    /* Backward closure by fixpoint iteration: simple, and this is a check. */
+    /* Backward reachability from accepting states over reverse edges (CSR). */
+    rev_off = calloc(n + 1, sizeof *rev_off);
+    rev_fill = calloc(n + 1, sizeof *rev_fill);
+    rev = malloc((n * k + 1) * sizeof *rev);
+    if (!rev_off || !rev_fill || !rev) {
+        snprintf(why, why_len, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n * k; i++)
+        if (d->trans[i] >= 0)
+            rev_off[d->trans[i] + 1]++;
     for (size_t s = 0; s < n; s++)
-        bwd[s] = d->accept[s] != 0;
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t s = 0; s < n; s++) {
-            if (bwd[s])
-                continue;
-            for (size_t c = 0; c < k; c++) {
-                int32_t t = d->trans[s * k + c];
-                if (t >= 0 && bwd[t]) {
-                    bwd[s] = 1;
-                    changed = true;
-                    break;
-                }
-            }
+        rev_off[s + 1] += rev_off[s];
+    for (size_t i = 0; i < n * k; i++) {
+        int32_t t = d->trans[i];
+        if (t >= 0)
+            rev[rev_off[t] + rev_fill[t]++] = (int32_t)(i / k);
+    }
+    top = 0;
+    for (size_t s = 0; s < n; s++)
+        if (d->accept[s]) {
+            bwd[s] = 1;
+            stack[top++] = (int32_t)s;
         }
+    while (top) {
+        int32_t t = stack[--top];
+        for (size_t j = rev_off[t]; j < rev_off[t + 1]; j++)
+            if (!bwd[rev[j]]) {
+                bwd[rev[j]] = 1;
+                stack[top++] = rev[j];
+            }
     }
     for (size_t s = 0; s < n; s++) {
         if (!fwd[s]) {
@@ -188,6 +203,9 @@ out:
     free(fwd);
     free(bwd);
     free(stack);
+    free(rev);
+    free(rev_off);
+    free(rev_fill);
     return ok;
 }
 

@@ -17,7 +17,9 @@
  *   release:    tokreg_unlock(reg, f)
  * The cursor is plain data owned by the request; the TokFsm by the registry.
  * Or in one call: tokmask_constraint_new fills an SglConstraint (request.h)
- * whose hooks do all of the above per sample.
+ * whose hooks do all of the above per sample. Only the tokenizer's EOS is
+ * ever set in a mask; an engine that also stops on other ids (a chat
+ * template's end token) sets those bits itself when tokmask_is_accepting.
  */
 #ifndef SGL_TOKMASK_H
 #define SGL_TOKMASK_H
