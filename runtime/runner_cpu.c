@@ -495,9 +495,10 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     SglStatus st = SGL_OK;
     const SglModelConfig *c = &m->cfg;
     *out = NULL;
-    if (!opts || opts->n_slots < 1 || opts->max_batch_tokens < 1 || opts->max_seqs < 1 ||
-        opts->max_seqs > opts->max_batch_tokens || opts->n_slots > INT32_MAX)
-        return sgl_err(err, SGL_E_INVAL, "runner: need n_slots >= 1, 1 <= max_seqs <= max_batch_tokens");
+    if (!opts || opts->n_slots < 1 || opts->n_slots > INT32_MAX || opts->max_batch_tokens < 1 ||
+        opts->max_seqs < 1)
+        return sgl_err(err, SGL_E_INVAL, "runner: need 1 <= n_slots <= 2^31-1, max_batch_tokens >= 1, "
+                       "max_seqs >= 1");
     CpuRunner *r = calloc(1, sizeof *r);
     if (!r)
         return sgl_err(err, SGL_E_NOMEM, "runner: out of memory");
