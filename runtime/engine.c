@@ -21,10 +21,15 @@
 #include "runtime/kv_pool.h"
 #include "runtime/radix_cache.h"
 #include "runtime/runner.h"
+#ifdef SGL_HAVE_CUDA
+#include "runtime/runner_cuda.h"
+#endif
 #include "runtime/scheduler.h"
 
 #define DEFAULT_KV_BYTES (512ll << 20)
 #define DEFAULT_KV_TOKENS_CAP 65536
+#define DEFAULT_MEM_FRACTION 0.9       /* cuda: of the memory free after weights + workspace */
+#define DEFAULT_GRAPH_MAX_BS 160       /* cuda: SGLang's default on 80 GB cards */
 
 struct SglEngine {
     SglModel *model;
@@ -154,14 +159,75 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Resolves o->device: cuda only when built with it and a device answers;
+ * auto falls back to the cpu. */
+static SglStatus pick_device(const SglEngineOpts *o, bool *use_cuda, SglErr *err)
+{
+    *use_cuda = false;
+    if (o->device == SGL_DEVICE_CPU)
+        return SGL_OK;
+    if (o->device != SGL_DEVICE_CUDA && o->device != SGL_DEVICE_AUTO)
+        return sgl_err(err, SGL_E_INVAL, "engine: unknown device %d", (int)o->device);
+    if (o->mem_fraction_static < 0 || o->mem_fraction_static > 1 || o->cuda_graph_max_bs < 0)
+        return sgl_err(err, SGL_E_INVAL, "engine: mem_fraction_static must be in (0, 1] and "
+                       "cuda_graph_max_bs >= 0");
+#ifdef SGL_HAVE_CUDA
+    SglErr why = {{0}};
+    if (sgl_runner_cuda_available(&why) == SGL_OK) {
+        *use_cuda = true;
+        return SGL_OK;
+    }
+    if (o->device == SGL_DEVICE_AUTO)
+        return SGL_OK;
+    return sgl_err(err, SGL_E_DEVICE, "engine: device cuda requested, but %s", why.msg);
+#else
+    if (o->device == SGL_DEVICE_AUTO)
+        return SGL_OK;
+    return sgl_err(err, SGL_E_UNSUPPORTED, "engine: device cuda requested, but this sglc was "
+                   "built without CUDA (configure with meson -Dcuda=enabled)");
+#endif
+}
+
+/* CUDA KV capacity in tokens: mem_fraction_static of the device memory that
+ * is free once the weights and the runner's workspace are counted. */
+static SglStatus cuda_kv_tokens(const SglEngineOpts *o, const SglModelConfig *mc,
+                                const SglSchedOpts *so, int64_t *tokens, SglErr *err)
+{
+#ifdef SGL_HAVE_CUDA
+    int64_t free_b = 0, total_b = 0;
+    SglStatus st = sgl_runner_cuda_mem_info(&free_b, &total_b, err);
+    if (st != SGL_OK)
+        return st;
+    int64_t ctx = mc->max_position_embeddings > 0 ? mc->max_position_embeddings : 8192;
+    SglRunnerOpts ro = {.n_slots = ctx, .max_batch_tokens = so->max_prefill_tokens + so->max_running_requests,
+                        .max_seqs = so->max_running_requests};
+    int64_t per_token = sgl_runner_cuda_kv_bytes_per_token(mc);
+    int64_t fixed = sgl_runner_cuda_bytes(mc, &ro) - ctx * per_token; /* weights + workspace */
+    double frac = o->mem_fraction_static > 0 ? o->mem_fraction_static : DEFAULT_MEM_FRACTION;
+    int64_t avail = (int64_t)((double)(free_b - fixed) * frac);
+    *tokens = per_token > 0 && avail > 0 ? avail / per_token : 0;
+    if (*tokens < 2 * ((int64_t)o->page_size > 0 ? o->page_size : 1))
+        return sgl_err(err, SGL_E_NOMEM, "engine: the model does not fit on the GPU: weights and "
+                       "workspace need %.2f GiB, %.2f GiB of %.2f GiB are free",
+                       fixed / 1073741824.0, free_b / 1073741824.0, total_b / 1073741824.0);
+    if (*tokens > INT32_MAX / 4)
+        *tokens = INT32_MAX / 4;
+    return SGL_OK;
+#else
+    (void)o, (void)mc, (void)so, (void)tokens;
+    return sgl_err(err, SGL_E_UNSUPPORTED, "engine: built without CUDA");
+#endif
+}
+
 SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
 {
     *out = NULL;
     SglStatus st = SGL_OK;
     if (!o || !o->model_dir)
         return sgl_err(err, SGL_E_INVAL, "engine: no model directory given");
-    if (o->device != SGL_DEVICE_CPU)
-        return sgl_err(err, SGL_E_UNSUPPORTED, "engine: only the cpu device is built in");
+    bool use_cuda = false;
+    if ((st = pick_device(o, &use_cuda, err)) != SGL_OK)
+        return st;
     if (o->page_size < 0 || o->page_size > 4096)
         return sgl_err(err, SGL_E_INVAL, "page_size must be in [1, 4096], got %d", (int)o->page_size);
     if (o->max_total_tokens < 0 || o->kv_mem_bytes < 0)
@@ -191,7 +257,10 @@ SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
     int32_t P = o->page_size > 0 ? o->page_size : 1;
     int64_t per_token = 2ll * mc->n_layers * mc->n_kv_heads * mc->head_dim * (int64_t)sizeof(float);
     int64_t tokens = o->max_total_tokens;
-    if (tokens == 0) {
+    if (use_cuda && tokens == 0 && o->kv_mem_bytes == 0) {
+        if ((st = cuda_kv_tokens(o, mc, &sc.o, &tokens, err)) != SGL_OK)
+            goto fail;
+    } else if (tokens == 0) {
         int64_t bytes = o->kv_mem_bytes > 0 ? o->kv_mem_bytes : DEFAULT_KV_BYTES;
         tokens = per_token > 0 ? bytes / per_token : 0;
         if (tokens > DEFAULT_KV_TOKENS_CAP)
@@ -225,7 +294,16 @@ SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
         .max_seqs = sc.o.max_running_requests,
         .n_threads = o->n_threads,
     };
-    if ((st = sgl_runner_cpu_new(e->model, &ro, &e->runner, err)) != SGL_OK)
+    if (use_cuda) {
+        ro.graph_max_bs = o->disable_cuda_graph ? 0
+                          : o->cuda_graph_max_bs > 0 ? o->cuda_graph_max_bs : DEFAULT_GRAPH_MAX_BS;
+#ifdef SGL_HAVE_CUDA
+        st = sgl_runner_cuda_new(e->model, &ro, &e->runner, err);
+#endif
+    } else {
+        st = sgl_runner_cpu_new(e->model, &ro, &e->runner, err);
+    }
+    if (st != SGL_OK)
         goto fail;
     e->pool = kvpool_new((int32_t)n_pages, P);
     e->cache = e->pool ? radix_new(e->pool, sc.o.disable_radix_cache) : NULL;

@@ -15,14 +15,21 @@
 #include "runtime/request.h"
 #include "runtime/tokenizer.h"
 
-typedef enum { SGL_DEVICE_CPU, SGL_DEVICE_CUDA } SglDevice;
+/* AUTO: CUDA when built in and a device is present, else CPU. */
+typedef enum { SGL_DEVICE_CPU, SGL_DEVICE_CUDA, SGL_DEVICE_AUTO } SglDevice;
 
 typedef struct {
     const char *model_dir;         /* required */
     SglLoadFormat load_format;     /* SGL_LOAD_DUMMY: random weights of the config's shape */
-    SglDevice device;              /* only SGL_DEVICE_CPU for now */
+    SglDevice device;              /* cpu (default), cuda, auto */
     int64_t max_total_tokens;      /* KV capacity in tokens; 0 = kv_mem_bytes / bytes per token */
-    int64_t kv_mem_bytes;          /* 0 = 512 MiB, capped at 65536 tokens */
+    int64_t kv_mem_bytes;          /* 0 = 512 MiB, capped at 65536 tokens (cpu); on cuda
+                                    * 0 = mem_fraction_static of the free GPU memory */
+    double mem_fraction_static;    /* cuda: fraction of the GPU memory left free after the
+                                    * weights and workspace that the KV pool takes; 0 = 0.9 */
+    int32_t cuda_graph_max_bs;     /* cuda: decode batches up to this size replay CUDA
+                                    * graphs; 0 = 160 */
+    bool disable_cuda_graph;       /* cuda: launch every kernel on every step */
     int32_t page_size;             /* tokens per KV page; 0 = 1 */
     SglSchedOpts sched;            /* queues, chunking, policy (0 fields = defaults) */
     int n_threads;                 /* runner threads; 0 = auto */

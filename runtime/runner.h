@@ -40,6 +40,8 @@ typedef struct {
     int32_t max_batch_tokens;   /* largest n_tokens forward will be given */
     int32_t max_seqs;           /* largest n_seqs */
     int n_threads;              /* CPU threads (0 = auto) */
+    int32_t graph_max_bs;       /* CUDA: pure-decode batches of up to this many sequences
+                                 * replay a captured CUDA graph (0 = never; CPU: ignored) */
 } SglRunnerOpts;
 
 typedef struct SglRunner SglRunner;

@@ -137,6 +137,26 @@ int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *op
     return p.weight_bytes + p.kv_bytes + p.work_bytes;
 }
 
+int64_t sgl_runner_cuda_kv_bytes_per_token(const SglModelConfig *cfg)
+{
+    return 2ll * cfg->n_layers * cfg->n_kv_heads * cfg->head_dim * 2;
+}
+
+SglStatus sgl_runner_cuda_mem_info(int64_t *free_bytes, int64_t *total_bytes, SglErr *err)
+{
+    size_t f = 0, t = 0;
+    SglStatus st = sgl_runner_cuda_available(err);
+    if (st != SGL_OK)
+        return st;
+    cudaError_t e = cudaMemGetInfo(&f, &t);
+    if (e != cudaSuccess)
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: cudaMemGetInfo: %s: %s", cudaGetErrorName(e),
+                       cudaGetErrorString(e));
+    *free_bytes = (int64_t)f;
+    *total_bytes = (int64_t)t;
+    return SGL_OK;
+}
+
 /* Carves n bytes off *cur (aligned). */
 static void *take(char **cur, int64_t n)
 {

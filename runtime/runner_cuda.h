@@ -41,4 +41,11 @@ SglStatus sgl_runner_cuda_available(SglErr *err);
  * n_slots from a memory fraction before creating the runner. */
 int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *opts);
 
+/* KV pool bytes per token slot (all layers, K and V, bf16). */
+int64_t sgl_runner_cuda_kv_bytes_per_token(const SglModelConfig *cfg);
+
+/* Free and total device memory of the current device (cudaMemGetInfo).
+ * SGL_E_DEVICE (err says why) when no device answers. */
+SglStatus sgl_runner_cuda_mem_info(int64_t *free_bytes, int64_t *total_bytes, SglErr *err);
+
 #endif

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "backend/cli/cli.h"
+#include "backend/cli/cli_device.h"
 #include "runtime/engine.h"
 
 static void help(FILE *f)
@@ -42,7 +43,8 @@ static void help(FILE *f)
             "  --max-total-tokens N     KV cache capacity in tokens\n"
             "  --page-size N            tokens per KV page (default 1)\n"
             "  --threads N              CPU threads for the forward pass\n"
-            "  --seed S                 seed of the random prompts (default 42)\n");
+            "  --seed S                 seed of the random prompts (default 42)\n"
+            CLI_DEVICE_HELP);
 }
 
 typedef struct {
@@ -177,9 +179,11 @@ static int one_batch(int argc, char **argv)
     SglArgs a;
     const char *model = NULL, *fmt = NULL;
     long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42;
+    CliDevice dev = {0};
     args_init(&a, argc, argv);
     while (args_more(&a)) {
-        if (args_str(&a, "--model", &model) || args_str(&a, "--load-format", &fmt))
+        if (args_str(&a, "--model", &model) || args_str(&a, "--load-format", &fmt) ||
+            cli_device_arg(&a, &dev))
             ;
         else if (args_long(&a, "--batch-size", 1, 4096, &B) || args_long(&a, "--input-len", 1, 1 << 20, &I) ||
                  args_long(&a, "--output-len", 1, 1 << 20, &O) || args_long(&a, "--runs", 1, 1000, &runs) ||
@@ -213,6 +217,8 @@ static int one_batch(int argc, char **argv)
     eo.sched.chunked_prefill_size = (int32_t)I;
     eo.sched.max_prefill_tokens = (int32_t)(B * I);
     eo.sched.max_queued_requests = (int32_t)B;
+    if (cli_device_apply(&a, &dev, &eo))
+        return 2;
     SglEngine *e = NULL;
     SglErr err = {{0}};
     Run r = {0};

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "backend/cli/cli.h"
+#include "backend/cli/cli_device.h"
 #include "runtime/engine.h"
 
 static void help(FILE *f)
@@ -48,7 +49,8 @@ static void help(FILE *f)
             "  --max-total-tokens N     KV cache capacity in tokens\n"
             "  --page-size N            tokens per KV page (default 1)\n"
             "  --disable-radix-cache    no prefix caching\n"
-            "  --threads N              CPU threads for the forward pass\n");
+            "  --threads N              CPU threads for the forward pass\n"
+            CLI_DEVICE_HELP);
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -155,6 +157,7 @@ int cmd_generate(int argc, char **argv)
     long max_tokens = 128, min_tokens = 0, top_k = -1, seed = -1, top_lp = 0, max_total = 0, page = 1, threads = 0, lv;
     double temperature = NAN, top_p = 1.0, min_p = 0.0;
     bool ignore_eos = false, json = false, no_cache = false;
+    CliDevice dev = {0};
     const char *stops[SGL_MAX_STOP];
     int32_t n_stops = 0, stop_ids[64], n_stop_ids = 0;
     args_init(&a, argc, argv);
@@ -167,7 +170,7 @@ int cmd_generate(int argc, char **argv)
             no_cache = true;
         else if (args_str(&a, "--model", &model) || args_str(&a, "--prompt", &prompt) ||
                  args_str(&a, "--prompt-file", &prompt_file) || args_str(&a, "--input-ids", &input_ids) ||
-                 args_str(&a, "--load-format", &fmt))
+                 args_str(&a, "--load-format", &fmt) || cli_device_arg(&a, &dev))
             ;
         else if (args_long(&a, "--max-tokens", 0, 1 << 24, &max_tokens) ||
                  args_long(&a, "--min-tokens", 0, 1 << 24, &min_tokens) ||
@@ -227,6 +230,10 @@ int cmd_generate(int argc, char **argv)
     eo.page_size = (int32_t)page;
     eo.n_threads = (int)threads;
     eo.sched.disable_radix_cache = no_cache;
+    if (cli_device_apply(&a, &dev, &eo)) {
+        rc = 2;
+        goto out;
+    }
     if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {
         fprintf(stderr, "sglc generate: %s\n", err.msg);
         goto out;
