@@ -73,7 +73,7 @@ typedef struct SchedSeq {
     char *tail;                    /* (stop.max_len) output tail before the last push */
     float *out_lp;                 /* (max_new) */
     SglTopLogprob top[SGL_MAX_TOP_LOGPROBS];
-    int32_t banned[SGL_MAX_EOS + 64];
+    int32_t *banned;               /* (n_eos + n_stop_token_ids) */
     int32_t n_banned;
     SglFinishKind finish;
     int32_t matched_token;
@@ -189,6 +189,7 @@ static void seq_free(SchedSeq *q)
     sgl_stop_deinit(&q->stop);
     free(q->tail);
     free(q->out_lp);
+    free(q->banned);
     free(q);
 }
 
@@ -224,9 +225,10 @@ static SchedSeq *seq_new(const Sched *s, SchedReq *r, int32_t index)
     q->pages = malloc(((size_t)q->cap / (size_t)s->P + 1) * sizeof *q->pages);
     q->out_lp = malloc(((size_t)r->max_new + 1) * sizeof *q->out_lp);
     uint64_t seed = r->r.params.has_seed ? r->r.params.seed + (uint64_t)index
-                                         : r->arrival * 0x2545F4914F6CDD1Dull + (uint64_t)index + s->cfg.o.seed;
+                                         : (r->id * 0x2545F4914F6CDD1Dull ^ s->cfg.o.seed) + (uint64_t)index;
     q->sampler = sgl_sampler_new(&r->r.params, s->V, seed);
-    if (!q->tokens || !q->pages || !q->out_lp || !q->sampler)
+    q->banned = malloc(((size_t)s->cfg.n_eos + (size_t)r->r.params.n_stop_token_ids + 1) * sizeof *q->banned);
+    if (!q->tokens || !q->pages || !q->out_lp || !q->sampler || !q->banned)
         goto fail;
     if (sgl_stop_init(&q->stop, (const char *const *)r->stops, r->r.params.n_stop) != SGL_OK) {
         memset(&q->stop, 0, sizeof q->stop);
@@ -245,7 +247,7 @@ static SchedSeq *seq_new(const Sched *s, SchedReq *r, int32_t index)
     if (!r->r.params.ignore_eos)
         for (int32_t i = 0; i < s->cfg.n_eos; i++)
             q->banned[q->n_banned++] = s->cfg.eos_ids[i];
-    for (int32_t i = 0; i < r->r.params.n_stop_token_ids && q->n_banned < (int32_t)(sizeof q->banned / sizeof q->banned[0]); i++)
+    for (int32_t i = 0; i < r->r.params.n_stop_token_ids; i++)
         q->banned[q->n_banned++] = r->stop_ids[i];
     return q;
 fail:

@@ -636,6 +636,13 @@ static void test_n_samples(void **state)
     run_all(h);
     for (int i = 0; i < 4; i++)
         assert_memory_equal(h->res[x].out[i], h->res[y].out[i], 10 * sizeof(int32_t));
+    /* unseeded: every request and sample draws its own stream */
+    ss.has_seed = false;
+    uint64_t u = submit(h, p, 40, &ss);
+    uint64_t v = submit(h, p, 40, &ss);
+    run_all(h);
+    assert_memory_not_equal(h->res[u].out[0], h->res[v].out[0], 10 * sizeof(int32_t));
+    assert_memory_not_equal(h->res[u].out[0], h->res[u].out[1], 10 * sizeof(int32_t));
     h_free(h);
 }
 
