@@ -827,7 +827,23 @@ static void test_batching_invariance(void **state)
     b = tb_view(&tb);
     assert_int_equal(sgl_runner_forward(r, &b, tmp, &err), SGL_E_INVAL);
     assert_non_null(strstr(err.msg, "slot"));
+    tb_reset(&tb);   /* more tokens than max_batch_tokens */
+    tb_add(&tb, toks[5], 70, 0, slots_a[5], false);
+    tb_add(&tb, toks[4], 70, 0, slots_a[4], false);
+    tb_add(&tb, toks[3], 70, 0, slots_a[3], false);
+    tb_add(&tb, toks[2], 70, 0, slots_a[2], false);
+    b = tb_view(&tb);
+    assert_int_equal(sgl_runner_forward(r, &b, tmp, &err), SGL_E_INVAL);
+    tb_reset(&tb);   /* a token id outside the vocabulary */
+    int32_t bad_tok[2] = {3, 67};
+    tb_add(&tb, bad_tok, 2, 0, slots_a[0], false);
+    b = tb_view(&tb);
+    assert_int_equal(sgl_runner_forward(r, &b, tmp, &err), SGL_E_INVAL);
     sgl_runner_free(r);
+    SglRunner *r2 = (SglRunner *)0x1;
+    SglRunnerOpts bad = {.n_slots = 0, .max_batch_tokens = 8, .max_seqs = 1};
+    assert_int_equal(sgl_runner_cpu_new(m, &bad, &r2, &err), SGL_E_INVAL);
+    assert_null(r2);
     sgl_model_free(m);
     tiny_free(&tm);
 }
