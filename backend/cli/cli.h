@@ -20,6 +20,7 @@ int cmd_check(int argc, char **argv);  /* cmd_check.c */
 int cmd_tokenize(int argc, char **argv);  /* cmd_tokenize.c */
 int cmd_generate(int argc, char **argv);  /* cmd_generate.c */
 int cmd_bench(int argc, char **argv);     /* cmd_bench.c */
+int cmd_run(int argc, char **argv);       /* cmd_run.c */
 
 /* Argument cursor. Usage: while (args_more(&a)) { if (args_flag(&a, "--json"))
  * ...; else if (args_str(&a, "--model", &dir)) ...; else return args_unknown(&a); }

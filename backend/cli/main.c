@@ -14,6 +14,7 @@
 /* One line per subcommand, in the order `sglc --help` lists them. */
 static const SglCommand commands[] = {
     {"check", "parse and check a .sgl program (--emit=ast prints its syntax tree)", cmd_check},
+    {"run", "compile and run a .sgl program's main (--json, --batch, --stream)", cmd_run},
     {"tokenize", "print the token ids of a text (--json adds the decoded text)", cmd_tokenize},
     {"generate", "generate a completion of a prompt with the engine (--json for ids and meta)", cmd_generate},
     {"bench", "engine benchmarks (one-batch: prefill and decode latency/throughput)", cmd_bench},
