@@ -72,6 +72,9 @@ static bool nomem(Ctx *c)
 static bool put(Ctx *c, const char *s)
 {
     size_t n = strlen(s);
+    if (c->len + n > JSONSCHEMA_MAX_REGEX_BYTES)
+        return fail(c, "the schema expands to a regex larger than %d bytes",
+                    JSONSCHEMA_MAX_REGEX_BYTES);
     if (c->len + n + 1 > c->cap) {
         size_t nc = c->cap ? c->cap : 256;
         while (nc < c->len + n + 1)
@@ -89,6 +92,9 @@ static bool put(Ctx *c, const char *s)
 
 static bool put_lit(Ctx *c, const char *s, size_t n)
 {
+    if (c->len + n > JSONSCHEMA_MAX_REGEX_BYTES)
+        return fail(c, "the schema expands to a regex larger than %d bytes",
+                    JSONSCHEMA_MAX_REGEX_BYTES);
     return regex_escape_append(&c->buf, &c->len, &c->cap, s, n) == SGL_OK || nomem(c);
 }
 

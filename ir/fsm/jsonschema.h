@@ -37,6 +37,7 @@ typedef enum { JSON_WS_SPACE = 0, JSON_WS_COMPACT, JSON_WS_FLEXIBLE } JsonWs;
 
 #define JSONSCHEMA_MAX_DEPTH 64        /* schema nesting */
 #define JSONSCHEMA_DEFAULT_REF_DEPTH 8 /* nested $ref expansions */
+#define JSONSCHEMA_MAX_REGEX_BYTES (1 << 20)  /* the generated regex */
 
 typedef struct {
     JsonWs ws;

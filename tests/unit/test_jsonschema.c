@@ -438,6 +438,15 @@ static void test_unsupported_and_bad_schemas(void **state)
         deep[o++] = '}';
     deep[o] = '\0';
     expect_error(deep, "nested deeper than 64", "#/items/items");
+    /* arrays of arrays double the item regex per level: capped, not exponential */
+    o = 0;
+    for (int i = 0; i < 40; i++)
+        o += (size_t)snprintf(deep + o, sizeof deep - o, "{\"type\":\"array\",\"items\":");
+    o += (size_t)snprintf(deep + o, sizeof deep - o, "{\"type\":\"null\"}");
+    for (int i = 0; i < 40; i++)
+        deep[o++] = '}';
+    deep[o] = '\0';
+    expect_error(deep, "larger than 1048576 bytes", "#/items");
 }
 
 static void test_forced_keys_in_space_layout(void **state)

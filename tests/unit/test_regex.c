@@ -207,7 +207,8 @@ static bool check_pattern(const char *pat, uint64_t seed, Tally *total, bool all
     FsmErr err;
     RegexStats stats;
     Ref r;
-    SglStatus st = regex_compile(pat, strlen(pat), NULL, &d, &stats, &err);
+    RegexLimits lim = {0, allow_limit ? 20000 : 0};
+    SglStatus st = regex_compile(pat, strlen(pat), &lim, &d, &stats, &err);
     if (st == SGL_E_UNSUPPORTED && allow_limit && strstr(err.msg, "DFA states"))
         return false;
     if (st != SGL_OK)
