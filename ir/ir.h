@@ -266,7 +266,7 @@ typedef struct {
 
 typedef struct IrArenaChunk IrArenaChunk;
 typedef struct {
-    IrFunc **funcs;             /* (n_funcs) in source order, imports first */
+    IrFunc **funcs;             /* (n_funcs) root fns in source order, then imported fns calls reach */
     uint32_t n_funcs, cap_funcs;
     IrExtern *externs;          /* (n_externs) */
     uint32_t n_externs, cap_externs;

@@ -47,10 +47,14 @@ static void pstr(FILE *f, const char *s, uint32_t len)
 static void pfloat(FILE *f, double x)
 {
     char b[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(b, sizeof b, "%.*g", prec, x);
-        if (strtod(b, NULL) == x)
-            break;
+    if (x == (double)(long long)x && x > -1e15 && x < 1e15) {
+        snprintf(b, sizeof b, "%.1f", x);      /* integral: 100.0, not 1e+02 */
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(b, sizeof b, "%.*g", prec, x);
+            if (strtod(b, NULL) == x)
+                break;
+        }
     }
     fputs(b, f);
     if (!strpbrk(b, ".eEn"))      /* keep floats visibly floats: 1 -> 1.0 (not inf/nan) */
@@ -326,7 +330,7 @@ void ir_print(FILE *f, const IrProgram *p)
     }
     if (p->main >= 0 && (uint32_t)p->main < p->n_funcs)
         fprintf(f, "main %s\n", p->funcs[p->main]->name);
-    if (p->init) {
+    if (p->init && p->init->body.n) {
         fputs("init: start-up prefills\n", f);
         Pr P = {f, p, p->init, calloc(p->init->n_ids ? p->init->n_ids : 1, sizeof(uint32_t)), 0};
         if (P.num)
