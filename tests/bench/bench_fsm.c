@@ -92,10 +92,12 @@ static void bench_vocab(const char *label, const SglDfa *d, const TokVocab *v, i
 {
     SglErr err;
     TokFsm *f;
+    double t_new = now_us();
     if (tokfsm_new(d, v, &f, &err) != SGL_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return;
     }
+    t_new = now_us() - t_new;
     int32_t n = tokvocab_size(v), eos = tokvocab_eos(v), nw = tokfsm_n_words(f);
     uint32_t *mask = malloc((size_t)nw * 4);
     int32_t *allowed = malloc((size_t)n * sizeof *allowed);
@@ -177,7 +179,8 @@ static void bench_vocab(const char *label, const SglDfa *d, const TokVocab *v, i
     double sum = 0;
     for (int32_t s = 0; s < d->n_states; s++)
         sum += per_state[s];
-    printf("%s (%d tokens): %zu steps in %d generations\n", label, n, n_all, gens);
+    printf("%s (%d tokens): %zu steps in %d generations; TokFsm setup %.2f ms\n", label, n,
+           n_all, gens, t_new / 1e3);
     printf("  fill+advance, all steps:      median %7.2f us   p99 %8.2f us\n", pct(all, n_all, 0.5),
            pct(all, n_all, 0.99));
     printf("  cached states   (%6zu steps): median %7.2f us   p99 %8.2f us\n", n_c,
