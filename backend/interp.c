@@ -622,9 +622,15 @@ static Flow run_node(Frame *f, const IrNode *n)
         return FL_NEXT;
     }
     case IR_OP_UNOP:
-        return done(f, n, op_unop(r, n, arg(f, n, 0), &v), v);
+        {
+        bool ok_ = op_unop(r, n, arg(f, n, 0), &v);
+        return done(f, n, ok_, v);
+    }
     case IR_OP_BINOP:
-        return done(f, n, op_binop(r, n, arg(f, n, 0), arg(f, n, 1), &v), v);
+        {
+        bool ok_ = op_binop(r, n, arg(f, n, 0), arg(f, n, 1), &v);
+        return done(f, n, ok_, v);
+    }
     case IR_OP_CONCAT: {
         Value *tmp[16] = {0}, **as = n->n_args <= 16 ? tmp : malloc(n->n_args * sizeof *as);
         if (!as)
@@ -658,7 +664,10 @@ static Flow run_node(Frame *f, const IrNode *n)
         return done(f, n, true, v);
     }
     case IR_OP_INDEX:
-        return done(f, n, op_index(r, n, arg(f, n, 0), arg(f, n, 1), &v), v);
+        {
+        bool ok_ = op_index(r, n, arg(f, n, 0), arg(f, n, 1), &v);
+        return done(f, n, ok_, v);
+    }
     case IR_OP_FIELD: {
         const Value *rec = arg(f, n, 0);
         if (n->index >= (uint32_t)rec->rec.type->n_fields)
@@ -666,9 +675,15 @@ static Flow run_node(Frame *f, const IrNode *n)
         return done(f, n, true, val_ref(rec->rec.fields[n->index]));
     }
     case IR_OP_SET_INDEX:
-        return done(f, n, op_set_index(r, n, arg(f, n, 0), arg(f, n, 1), arg(f, n, 2), &v), v);
+        {
+        bool ok_ = op_set_index(r, n, arg(f, n, 0), arg(f, n, 1), arg(f, n, 2), &v);
+        return done(f, n, ok_, v);
+    }
     case IR_OP_SET_FIELD:
-        return done(f, n, op_set_field(r, n, arg(f, n, 0), arg(f, n, 1), &v), v);
+        {
+        bool ok_ = op_set_field(r, n, arg(f, n, 0), arg(f, n, 1), &v);
+        return done(f, n, ok_, v);
+    }
     case IR_OP_BUILTIN: {
         Value *tmp[8] = {0}, **as = n->n_args <= 8 ? tmp : malloc(n->n_args * sizeof *as);
         if (!as)

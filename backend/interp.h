@@ -21,6 +21,7 @@ typedef struct {
     /* gen defaults (a gen's own options win). NaN / -1: not given */
     double temperature, top_p, min_p;
     int32_t max_tokens, top_k;
+    int32_t max_tokens_cap;          /* > 0: upper bound on every gen's max_tokens */
     int64_t seed;
     bool no_parallel;                /* run forks and calls one after another */
     FILE *stream;                    /* --stream: main's state is echoed here */

@@ -538,11 +538,14 @@ static bool parse_typed(SglRun *r, const IrNode *n, const SglGenSample *s, const
     json_error_t je;
     json_t *j = json_loadb(s->text, s->text_len, JSON_DECODE_ANY, &je);
     char m[300];
-    char snip[80];
-    snprintf(snip, sizeof snip, "%.60s%s", s->text, s->text_len > 60 ? "..." : "");
+    char snip[160];
+    if (s->text_len > 120)
+        snprintf(snip, sizeof snip, "%.50s ... %s", s->text, s->text + s->text_len - 50);
+    else
+        snprintf(snip, sizeof snip, "%s", s->text);
     if (!j)
-        return run_fail(r, n->loc, "gen %s: the output \"%s\" is not valid JSON (finish: %s)",
-                        n->name ? n->name : "", snip, sgl_finish_name(s->finish));
+        return run_fail(r, n->loc, "gen %s: the output \"%s\" (%d tokens) is not valid JSON (finish: %s)",
+                        n->name ? n->name : "", snip, (int)s->n_output, sgl_finish_name(s->finish));
     bool ok = val_from_json(j, t, out, m, sizeof m);
     json_decref(j);
     if (!ok)
@@ -632,6 +635,8 @@ bool op_gen(SglRun *r, PState *s, const IrNode *n, Value *const *args, Value **o
             break;
         }
     }
+    if (o->max_tokens_cap > 0 && p->max_new_tokens > o->max_tokens_cap)
+        p->max_new_tokens = o->max_tokens_cap;
     SglErr err = {{0}};
     if (sgl_sampling_params_check(p, x->vocab, &err) != SGL_OK)
         return run_fail(r, n->loc, "gen %s: %s", name, err.msg);

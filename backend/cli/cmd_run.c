@@ -2,7 +2,7 @@
  *
  *   sglc run FILE.sgl [--model DIR] [--arg NAME=VALUE | --arg NAME=@FILE]...
  *            [--temperature T] [--max-tokens N] [--top-p P] [--top-k K] [--min-p P]
- *            [--seed S] [--json] [--stream] [--batch IN.jsonl [--out OUT.jsonl]
+ *            [--max-tokens-cap N] [--seed S] [--json] [--stream] [--batch IN.jsonl [--out OUT.jsonl]
  *            [--parallel N]] [--chat-template NAME] [--no-prefix-hoist]
  *            [--no-parallel] [--disable-radix-cache] [--schedule-policy P]
  *            [--load-format auto|dummy] [--threads N] [--stats] [--step-log FILE]
@@ -41,6 +41,8 @@ static void help(FILE *f)
             "                          lists and records as JSON); NAME=@FILE reads VALUE from FILE\n"
             "  --temperature T  --max-tokens N  --top-p P  --top-k K  --min-p P\n"
             "                          defaults for every gen (a gen's own options win)\n"
+            "  --max-tokens-cap N      upper bound on every gen's max_tokens, its own included\n"
+            "                          (quick runs of big programs on small-context models)\n"
             "  --seed S                seed of the engine's sampling RNG\n"
             "  --json                  print {\"text\", \"vars\", \"return\", \"meta\"}\n"
             "  --stream                print main's text as it is generated\n"
@@ -496,6 +498,8 @@ int cmd_run(int argc, char **argv)
             ;
         else if (args_long(&a, "--max-tokens", 0, 1 << 24, &lv)) {
             xo.max_tokens = (int32_t)lv;
+        } else if (args_long(&a, "--max-tokens-cap", 1, 1 << 24, &lv)) {
+            xo.max_tokens_cap = (int32_t)lv;
         } else if (args_long(&a, "--top-k", -1, 1 << 24, &lv)) {
             xo.top_k = (int32_t)lv;
         } else if (args_long(&a, "--seed", 0, 0x7fffffffffffffffL, &lv)) {
