@@ -274,9 +274,17 @@ static SglStatus parse_config(const char *file, json_t *r, SglModelConfig *c, Sg
         (st = parse_rope_scaling(file, r, c, err)) ||
         (st = parse_dtype(file, r, &c->dtype, err)))
         return st;
-    bool attn_bias = false;
-    if ((st = get_bool(file, r, "attention_bias", false, &attn_bias, err)))
+    bool attn_bias = false, use_sw = false;
+    if ((st = get_bool(file, r, "attention_bias", false, &attn_bias, err)) ||
+        (st = get_bool(file, r, "use_sliding_window", false, &use_sw, err)))
         return st;
+    /* Mistral applies sliding_window to every layer; Qwen2 only with
+     * use_sliding_window, and then per layer (max_window_layers): refused. */
+    if (c->arch == SGL_ARCH_MISTRAL &&
+        (st = get_int(file, r, "sliding_window", false, 0, 1, 1 << 30, &c->sliding_window, err)))
+        return st;
+    if (c->arch == SGL_ARCH_QWEN2 && use_sw)
+        return sgl_err(err, SGL_E_UNSUPPORTED, "%s: use_sliding_window: true is not supported", file);
     c->qkv_bias = c->arch == SGL_ARCH_QWEN2 || attn_bias;
     bool present;
     if ((st = get_bos(file, r, c->vocab_size, &c->bos_token_id, err)) ||

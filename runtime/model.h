@@ -37,6 +37,7 @@ typedef struct {
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_max_pos;
     SglDType dtype;                /* torch_dtype of the checkpoint */
+    int sliding_window;            /* Mistral: attend to the last N positions only; 0 = all */
     /* special tokens: config.json, then generation_config.json overrides */
     int bos_token_id;              /* -1 when none */
     int eos_ids[SGL_MAX_EOS];      /* eos_token_id: an int or a list */

@@ -355,11 +355,14 @@ static void attend_tokens(CpuRunner *r, int i0, int i1, float *scratch)
     const int64_t n_slots = r->base.opts.n_slots;
     const float *kc = r->kcache + (int64_t)r->layer * n_slots * r->KV;
     const float *vc = r->vcache + (int64_t)r->layer * n_slots * r->KV;
+    const int win = r->base.cfg->sliding_window;
     for (int i = i0; i < i1; i++) {
+        /* keys first..pos; with a sliding window only the last win positions */
+        int pos = b->positions[i], first = win > 0 && pos >= win ? pos - win + 1 : 0;
         CpuAttnArgs a = {
             .n_heads = r->n_heads, .n_kv_heads = r->n_kv, .head_dim = r->hd,
-            .n_keys = b->positions[i] + 1, .q = r->qkv + (int64_t)i * r->ld_qkv,
-            .k = kc, .v = vc, .kv_stride = r->KV, .slots = b->slots + b->slot_off[r->tok_seq[i]],
+            .n_keys = pos + 1 - first, .q = r->qkv + (int64_t)i * r->ld_qkv,
+            .k = kc, .v = vc, .kv_stride = r->KV, .slots = b->slots + b->slot_off[r->tok_seq[i]] + first,
             .scale = 1.0f / sqrtf((float)r->hd), .out = r->att + (int64_t)i * r->ld_q, .scratch = scratch,
         };
         r->k->attend(&a);

@@ -267,6 +267,26 @@ static void test_config_fields(void **state)
     assert_false(c.qkv_bias);
     assert_true(c.tie_word_embeddings);
     assert_int_equal(c.head_dim, 4);
+    assert_int_equal(c.sliding_window, 0);
+    /* sliding_window: honored for Mistral, ignored for Llama, refused for Qwen2 */
+    write_text("config.json", "{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 8,"
+               " \"intermediate_size\": 12, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
+               " \"vocab_size\": 10, \"sliding_window\": 4096}");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_OK);
+    assert_int_equal(c.sliding_window, 4096);
+    write_config_with("sliding_window", "4096");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_OK);
+    assert_int_equal(c.sliding_window, 0);
+    write_text("config.json", "{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 8,"
+               " \"intermediate_size\": 12, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
+               " \"vocab_size\": 10, \"sliding_window\": \"wide\"}");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_E_FORMAT);
+    assert_non_null(strstr(err.msg, "config.json: sliding_window"));
+    write_text("config.json", "{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 8,"
+               " \"intermediate_size\": 12, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
+               " \"vocab_size\": 10, \"use_sliding_window\": true, \"sliding_window\": 64}");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "config.json: use_sliding_window"));
 }
 
 static void test_stories_config(void **state)

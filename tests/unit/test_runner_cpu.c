@@ -314,6 +314,7 @@ static void test_goldens_batched(void **state)
 typedef struct {
     int hidden, inter, layers, heads, kv_heads, head_dim, vocab;
     bool qkv_bias, tied, llama3;
+    int window;           /* sliding_window (Mistral); 0 = none */
     const char *arch;
 } TinyCfg;
 
@@ -431,6 +432,10 @@ static void tiny_write(const TinyModel *tm, const char *dir, const char *dtype)
             c->llama3 ? "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
                         "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64}"
                       : "null");
+    if (c->window > 0) {   /* reopen the object to append the field */
+        fseek(f, -2, SEEK_END);
+        fprintf(f, ", \"sliding_window\": %d}\n", c->window);
+    }
     fclose(f);
     int esz = strcmp(dtype, "F32") ? 2 : 4;
     json_t *h = json_object();
@@ -592,7 +597,8 @@ static void naive_forward(const TinyModel *tm, const int32_t *tokens, int n, dou
             for (int hh = 0; hh < NH; hh++) {
                 int kvh = hh / (NH / NKV);
                 double mx = -1e300, sum = 0;
-                for (int s = 0; s <= t; s++) {
+                int s0 = c->window > 0 && t >= c->window ? t - c->window + 1 : 0;
+                for (int s = s0; s <= t; s++) {
                     double a = 0;
                     for (int i = 0; i < hd; i++)
                         a += q[t * Q + hh * hd + i] * k[s * KV + kvh * hd + i];
@@ -600,11 +606,11 @@ static void naive_forward(const TinyModel *tm, const int32_t *tokens, int n, dou
                     if (sc[s] > mx)
                         mx = sc[s];
                 }
-                for (int s = 0; s <= t; s++)
+                for (int s = s0; s <= t; s++)
                     sum += sc[s] = exp(sc[s] - mx);
                 for (int i = 0; i < hd; i++) {
                     double a = 0;
-                    for (int s = 0; s <= t; s++)
+                    for (int s = s0; s <= t; s++)
                         a += sc[s] / sum * v[s * KV + kvh * hd + i];
                     att[t * Q + hh * hd + i] = a;
                 }
@@ -659,15 +665,16 @@ static void naive_forward(const TinyModel *tm, const int32_t *tokens, int n, dou
     free(x); free(h); free(q); free(k); free(v); free(att); free(mid); free(sc);
 }
 
-static void test_naive_reference(void **state)
+/* Prefill of N tokens (logits for all) and N single-token decode steps of
+ * the runner against naive_forward, on every kernel path. */
+static void check_naive(const TinyCfg *cfg, uint64_t seed)
 {
-    (void)state;
     static TinyModel tm;
-    tiny_build(&tm, &qwen_cfg, 777);
+    tiny_build(&tm, cfg, seed);
     SglModel *m = tiny_load(&tm, "F32");
-    assert_true(m->cfg.qkv_bias && !m->cfg.tie_word_embeddings && m->cfg.rope_type == SGL_ROPE_LLAMA3);
+    assert_int_equal(m->cfg.sliding_window, cfg->window);
     enum { N = 150 };   /* > CPU_ATTN_TILE: the online softmax crosses a tile */
-    int V = qwen_cfg.vocab;
+    int V = cfg->vocab;
     int32_t toks[N], slots[N];
     uint64_t rng = 99;
     for (int i = 0; i < N; i++) {
@@ -725,6 +732,25 @@ static void test_naive_reference(void **state)
     free(ref);
     free(got);
     tiny_free(&tm);
+}
+
+static void test_naive_reference(void **state)
+{
+    (void)state;
+    check_naive(&qwen_cfg, 777);
+}
+
+/* Mistral with a sliding window of 7 positions, tied embeddings, no bias. */
+static void test_naive_sliding_window(void **state)
+{
+    (void)state;
+    TinyCfg cfg = qwen_cfg;
+    cfg.arch = "MistralForCausalLM";
+    cfg.qkv_bias = false;
+    cfg.tied = true;
+    cfg.llama3 = false;
+    cfg.window = 7;
+    check_naive(&cfg, 4321);
 }
 
 /* ---- 2. batching invariance --------------------------------------------- */
@@ -1055,6 +1081,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_naive_reference),
+        cmocka_unit_test(test_naive_sliding_window),
         cmocka_unit_test(test_batching_invariance),
         cmocka_unit_test(test_dtypes_agree),
         cmocka_unit_test(test_threads_identical),
