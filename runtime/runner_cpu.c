@@ -12,7 +12,11 @@
  * down_proj + residual. Logits only for the batch's logit_rows.
  *
  * Matrix products use the hand-written kernels of cpu_ops.c for small batches
- * and small matrices, and OpenBLAS sgemm for large ones (see matmul()).
+ * and small matrices, and OpenBLAS sgemm for large ones (see matmul()). With
+ * n_threads > 1 a small pool splits each large product by output rows (in
+ * blocks of 8) and attention by tokens; every element is computed by the same
+ * code either way, so results do not depend on the thread count. The KV
+ * layout is (n_layers, n_slots, n_kv_heads * head_dim) for K and for V.
  */
 #include <cblas.h>
 #include <math.h>
