@@ -104,6 +104,25 @@ bool sgl_dfa_is_empty(const SglDfa *d)
     return true;
 }
 
+size_t sgl_dfa_forced(const SglDfa *d, int32_t s, char *buf, size_t cap)
+{
+    size_t len = 0;
+    while (s >= 0 && !d->accept[s] && len < (size_t)d->n_states) {
+        int only = -1, n_live = 0;
+        const int32_t *row = d->trans + (size_t)s * (size_t)d->n_classes;
+        for (int b = 0; b < 256 && n_live < 2; b++)
+            if (row[d->byte_class[b]] >= 0)
+                n_live++, only = b;
+        if (n_live != 1)
+            break;
+        if (len < cap)
+            buf[len] = (char)only;
+        len++;
+        s = row[d->byte_class[only]];
+    }
+    return len;
+}
+
 bool sgl_dfa_equal(const SglDfa *a, const SglDfa *b)
 {
     return a->n_states == b->n_states && a->n_classes == b->n_classes && a->start == b->start &&

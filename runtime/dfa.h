@@ -52,6 +52,12 @@ bool sgl_dfa_accepts(const SglDfa *d, const void *bytes, size_t len);
 /* True when the language is empty (start is not accepting and has no live
  * transition). */
 bool sgl_dfa_is_empty(const SglDfa *d);
+/* The bytes forced from state s: while the state is not accepting and
+ * exactly one byte keeps it live, that byte. Writes at most cap bytes into
+ * buf and returns the full length (stops after n_states bytes, which only a
+ * DFA breaking the invariant above could reach). For printers (--emit=fsm);
+ * the decoding loop uses the precomputed strings of tokmask.h. */
+size_t sgl_dfa_forced(const SglDfa *d, int32_t s, char *buf, size_t cap);
 /* Same states, classes, transitions and accepting set (same numbering). */
 bool sgl_dfa_equal(const SglDfa *a, const SglDfa *b);
 /* Structure in range and the reachability invariant above; the first

@@ -160,6 +160,10 @@ static void test_masks_equal_brute_force(void **state)
                 }
                 assert_int_equal(i, fl);
                 assert_int_equal(forced, fl > 0);
+                char fbuf[512];
+                size_t dl = sgl_dfa_forced(d, s, fbuf, sizeof fbuf);
+                assert_int_equal(dl, fl);
+                assert_memory_equal(fbuf, fb, fl < sizeof fbuf ? fl : sizeof fbuf);
             }
             uint64_t hits, walks;
             tokfsm_counters(f, &hits, &walks);
