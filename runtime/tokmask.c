@@ -3,7 +3,9 @@
  *
  * The trie is stored in pre-order: node i has its byte, its depth and skip =
  * the index just past its subtree, so a mask is one linear scan that jumps
- * over every subtree whose prefix already left the language. Mask cache:
+ * over every subtree whose prefix already left the language. A subtree whose
+ * bytes all loop on the state reached (string contents, digit runs) is
+ * allowed whole: its tokens are one contiguous run of trie_toks. Mask cache:
  * one zeroed allocation of n_states x n_words made up front (untouched pages
  * cost nothing), plus a per-state atomic flag 0 = empty, 1 = being computed,
  * 2 = ready. A filler that finds 0 claims the slot and computes into it; one
@@ -34,6 +36,8 @@ struct TokVocab {
     uint8_t *excluded;            /* (n) */
     TrieNode *nodes;              /* (n_nodes) pre-order, node 0 = root */
     int32_t n_nodes;
+    uint64_t (*desc_bytes)[4];    /* (n_nodes) bytes occurring below each node */
+    int32_t *tok_at;              /* (n_nodes + 1) trie_toks before node i (pre-order) */
     int32_t *trie_toks;
     int32_t max_depth;
     uint64_t hash;
@@ -43,6 +47,7 @@ struct TokFsm {
     SglDfa *dfa;                  /* owned copy */
     const TokVocab *vocab;        /* borrowed */
     int32_t n_words;
+    uint64_t (*loop)[4];          /* (n_states) bytes b with step(s, b) == s */
     uint32_t *masks;              /* (n_states, n_words) */
     atomic_uchar *ready;          /* (n_states) */
     char *forced;                 /* forced-string blob */
@@ -173,6 +178,33 @@ static SglStatus vocab_build(const char *const *toks, const size_t *lens, const 
         if (i < nn)
             path[top++] = i;
     }
+    /* subtree summaries for the self-loop shortcut of compute_mask */
+    v->desc_bytes = calloc((size_t)nn, sizeof *v->desc_bytes);
+    v->tok_at = malloc(((size_t)nn + 1) * sizeof *v->tok_at);
+    if (!v->desc_bytes || !v->tok_at)
+        goto fail;
+    v->tok_at[0] = 0;
+    for (int32_t i = 0; i < nn; i++)
+        v->tok_at[i + 1] = v->tok_at[i] + v->nodes[i].tok_n;
+    /* desc_bytes[p] |= byte(c) | desc_bytes[c] for each child c: children come
+     * after parents in pre-order, so one backward pass with parent links */
+    int32_t *parent = malloc((size_t)nn * sizeof *parent);
+    if (!parent)
+        goto fail;
+    parent[0] = -1;
+    path[0] = 0;
+    for (int32_t i = 1; i < nn; i++) {
+        path[v->nodes[i].depth] = i;
+        parent[i] = path[v->nodes[i].depth - 1];
+    }
+    for (int32_t i = nn - 1; i > 0; i--) {
+        int32_t p = parent[i];
+        uint8_t b = v->nodes[i].byte;
+        v->desc_bytes[p][b >> 6] |= 1ull << (b & 63);
+        for (int w = 0; w < 4; w++)
+            v->desc_bytes[p][w] |= v->desc_bytes[i][w];
+    }
+    free(parent);
     v->hash = vocab_hash(toks, lens, v->excluded, n, eos);
     free(sorted);
     free(path);
@@ -248,6 +280,8 @@ void tokvocab_free(TokVocab *v)
     free(v->excluded);
     free(v->nodes);
     free(v->trie_toks);
+    free(v->desc_bytes);
+    free(v->tok_at);
     free(v);
 }
 
@@ -289,6 +323,17 @@ static void compute_mask(const TokFsm *f, int32_t s, uint32_t *mask)
             continue;
         }
         st[nd->depth] = t;
+        const uint64_t *db = v->desc_bytes[i], *lp = f->loop[t];
+        if (nd->skip > i + 1 && !(db[0] & ~lp[0]) && !(db[1] & ~lp[1]) && !(db[2] & ~lp[2]) &&
+            !(db[3] & ~lp[3])) {
+            /* every byte below loops on t: the whole subtree stays in t */
+            for (int32_t j = v->tok_at[i]; j < v->tok_at[nd->skip]; j++) {
+                int32_t id = v->trie_toks[j];
+                mask[id >> 5] |= 1u << (id & 31);
+            }
+            i = nd->skip;
+            continue;
+        }
         for (int32_t j = 0; j < nd->tok_n; j++) {
             int32_t id = v->trie_toks[nd->tok_first + j];
             mask[id >> 5] |= 1u << (id & 31);
@@ -414,8 +459,13 @@ SglStatus tokfsm_new(const SglDfa *dfa, const TokVocab *vocab, TokFsm **out, Sgl
     f->dfa = sgl_dfa_clone(dfa);
     f->masks = calloc(1, bytes);
     f->ready = calloc((size_t)dfa->n_states, sizeof *f->ready);
-    if (!f->dfa || !f->masks || !f->ready)
+    f->loop = calloc((size_t)dfa->n_states, sizeof *f->loop);
+    if (!f->dfa || !f->masks || !f->ready || !f->loop)
         goto fail;
+    for (int32_t s = 0; s < dfa->n_states; s++)
+        for (int b = 0; b < 256; b++)
+            if (sgl_dfa_step(dfa, s, (uint8_t)b) == s)
+                f->loop[s][b >> 6] |= 1ull << (b & 63);
     atomic_init(&f->hits, 0);
     atomic_init(&f->walks, 0);
     if ((st = compute_forced(f)) != SGL_OK) {
@@ -437,6 +487,7 @@ void tokfsm_free(TokFsm *f)
     if (!f)
         return;
     sgl_dfa_free(f->dfa);
+    free(f->loop);
     free(f->masks);
     free((void *)f->ready);
     free(f->forced);
