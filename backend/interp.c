@@ -400,6 +400,8 @@ static Frame *callee_frame(Frame *f, const IrNode *n)
 
 static Flow do_call(Frame *f, const IrNode *n)
 {
+    if (!(n->flags & IR_F_ASYNC))
+        gate_leave();
     Frame *c = callee_frame(f, n);
     if (!c)
         return FL_ERROR;
@@ -433,6 +435,7 @@ static Flow do_call(Frame *f, const IrNode *n)
 
 static Flow do_await(Frame *f, const IrNode *n)
 {
+    gate_leave();
     const IrNode *call = n->args[0];
     Future *fu = f->fut[call->id];
     if (!fu)
@@ -454,17 +457,22 @@ typedef struct {
     Flow fl;
     pthread_t th;
     bool threaded;
+    SglGate *gate;
 } Branch;
 
 static void *branch_main(void *arg)
 {
     Branch *b = arg;
+    if (b->gate)
+        gate_enter(b->gate);
     b->fl = run_region(b->f, b->body);
+    gate_leave();
     return NULL;
 }
 
 static Flow do_fork(Frame *f, const IrNode *n)
 {
+    gate_leave();
     const Value *src = arg(f, n, 0);
     int64_t nb = src->kind == VAL_LIST ? (int64_t)src->list.n : src->i;
     if (nb < 0)
@@ -489,22 +497,38 @@ static Flow do_fork(Frame *f, const IrNode *n)
             *s = src->kind == VAL_LIST ? val_ref(src->list.items[i]) : val_int(i);
         }
     }
-    bool parallel = (n->flags & IR_F_PARALLEL) && !f->x->o.no_parallel;
+    /* Parallel: one worker thread per branch but the last (which runs
+     * here). When every branch got its thread, their first requests meet
+     * at a gate and reach the engine as one batch. */
+    bool parallel = (n->flags & IR_F_PARALLEL) && !f->x->o.no_parallel && nb > 1;
+    int64_t got = 0;
+    SglGate *gate = NULL;
+    while (parallel && res == FL_NEXT && got < nb - 1 && worker_get(f->x))
+        got++;
+    if (parallel && got == nb - 1)
+        gate = gate_new(f->x->engine, (int32_t)nb);
     for (int64_t i = 0; res == FL_NEXT && i < nb; i++) {
-        if (parallel && i + 1 < nb && worker_get(f->x)) {
+        br[i].gate = gate;
+        if (i < got) {
             if (pthread_create(&br[i].th, NULL, branch_main, &br[i]) == 0) {
                 br[i].threaded = true;
                 continue;
             }
-            worker_put(f->x);
+            /* no thread: this branch runs here, and nobody may wait for it */
+            br[i].gate = NULL;
+            if (gate) {
+                gate_enter(gate);
+                gate_leave();
+            }
         }
         branch_main(&br[i]);
     }
     for (int64_t i = 0; i < nb; i++)
-        if (br[i].threaded) {
+        if (br[i].threaded)
             pthread_join(br[i].th, NULL);
-            worker_put(f->x);
-        }
+    for (int64_t i = 0; i < got; i++)
+        worker_put(f->x);
+    gate_free(gate);
     for (int64_t i = 0; res == FL_NEXT && i < nb; i++)
         if (br[i].fl == FL_ERROR || !br[i].f)
             res = FL_ERROR;
@@ -749,6 +773,7 @@ static Flow run_node(Frame *f, const IrNode *n)
         return do_await(f, n);
     case IR_OP_EXTERN_CALL: {
         char msg[400];
+        gate_leave();
         Value *tmp[33] = {0};
         if (n->n_args > 32)
             return run_fail(r, n->loc, "too many extern arguments"), FL_ERROR;

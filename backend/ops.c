@@ -190,6 +190,115 @@ static void on_event(void *user, const SglEvent *ev)
     }
 }
 
+/* ---- the fork gate ---- */
+
+typedef struct GateEntry {
+    SglRequest req;
+    uint64_t id;
+    SglStatus st;
+    bool done;
+    struct GateEntry *next;
+} GateEntry;
+
+struct SglGate {
+    SglEngine *e;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int32_t n, registered, left;
+    GateEntry *head;
+};
+
+static _Thread_local SglGate *tls_gate;
+
+SglGate *gate_new(SglEngine *e, int32_t n)
+{
+    SglGate *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->e = e;
+    g->n = n;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    return g;
+}
+
+void gate_free(SglGate *g)
+{
+    if (!g)
+        return;
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+void gate_enter(SglGate *g) { tls_gate = g; }
+
+/* With g->mu held: when every branch has registered or left, submit. */
+static void gate_maybe_flush(SglGate *g)
+{
+    if (g->registered + g->left < g->n || g->registered == 0)
+        return;
+    int32_t n = g->registered, i = 0;
+    SglRequest *reqs = calloc((size_t)n, sizeof *reqs);
+    uint64_t *ids = calloc((size_t)n, sizeof *ids);
+    SglStatus st = reqs && ids ? SGL_OK : SGL_E_NOMEM;
+    for (GateEntry *e = g->head; e && reqs; e = e->next)
+        reqs[i++] = e->req;
+    if (st == SGL_OK) {
+        SglErr err;
+        int tries = 0;
+        while ((st = sgl_engine_submit_batch(g->e, reqs, n, ids, &err)) == SGL_E_FULL && tries++ < 20000) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    i = 0;
+    for (GateEntry *e = g->head; e; e = e->next, i++) {
+        e->st = st;
+        e->id = st == SGL_OK ? ids[i] : 0;
+        e->done = true;
+    }
+    g->head = NULL;
+    g->left += g->registered;   /* they are done with the gate */
+    g->registered = 0;
+    free(reqs);
+    free(ids);
+    pthread_cond_broadcast(&g->cv);
+}
+
+void gate_leave(void)
+{
+    SglGate *g = tls_gate;
+    if (!g)
+        return;
+    tls_gate = NULL;
+    pthread_mutex_lock(&g->mu);
+    g->left++;
+    gate_maybe_flush(g);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Submits r through this thread's gate; false when there is none. */
+static bool gate_submit(const SglRequest *r, uint64_t *id, SglStatus *st)
+{
+    SglGate *g = tls_gate;
+    if (!g)
+        return false;
+    tls_gate = NULL;
+    GateEntry e = {.req = *r};
+    pthread_mutex_lock(&g->mu);
+    e.next = g->head;
+    g->head = &e;
+    g->registered++;
+    gate_maybe_flush(g);
+    while (!e.done)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    *id = e.id;
+    *st = e.st;
+    return true;
+}
+
 static void inflight_remove(SglRun *run, uint64_t id)
 {
     for (int32_t i = 0; i < run->n_inflight; i++)
@@ -223,13 +332,44 @@ bool ops_generate(SglEngine *e, SglRun *run, const SglRequest *reqs, int32_t n,
     }
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
+    /* The first request of a parallel fork branch goes through its gate. */
+    bool gated = false;
+    if (n == 1 && tls_gate) {
+        SglRequest r = reqs[0];
+        SglStatus st = SGL_OK;
+        w.slots[0] = (WaitSlot){&w, 0};
+        r.on_event = on_event;
+        r.user = &w.slots[0];
+        w.n_left = 1;
+        gated = gate_submit(&r, &ids[0], &st);
+        if (st != SGL_OK) {
+            w.n_left = 0;
+            snprintf(msg, cap, "%s", sgl_status_str(st));
+            ok = false;
+        } else {
+            submitted = 1;
+        }
+    }
     if (run)
         pthread_mutex_lock(&run->mu);
-    if (run && run->failed) {
+    if (gated && ok && run) {
+        if (run->failed)
+            sgl_engine_abort(e, ids[0]);   /* failed while we waited: its abort event ends the wait */
+        if (run->n_inflight + 1 > run->cap_inflight) {
+            uint64_t *p = realloc(run->inflight, ((size_t)run->cap_inflight * 2 + 8) * sizeof *p);
+            if (p) {
+                run->inflight = p;
+                run->cap_inflight = run->cap_inflight * 2 + 8;
+            }
+        }
+        if (run->n_inflight < run->cap_inflight)
+            run->inflight[run->n_inflight++] = ids[0];
+    }
+    if (run && !gated && run->failed) {
         snprintf(msg, cap, "cancelled");
         ok = false;
     }
-    if (run && ok && run->n_inflight + n > run->cap_inflight) {
+    if (run && ok && !gated && run->n_inflight + n > run->cap_inflight) {
         int32_t c = (run->n_inflight + n) * 2 + 8;
         uint64_t *p = realloc(run->inflight, (size_t)c * sizeof *p);
         if (p) {
@@ -240,7 +380,7 @@ bool ops_generate(SglEngine *e, SglRun *run, const SglRequest *reqs, int32_t n,
             ok = false;
         }
     }
-    for (int32_t i = 0; ok && i < n; i++) {
+    for (int32_t i = 0; ok && !gated && i < n; i++) {
         SglRequest r = reqs[i];
         w.slots[i] = (WaitSlot){&w, i};
         r.on_event = on_event;

@@ -64,6 +64,18 @@ void pstate_deinit(PState *s);
 bool ops_generate(SglEngine *e, SglRun *run, const SglRequest *reqs, int32_t n,
                   SglGenResult *res, FILE *stream, char *msg, size_t cap);
 
+/* A submission gate for the branches of one parallel fork: the first
+ * request of each branch waits at the gate until every branch has either
+ * brought its request or left (done, or blocked on something else); then
+ * all of them go to the engine in one sgl_engine_submit_batch, so they
+ * prefill and decode as one batch. A thread joins a gate with gate_enter
+ * (thread-local, one-shot); gate_leave is a no-op for a thread without one. */
+typedef struct SglGate SglGate;
+SglGate *gate_new(SglEngine *e, int32_t n_branches);
+void gate_free(SglGate *g);
+void gate_enter(SglGate *g);
+void gate_leave(void);
+
 /* ---- state ops ---- */
 bool op_append(SglRun *r, PState *s, const char *text, size_t len);
 bool op_role(SglRun *r, PState *s, const ChatTemplate *t, IrRole role, bool begin);
