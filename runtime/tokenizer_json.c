@@ -596,7 +596,7 @@ static SglStatus read_merges(Rd *r, json_t *merges)
 {
     SglTokenizer *t = r->t;
     SglStatus st;
-    size_t n = json_array_size(merges);
+    size_t n = json_array_size(merges);   /* 0 when there are none */
     strcpy(r->path, "model.merges");
     if ((st = pairmap_init(&t->merges, n)) != SGL_OK)
         return st;
@@ -743,8 +743,7 @@ SglStatus tok_read_json(SglTokenizer *t, const char *path, SglErr *err)
     /* Holes in the id space stay TOKK_NONE; decode skips them as HF does. */
     if ((st = strmap_build(t, &t->vocab, false)) != SGL_OK)
         goto out;
-    json_t *merges = json_object_get(json_object_get(root, "model"), "merges");
-    if ((st = read_merges(&r, merges ? merges : json_array())) != SGL_OK)
+    if ((st = read_merges(&r, json_object_get(json_object_get(root, "model"), "merges"))))
         goto out;
     const char *unk;
     size_t unk_len;
