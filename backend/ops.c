@@ -836,8 +836,12 @@ bool op_gen(SglRun *r, PState *s, const IrNode *n, Value *const *args, Value **o
             ok = parse_typed(r, n, sm, vvt, &items[i]);
         }
     }
-    if (ok && !has_n)
+    if (ok && !has_n) {
+        FILE *echoed = s->stream;   /* the tokens were streamed as they came */
+        s->stream = NULL;
         ok = op_append(r, s, res.samples[0].text, res.samples[0].text_len);
+        s->stream = echoed;
+    }
     if (ok) {
         if (has_n) {
             *out = val_list_take(items, (uint32_t)res.n_samples);

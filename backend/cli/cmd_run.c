@@ -660,12 +660,13 @@ int cmd_run(int argc, char **argv)
         json_decref(o);
         if (!s)
             goto out;
-        if (stream)
+        if (stream && (res.len == 0 || res.text[res.len - 1] != '\n'))
             fputc('\n', stdout);
         printf("%s\n", s);
         free(s);
     } else if (stream) {
-        fputc('\n', stdout);
+        if (res.len == 0 || res.text[res.len - 1] != '\n')
+            fputc('\n', stdout);
     } else {
         fwrite(res.text, 1, res.len, stdout);
         if (res.len == 0 || res.text[res.len - 1] != '\n')
@@ -677,8 +678,8 @@ out:
     if (vals && fn)
         unref_all(vals, fn->n_params);
     free(vals);
+    sgl_engine_close(e);   /* first: it releases constraints that point into x */
     sgl_exec_free(x);
-    sgl_engine_close(e);
     if (slog.f)
         fclose(slog.f);
     if (demo_dir[0])
