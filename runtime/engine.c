@@ -336,6 +336,7 @@ void sgl_engine_close(SglEngine *e)
         pthread_mutex_lock(&e->mu);
         e->closing = true;
         pthread_cond_broadcast(&e->cv);
+        pthread_cond_broadcast(&e->flush_cv);
         pthread_mutex_unlock(&e->mu);
         pthread_join(e->thread, NULL);
     }

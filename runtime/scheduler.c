@@ -876,9 +876,16 @@ static void order_waiting(Sched *s)
         }
         qsort(s->waiting, (size_t)n, sizeof *s->waiting, cmp_key_desc);
         break;
-    case SGL_POLICY_FCFS:
-        qsort(s->waiting, (size_t)n, sizeof *s->waiting, cmp_fcfs);
+    case SGL_POLICY_FCFS: {
+        /* the queue is appended in arrival order and requeued sequences go
+         * to the front, so it is almost always sorted already: check first */
+        int32_t i = 1;
+        while (i < n && cmp_arrival(s->waiting[i - 1], s->waiting[i]) <= 0)
+            i++;
+        if (i < n)
+            qsort(s->waiting, (size_t)n, sizeof *s->waiting, cmp_fcfs);
         break;
+    }
     case SGL_POLICY_LOF:
         for (int32_t i = 0; i < n; i++)
             s->waiting[i]->sort_key = s->waiting[i]->req->max_new;
