@@ -948,6 +948,30 @@ static void test_dtypes_agree(void **state)
     tiny_free(&tm);
 }
 
+/* Half and bfloat16 conversion, including subnormals, infinities and NaN. */
+static void test_convert(void **state)
+{
+    (void)state;
+    const uint16_t h[8] = {0x0000, 0x8000, 0x3C00, 0xC000, 0x0001, 0x03FF, 0x7C00, 0x7BFF};
+    const float want[8] = {0.0f, -0.0f, 1.0f, -2.0f, 5.9604645e-8f, 6.0975552e-5f, INFINITY, 65504.0f};
+    float got[8];
+    cpu_f16_to_f32(8, h, got);
+    for (int i = 0; i < 8; i++)
+        if (!(got[i] == want[i] && signbit(got[i]) == signbit(want[i])))
+            fail_msg("f16 0x%04x -> %g, want %g", h[i], got[i], want[i]);
+    uint16_t nan16 = 0x7E00;
+    cpu_f16_to_f32(1, &nan16, got);
+    assert_true(isnan(got[0]));
+    const uint16_t b[4] = {0x3F80, 0xC040, 0x0001, 0xFF80};
+    const float bwant[4] = {1.0f, -3.0f, 9.1835496e-41f, -INFINITY};
+    unsigned char unaligned[9];
+    memcpy(unaligned + 1, b, 8);
+    cpu_bf16_to_f32(4, unaligned + 1, got);
+    for (int i = 0; i < 4; i++)
+        if (!(got[i] == bwant[i]))
+            fail_msg("bf16 0x%04x -> %g, want %g", b[i], got[i], bwant[i]);
+}
+
 /* checkasm-style: every kernel table against the generic one, odd shapes,
  * with canaries after the outputs. */
 static void test_kernels_agree(void **state)
@@ -1079,6 +1103,7 @@ int main(void)
     if (!shared_dir())
         printf("skipped: goldens and SmolLM2 tests (SGL_SHARED_DIR absent); running the self-contained ones\n");
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_convert),
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_naive_reference),
         cmocka_unit_test(test_naive_sliding_window),
