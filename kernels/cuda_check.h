@@ -34,7 +34,10 @@ static inline int sgl_cuda_report(cudaError_t e, const char *expr, const char *f
 #define SGL_K_LAUNCHED(stream)                                        \
     do {                                                              \
         cudaError_t e_ = cudaGetLastError();                          \
-        if (e_ == cudaSuccess) e_ = cudaStreamSynchronize(stream);    \
+        cudaStreamCaptureStatus c_ = cudaStreamCaptureStatusNone;     \
+        if (e_ == cudaSuccess) e_ = cudaStreamIsCapturing(stream, &c_); \
+        if (e_ == cudaSuccess && c_ == cudaStreamCaptureStatusNone)   \
+            e_ = cudaStreamSynchronize(stream); /* not while capturing a graph */ \
         if (e_ != cudaSuccess) return (int)e_;                        \
     } while (0)
 #else

@@ -77,13 +77,23 @@ int sgl_k_attn_decode(const SglAttnArgs *a, int max_kv_len, float *ws, int64_t w
 /* Floats of ws that attn_decode can use profitably for n tokens. */
 int64_t sgl_k_attn_decode_ws_floats(int n, int n_heads, int head_dim, int max_kv_len);
 
-/* Prefill/extend attention: query tiles of up to SGL_K_PREFILL_TILE consecutive
- * tokens of one sequence share K/V tiles in shared memory. tiles: (n_tiles) start
- * token index of each tile; tile_len: (n_tiles) tokens in it (1..TILE), all of
- * one sequence with consecutive positions. Every token must be in one tile. */
-#define SGL_K_PREFILL_TILE 16
+/* Prefill/extend attention: query tiles of up to sgl_k_attn_prefill_tile(head_dim)
+ * consecutive tokens of one sequence share K/V tiles in shared memory. tiles:
+ * (n_tiles) start token index of each tile; tile_len: (n_tiles) tokens in it
+ * (1..tile), all of one sequence with consecutive positions. Every token must
+ * be in one tile. head_dim 64/128 run on tensor cores (Q and P rounded to bf16). */
 int sgl_k_attn_prefill(const SglAttnArgs *a, const int32_t *tiles, const int32_t *tile_len,
                        int n_tiles, cudaStream_t st);
+
+/* Largest query tile sgl_k_attn_prefill takes for head_dim (64 or 16). */
+int sgl_k_attn_prefill_tile(int head_dim);
+
+/* Few-row matrix product for decode steps: y[r, o] = beta*y[r, o] + sum_k
+ * x[r, k] W[o, k] for r < n <= SGL_K_GEMV_MAX_ROWS; x (n, in) and W (out, in)
+ * bf16, 16-byte aligned, in a multiple of 8; y (n, out) fp32; beta 0 or 1. */
+#define SGL_K_GEMV_MAX_ROWS 8
+int sgl_k_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, int out, float beta,
+               cudaStream_t st);
 
 /* out[r] = index of the largest x[r, :] (lowest index on ties; NaN never wins). */
 int sgl_k_argmax(const float *x /* (n, cols) */, int n, int cols, int32_t *out /* (n) */,

@@ -52,12 +52,19 @@ typedef struct {
     int64_t weight_bytes, kv_bytes, work_bytes;
     int64_t slots_cap, meta_ints, ws_floats;
     int64_t logit_chunk;
+    int64_t per_seq;       /* longest context one sequence can have */
 } Plan;
 
 typedef struct {
     SglRunner base;
     Plan p;
     int n_layers, n_heads, n_kv, hd;
+    int prefill_tile;                 /* sgl_k_attn_prefill_tile(hd) */
+    int graph_max_bs;                 /* opts.graph_max_bs, capped at max_seqs */
+    cudaGraphExec_t *graphs;          /* (graph_max_bs + 1) decode graphs by batch size, lazily */
+    int64_t n_graph_replays;
+    bool use_gemv;                    /* few-row products through sgl_k_gemv */
+    bool graphs_on;                   /* sgl_runner_cuda_set_graphs */
     float eps;
     cudaStream_t stream;
     cublasHandle_t blas;
@@ -106,6 +113,7 @@ static void make_plan(const SglModelConfig *c, const SglRunnerOpts *o, Plan *p)
     int64_t per_seq = o->n_slots;
     int64_t ctx = c->max_position_embeddings > p->T ? c->max_position_embeddings : p->T;
     if (per_seq > ctx) per_seq = ctx;
+    p->per_seq = per_seq;
     p->slots_cap = (int64_t)o->max_seqs * per_seq;
     if (p->slots_cap < o->n_slots && p->slots_cap < SLOTS_CAP_MAX) p->slots_cap = o->n_slots;
     if (p->slots_cap > SLOTS_CAP_MAX) p->slots_cap = SLOTS_CAP_MAX;
@@ -336,6 +344,10 @@ static void cuda_free(SglRunner *base)
     if (!r) return;
     /* teardown: errors here cannot be acted on, so they are not reported */
     if (r->stream) cudaStreamSynchronize(r->stream);
+    if (r->graphs)
+        for (int i = 0; i <= r->graph_max_bs; i++)
+            if (r->graphs[i]) cudaGraphExecDestroy(r->graphs[i]);
+    free(r->graphs);
     if (r->blas) cublasDestroy(r->blas);
     if (r->stream) cudaStreamDestroy(r->stream);
     cudaFree(r->weights_d);
@@ -347,11 +359,23 @@ static void cuda_free(SglRunner *base)
     free(r);
 }
 
+/* Maps a launcher's int result to a status. */
+static SglStatus kcheck(int rc, const char *op, int layer, SglErr *err)
+{
+    if (rc == 0) return SGL_OK;
+    if (rc == SGL_K_EINVAL)
+        return sgl_err(err, SGL_E_INVAL, "cuda runner: %s (layer %d): shape rejected by kernel", op, layer);
+    return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s (layer %d): %s: %s", op, layer,
+                   cudaGetErrorName((cudaError_t)rc), cudaGetErrorString((cudaError_t)rc));
+}
+
 /* Y (n, out) [+]= X (n, in) W^T with W (out, in) row-major: in cuBLAS's
  * column-major terms Y^T = op_T(W) X^T. bf16 inputs, fp32 output and compute. */
 static SglStatus gemm(CudaRunner *r, const uint16_t *X, const uint16_t *W, float *Y, int64_t n,
                       int64_t in, int64_t out, float beta, const char *what, SglErr *err)
 {
+    if (r->use_gemv && n <= SGL_K_GEMV_MAX_ROWS && in % 8 == 0)
+        return kcheck(sgl_k_gemv(X, W, Y, (int)n, (int)in, (int)out, beta, r->stream), what, -1, err);
     const float alpha = 1.0f;
     cublasStatus_t s = cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)n, (int)in,
                                     &alpha, W, CUDA_R_16BF, (int)in, X, CUDA_R_16BF, (int)in, &beta,
@@ -361,16 +385,6 @@ static SglStatus gemm(CudaRunner *r, const uint16_t *X, const uint16_t *W, float
                        __LINE__, what, (long long)n, (long long)in, (long long)out,
                        cublasGetStatusString(s));
     return SGL_OK;
-}
-
-/* Maps a launcher's int result to a status. */
-static SglStatus kcheck(int rc, const char *op, int layer, SglErr *err)
-{
-    if (rc == 0) return SGL_OK;
-    if (rc == SGL_K_EINVAL)
-        return sgl_err(err, SGL_E_INVAL, "cuda runner: %s (layer %d): shape rejected by kernel", op, layer);
-    return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s (layer %d): %s: %s", op, layer,
-                   cudaGetErrorName((cudaError_t)rc), cudaGetErrorString((cudaError_t)rc));
 }
 
 /* Checks the batch against the contract and the creation sizes and packs its
@@ -422,9 +436,9 @@ static SglStatus pack_batch(CudaRunner *r, const SglBatch *b, int *n_tiles, int 
             base[t] = (int32_t)off;
             store[t] = slots[off + pos[t]];
         }
-        for (int t = t0; t < t1; t += SGL_K_PREFILL_TILE) {
+        for (int t = t0; t < t1; t += r->prefill_tile) {
             tiles[nt] = t;
-            tlen[nt++] = t1 - t < SGL_K_PREFILL_TILE ? t1 - t : SGL_K_PREFILL_TILE;
+            tlen[nt++] = t1 - t < r->prefill_tile ? t1 - t : r->prefill_tile;
         }
         if (t1 - t0 > 1) dec = false;
         if (t1 > t0 && kv > mk) mk = kv;
@@ -441,6 +455,110 @@ static SglStatus pack_batch(CudaRunner *r, const SglBatch *b, int *n_tiles, int 
     *decode_only = dec;
     *n_entries = off;
     return SGL_OK;
+}
+
+static const SglRunnerOps cuda_ops;
+
+/* One forward's launch parameters: the device metadata pointers (packed by
+ * pack_batch, uploaded to meta_d) and the attention choice. For a replayed
+ * graph they must depend on n alone: n_logits == n and max_kv = the creation
+ * cap, which the decode kernel's split count ignores (each token cuts its own
+ * keys on the device). */
+typedef struct {
+    int n, n_logits, n_tiles, max_kv;
+    bool decode_only;
+    const int32_t *tok_d, *pos_d, *base_d, *store_d, *tiles_d, *tlen_d, *lrows_d, *slots_d;
+} Fwd;
+
+static Fwd make_fwd(const CudaRunner *r, int n, int n_logits, int n_tiles, int max_kv, bool dec)
+{
+    Fwd f = {n, n_logits, n_tiles, max_kv, dec, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    f.tok_d = r->meta_d;
+    f.pos_d = f.tok_d + n;
+    f.base_d = f.pos_d + n;
+    f.store_d = f.base_d + n;
+    f.tiles_d = f.store_d + n;
+    f.tlen_d = f.tiles_d + n;
+    f.lrows_d = f.tlen_d + n;
+    f.slots_d = f.lrows_d + n_logits;
+    return f;
+}
+
+/* Enqueues the embedding and every layer on the stream (no sync). */
+static SglStatus enqueue_layers(CudaRunner *r, const Fwd *f, SglErr *err)
+{
+    const Plan *p = &r->p;
+    cudaStream_t s = r->stream;
+    int n = f->n;
+    int64_t H = p->hidden, I = p->inter;
+    SglStatus st;
+    if ((st = kcheck(sgl_k_embedding(r->embed_d, (int)p->vocab, (int)H, f->tok_d, n, r->x_d, s),
+                     "embedding", -1, err)))
+        return st;
+    for (int l = 0; l < r->n_layers; l++) {
+        const CuLayer *w = &r->layers[l];
+        int64_t pool_off = (int64_t)l * r->base.opts.n_slots * p->kv_dim;
+        SglAttnArgs a = {r->big_d, (int)p->qkv_dim, r->k_pool_d + pool_off, r->v_pool_d + pool_off,
+                         f->slots_d, f->base_d, f->pos_d, n, r->n_heads, r->n_kv, r->hd,
+                         1.0f / sqrtf((float)r->hd), r->mid_d};
+        if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->attn_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
+                         "rmsnorm", l, err)) ||
+            (st = gemm(r, r->xn_d, w->wqkv, r->big_d, n, H, p->qkv_dim, 0.0f, "qkv", err)) ||
+            (st = kcheck(sgl_k_rope(r->big_d, (int)p->qkv_dim, n, r->n_heads, r->n_kv, r->hd, w->bqkv,
+                                    f->pos_d, r->inv_freq_d, s), "rope", l, err)) ||
+            (st = kcheck(sgl_k_kv_store(r->big_d, (int)p->qkv_dim, n, (int)p->q_dim,
+                                        (int)(p->q_dim + p->kv_dim), (int)p->kv_dim, f->store_d,
+                                        r->base.opts.n_slots, r->k_pool_d + pool_off,
+                                        r->v_pool_d + pool_off, s), "kv_store", l, err)))
+            return st;
+        if (f->decode_only)
+            st = kcheck(sgl_k_attn_decode(&a, f->max_kv, r->attn_ws_d, p->ws_floats, s), "attn_decode", l, err);
+        else
+            st = kcheck(sgl_k_attn_prefill(&a, f->tiles_d, f->tlen_d, f->n_tiles, s), "attn_prefill", l, err);
+        if (st ||
+            (st = gemm(r, r->mid_d, w->wo, r->x_d, n, p->q_dim, H, 1.0f, "o_proj", err)) ||
+            (st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->mlp_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
+                         "rmsnorm", l, err)) ||
+            (st = gemm(r, r->xn_d, w->wgu, r->big_d, n, H, 2 * I, 0.0f, "gate_up", err)) ||
+            (st = kcheck(sgl_k_silu_mul(r->big_d, n, (int)I, r->mid_d, s), "silu_mul", l, err)) ||
+            (st = gemm(r, r->mid_d, w->wdown, r->x_d, n, I, H, 1.0f, "down", err)))
+            return st;
+    }
+    return SGL_OK;
+}
+
+/* Enqueues the final norm and lm_head for logit rows [c0, c0 + nc) into logits_d. */
+static SglStatus enqueue_logits(CudaRunner *r, const Fwd *f, int c0, int nc, SglErr *err)
+{
+    const Plan *p = &r->p;
+    SglStatus st;
+    if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, r->final_norm_d, (int)p->hidden, r->eps, f->lrows_d + c0,
+                                   nc, r->lnorm_d, r->stream), "final norm", -1, err)))
+        return st;
+    return gemm(r, r->lnorm_d, r->lm_head_d, r->logits_d, nc, p->hidden, p->vocab, 0.0f, "lm_head", err);
+}
+
+/* Captures the decode forward for batch size n into r->graphs[n]. */
+static SglStatus capture_graph(CudaRunner *r, const Fwd *f, SglErr *err)
+{
+    char msg[400];
+    cudaGraph_t g = NULL;
+    SglStatus st = SGL_OK;
+    if (SGL_CUDA_REPORT(cudaStreamBeginCapture(r->stream, cudaStreamCaptureModeThreadLocal), msg,
+                        sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: graph capture: %s", msg);
+    SglStatus est = enqueue_layers(r, f, err);
+    if (est == SGL_OK) est = enqueue_logits(r, f, 0, f->n_logits, err);
+    cudaError_t ce = cudaStreamEndCapture(r->stream, &g);
+    if (est != SGL_OK) {
+        st = est;
+    } else if (SGL_CUDA_REPORT(ce, msg, sizeof msg) ||
+               SGL_CUDA_REPORT(cudaGraphInstantiate(&r->graphs[f->n], g, 0), msg, sizeof msg)) {
+        r->graphs[f->n] = NULL;
+        st = sgl_err(err, SGL_E_DEVICE, "cuda runner: graph capture (batch %d): %s", f->n, msg);
+    }
+    if (g) cudaGraphDestroy(g);
+    return st;
 }
 
 static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
@@ -462,48 +580,21 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
     if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->meta_d, r->meta_h, meta_bytes, cudaMemcpyHostToDevice, s),
                         msg, sizeof msg))
         return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
-    const int32_t *tok_d = r->meta_d, *pos_d = tok_d + n, *base_d = pos_d + n;
-    const int32_t *store_d = base_d + n, *tiles_d = store_d + n, *tlen_d = tiles_d + n;
-    const int32_t *lrows_d = tlen_d + n, *slots_d = lrows_d + b->n_logits;
-    int64_t H = p->hidden, I = p->inter;
-
-    if ((st = kcheck(sgl_k_embedding(r->embed_d, (int)p->vocab, (int)H, tok_d, n, r->x_d, s),
-                     "embedding", -1, err)))
+    bool graph = r->graphs_on && decode_only && n <= r->graph_max_bs && b->n_logits == n && n <= p->logit_chunk;
+    Fwd f = make_fwd(r, n, b->n_logits, n_tiles, graph ? (int)p->per_seq : max_kv, decode_only);
+    int c0 = 0;
+    if (graph) {
+        if (!r->graphs[n] && (st = capture_graph(r, &f, err)))
+            return st;
+        if (SGL_CUDA_REPORT(cudaGraphLaunch(r->graphs[n], s), msg, sizeof msg))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: graph launch (batch %d): %s", n, msg);
+        r->n_graph_replays++;
+    } else if ((st = enqueue_layers(r, &f, err))) {
         return st;
-    for (int l = 0; l < r->n_layers; l++) {
-        const CuLayer *w = &r->layers[l];
-        int64_t pool_off = (int64_t)l * r->base.opts.n_slots * p->kv_dim;
-        SglAttnArgs a = {r->big_d, (int)p->qkv_dim, r->k_pool_d + pool_off, r->v_pool_d + pool_off,
-                         slots_d, base_d, pos_d, n, r->n_heads, r->n_kv, r->hd,
-                         1.0f / sqrtf((float)r->hd), r->mid_d};
-        if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->attn_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
-                         "rmsnorm", l, err)) ||
-            (st = gemm(r, r->xn_d, w->wqkv, r->big_d, n, H, p->qkv_dim, 0.0f, "qkv", err)) ||
-            (st = kcheck(sgl_k_rope(r->big_d, (int)p->qkv_dim, n, r->n_heads, r->n_kv, r->hd, w->bqkv,
-                                    pos_d, r->inv_freq_d, s), "rope", l, err)) ||
-            (st = kcheck(sgl_k_kv_store(r->big_d, (int)p->qkv_dim, n, (int)p->q_dim,
-                                        (int)(p->q_dim + p->kv_dim), (int)p->kv_dim, store_d,
-                                        r->base.opts.n_slots, r->k_pool_d + pool_off,
-                                        r->v_pool_d + pool_off, s), "kv_store", l, err)))
-            return st;
-        if (decode_only)
-            st = kcheck(sgl_k_attn_decode(&a, max_kv, r->attn_ws_d, p->ws_floats, s), "attn_decode", l, err);
-        else
-            st = kcheck(sgl_k_attn_prefill(&a, tiles_d, tlen_d, n_tiles, s), "attn_prefill", l, err);
-        if (st ||
-            (st = gemm(r, r->mid_d, w->wo, r->x_d, n, p->q_dim, H, 1.0f, "o_proj", err)) ||
-            (st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->mlp_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
-                         "rmsnorm", l, err)) ||
-            (st = gemm(r, r->xn_d, w->wgu, r->big_d, n, H, 2 * I, 0.0f, "gate_up", err)) ||
-            (st = kcheck(sgl_k_silu_mul(r->big_d, n, (int)I, r->mid_d, s), "silu_mul", l, err)) ||
-            (st = gemm(r, r->mid_d, w->wdown, r->x_d, n, I, H, 1.0f, "down", err)))
-            return st;
     }
-    for (int c0 = 0; c0 < b->n_logits; c0 += (int)p->logit_chunk) {
+    for (; c0 < b->n_logits; c0 += (int)p->logit_chunk) {
         int nc = b->n_logits - c0 < p->logit_chunk ? b->n_logits - c0 : (int)p->logit_chunk;
-        if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, r->final_norm_d, (int)H, r->eps, lrows_d + c0, nc,
-                                       r->lnorm_d, s), "final norm", -1, err)) ||
-            (st = gemm(r, r->lnorm_d, r->lm_head_d, r->logits_d, nc, H, p->vocab, 0.0f, "lm_head", err)))
+        if (!graph && (st = enqueue_logits(r, &f, c0, nc, err)))
             return st;
         size_t bytes = (size_t)nc * p->vocab * 4;
         if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->logits_h, r->logits_d, bytes, cudaMemcpyDeviceToHost, s),
@@ -516,6 +607,30 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
     if (SGL_CUDA_REPORT(cudaStreamSynchronize(s), msg, sizeof msg))
         return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
     return SGL_OK;
+}
+
+void sgl_runner_cuda_set_gemv(SglRunner *base, bool on)
+{
+    if (!base || base->ops != &cuda_ops) return;
+    CudaRunner *r = (CudaRunner *)base;
+    if (r->use_gemv == on) return;
+    r->use_gemv = on;
+    cudaStreamSynchronize(r->stream);
+    for (int i = 0; i <= r->graph_max_bs; i++) /* captured with the other choice */
+        if (r->graphs[i]) {
+            cudaGraphExecDestroy(r->graphs[i]);
+            r->graphs[i] = NULL;
+        }
+}
+
+void sgl_runner_cuda_set_graphs(SglRunner *base, bool on)
+{
+    if (base && base->ops == &cuda_ops) ((CudaRunner *)base)->graphs_on = on;
+}
+
+int64_t sgl_runner_cuda_graph_replays(const SglRunner *base)
+{
+    return base && base->ops == &cuda_ops ? ((const CudaRunner *)base)->n_graph_replays : 0;
 }
 
 static const SglRunnerOps cuda_ops = {"cuda", cuda_forward, cuda_free};
@@ -571,6 +686,15 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
     r->n_heads = c->n_heads;
     r->n_kv = c->n_kv_heads;
     r->hd = c->head_dim;
+    r->prefill_tile = sgl_k_attn_prefill_tile(c->head_dim);
+    r->use_gemv = true;
+    r->graphs_on = true;
+    r->graph_max_bs = opts->graph_max_bs < 0 ? 0 : opts->graph_max_bs;
+    if (r->graph_max_bs > opts->max_seqs) r->graph_max_bs = opts->max_seqs;
+    if (!(r->graphs = calloc((size_t)r->graph_max_bs + 1, sizeof *r->graphs))) {
+        st = sgl_err(err, SGL_E_NOMEM, "cuda runner: out of host memory");
+        goto fail;
+    }
     r->eps = c->rms_norm_eps;
     make_plan(c, opts, &r->p);
     const Plan *p = &r->p;

@@ -7,10 +7,17 @@
  * opts->max_seqs; forward then allocates nothing, uploads the batch metadata
  * with one async copy from pinned memory, runs on one stream (kernels/ +
  * cuBLAS, bf16 in, fp32 accumulate, fp32 residual stream) and copies back the
- * fp32 logits of the requested rows. Thread-compatible, not thread-safe.
+ * fp32 logits of the requested rows. Pure-decode batches of up to
+ * opts->graph_max_bs sequences replay a CUDA graph of the whole step instead
+ * of ~11 launches per layer; each batch size is captured at its first use
+ * (the only host allocation after creation). Products of at most 8 rows use
+ * the bandwidth-bound sgl_k_gemv, larger ones cuBLAS. Thread-compatible, not
+ * thread-safe.
  */
 #ifndef SGL_RUNNER_CUDA_H
 #define SGL_RUNNER_CUDA_H
+
+#include <stdbool.h>
 
 #include "runtime/runner.h"
 
@@ -40,6 +47,16 @@ SglStatus sgl_runner_cuda_available(SglErr *err);
 /* Bytes of device memory sgl_runner_cuda_new would allocate, for sizing
  * n_slots from a memory fraction before creating the runner. */
 int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *opts);
+
+/* Test and tuning knobs (ignored for other runners). set_gemv: products of
+ * at most 8 rows go to the hand-written sgl_k_gemv (default) or, off, to
+ * cuBLAS. set_graphs: off, every forward launches its kernels (graphs already
+ * captured are kept for when it is back on). graph_replays: decode forwards served by a captured CUDA graph so
+ * far (pure-decode batches of n <= opts.graph_max_bs sequences, one logit row
+ * each; each size is captured on first use, then replayed). */
+void sgl_runner_cuda_set_gemv(SglRunner *r, bool on);
+void sgl_runner_cuda_set_graphs(SglRunner *r, bool on);
+int64_t sgl_runner_cuda_graph_replays(const SglRunner *r);
 
 /* KV pool bytes per token slot (all layers, K and V, bf16). */
 int64_t sgl_runner_cuda_kv_bytes_per_token(const SglModelConfig *cfg);

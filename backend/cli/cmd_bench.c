@@ -44,6 +44,8 @@ static void help(FILE *f)
             "  --page-size N            tokens per KV page (default 1)\n"
             "  --threads N              CPU threads for the forward pass\n"
             "  --seed S                 seed of the random prompts (default 42)\n"
+            "  --shared-prefix-len S    the first S prompt tokens are the same in every\n"
+            "                           request (the warmup run caches them)\n"
             CLI_DEVICE_HELP);
 }
 
@@ -118,8 +120,11 @@ static double median(double *v, int32_t n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* One batch; fills *t (B x O stamps) and t0. */
-static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t O, uint64_t *rng, Run *r, double *t0)
+/* One batch; fills *t (B x O stamps) and t0. The first S prompt tokens of
+ * every request come from one fixed stream (--shared-prefix-len), the rest
+ * from rng. */
+static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t S, int32_t O, uint64_t *rng, Run *r,
+                     double *t0)
 {
     int32_t vocab = sgl_engine_model_config(e)->vocab_size;
     int32_t *ids = malloc((size_t)B * (size_t)I * sizeof *ids);
@@ -133,6 +138,13 @@ static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t O, uint64_t *rn
     for (size_t k = 0; k < (size_t)B * (size_t)I; k++) {
         *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
         ids[k] = 3 + (int32_t)((*rng >> 33) % (uint64_t)(vocab > 3 ? vocab - 3 : 1));
+    }
+    for (int32_t i = 0; i < B; i++) { /* the same first S ids in every prompt */
+        uint64_t srng = 0x5A17ED;
+        for (int32_t k = 0; k < S && k < I; k++) {
+            srng = srng * 6364136223846793005ull + 1442695040888963407ull;
+            ids[(size_t)i * (size_t)I + (size_t)k] = 3 + (int32_t)((srng >> 33) % (uint64_t)(vocab > 3 ? vocab - 3 : 1));
+        }
     }
     memset(r->t, 0, (size_t)B * (size_t)O * sizeof *r->t);
     memset(r->c, 0, (size_t)B * (size_t)O * sizeof *r->c);
@@ -178,7 +190,7 @@ static int one_batch(int argc, char **argv)
 {
     SglArgs a;
     const char *model = NULL, *fmt = NULL;
-    long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42;
+    long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42, shared = 0;
     CliDevice dev = {0};
     args_init(&a, argc, argv);
     while (args_more(&a)) {
@@ -189,7 +201,8 @@ static int one_batch(int argc, char **argv)
                  args_long(&a, "--output-len", 1, 1 << 20, &O) || args_long(&a, "--runs", 1, 1000, &runs) ||
                  args_long(&a, "--max-total-tokens", 0, 1 << 30, &max_total) ||
                  args_long(&a, "--page-size", 1, 4096, &page) || args_long(&a, "--threads", 0, 1024, &threads) ||
-                 args_long(&a, "--seed", 0, 1L << 62, &seed))
+                 args_long(&a, "--seed", 0, 1L << 62, &seed) ||
+                 args_long(&a, "--shared-prefix-len", 0, 1 << 20, &shared))
             ;
         else
             return args_unknown(&a);
@@ -219,6 +232,7 @@ static int one_batch(int argc, char **argv)
     eo.sched.max_queued_requests = (int32_t)B;
     if (cli_device_apply(&a, &dev, &eo))
         return 2;
+    int32_t S = (int32_t)(shared < I ? shared : I);
     SglEngine *e = NULL;
     SglErr err = {{0}};
     Run r = {0};
@@ -246,12 +260,12 @@ static int one_batch(int argc, char **argv)
     uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
     double t0;
     printf("Warmup ...\n");
-    if (run_batch(e, (int32_t)B, (int32_t)I, O < 4 ? (int32_t)O : 4, &rng, &r, &t0) != 0)
+    if (run_batch(e, (int32_t)B, (int32_t)I, S, O < 4 ? (int32_t)O : 4, &rng, &r, &t0) != 0)
         goto out_lat;
     sgl_engine_flush_cache(e);
     printf("Benchmark ...\n");
     for (long run = 0; run < runs; run++) {
-        if (run_batch(e, (int32_t)B, (int32_t)I, (int32_t)O, &rng, &r, &t0) != 0)
+        if (run_batch(e, (int32_t)B, (int32_t)I, S, (int32_t)O, &rng, &r, &t0) != 0)
             goto out_lat;
         sgl_engine_flush_cache(e);
         double *last = lat; /* last[k] = time the k-th token of every request is out */

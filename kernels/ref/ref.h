@@ -51,6 +51,7 @@ void sgl_ref_attn_prefill(const float *q, int q_stride, const uint16_t *k_pool,
                           const int32_t *positions, int n, int n_heads, int n_kv_heads,
                           int head_dim, float scale, float *out);
 void sgl_ref_argmax(const float *x, int n, int cols, int32_t *out);
+void sgl_ref_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, int out, float beta);
 
 /* RoPE inverse frequencies (head_dim/2), HF default or llama3-scaled
  * (factor, low_freq_factor, high_freq_factor, original_max_pos; factor <= 0 =

@@ -3,7 +3,7 @@
  * tests/gpu/check_transformers.py and run_all.sh.
  *
  *   gpu_forward [--cpu] --model DIR --prompt-ids 1,2,3 [--steps N] [--chunk K]
- *               [--batch B] [--no-logits] [--dummy]
+ *               [--batch B] [--no-logits] [--dummy] [--no-graph] [--no-gemv] [--variants]
  *
  * Runs (1) the prompt as one prefill, then N greedy decode steps, one
  * sequence, slots taken from a shuffled pool; (2) the same prompt prefilled in
@@ -24,6 +24,9 @@
  *    "prefill_ms": the single prefill, "init_ms": model load + runner creation,
  *    "all_rows_max_abs": logits of every prompt row in one forward, last row vs (1)}
  * --dummy: DIR needs only config.json; weights are random (SGL_LOAD_DUMMY), for timing.
+ * CUDA graphs are on for decode batches up to B (--no-graph: off, "graph_replays"
+ * counts them); --no-gemv sends the few-row products to cuBLAS instead;
+ * --variants re-times the decode steps in all four combinations.
  * Exit 0 on success, 1 on any error (message on stderr), 77 when no GPU.
  */
 #include <math.h>
@@ -191,11 +194,15 @@ static void print_ids(const char *key, const int32_t *ids, int n)
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *ids_arg = NULL;
-    int steps = 16, chunk = -1, nb = 4, use_cpu = 0, print_logits = 1, dummy = 0;
+    int steps = 16, chunk = -1, nb = 4, use_cpu = 0, print_logits = 1, dummy = 0, no_graph = 0;
+    int no_gemv = 0, variants = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu")) use_cpu = 1;
         else if (!strcmp(argv[i], "--no-logits")) print_logits = 0;
         else if (!strcmp(argv[i], "--dummy")) dummy = 1;
+        else if (!strcmp(argv[i], "--no-graph")) no_graph = 1;
+        else if (!strcmp(argv[i], "--no-gemv")) no_gemv = 1;
+        else if (!strcmp(argv[i], "--variants")) variants = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--model")) dir = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--prompt-ids")) ids_arg = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
@@ -203,7 +210,7 @@ int main(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(argv[i], "--batch")) nb = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: gpu_forward [--cpu] --model DIR --prompt-ids 1,2,3 [--steps N] "
-                            "[--chunk K] [--batch B] [--no-logits] [--dummy]\n");
+                            "[--chunk K] [--batch B] [--no-logits] [--dummy] [--no-graph] [--no-gemv] [--variants]\n");
             return 2;
         }
     }
@@ -264,7 +271,7 @@ int main(int argc, char **argv)
         int64_t j = rnd() % (uint64_t)(i + 1);
         int32_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
     }
-    SglRunnerOpts opts = {n_slots, nb * L > P ? nb * L : P, nb, 0};
+    SglRunnerOpts opts = {n_slots, nb * L > P ? nb * L : P, nb, 0, no_graph ? 0 : nb};
     if (opts.max_batch_tokens > 8192) opts.max_batch_tokens = 8192;
     st = use_cpu ? sgl_runner_cpu_new(m, &opts, &r, &err) : sgl_runner_cuda_new(m, &opts, &r, &err);
     if (st) {
@@ -274,6 +281,7 @@ int main(int argc, char **argv)
     }
 
     double init_ms = now_ms() - t_load;
+    if (!use_cpu && no_gemv) sgl_runner_cuda_set_gemv(r, false);
 
     /* (1) one prefill + greedy decode */
     Seq *one[MAX_SEQS];
@@ -293,6 +301,29 @@ int main(int argc, char **argv)
         if (step(r, b, one, 1, logits)) goto out;
     }
     double decode_ms = steps ? (now_ms() - t0) / steps : 0;
+
+    /* --variants (CUDA): the same decode steps again (positions P.., same
+     * slots, same tokens) with CUDA graphs on/off x sgl_k_gemv/cuBLAS */
+    double var_ms[4] = {0, 0, 0, 0};
+    if (variants && !use_cpu && steps > 0) {
+        for (int v = 0; v < 4; v++) {
+            sgl_runner_cuda_set_graphs(r, v < 2);
+            sgl_runner_cuda_set_gemv(r, v % 2 == 0);
+            for (int rep = 0; rep < 2; rep++) { /* first pass warms up (graph capture) */
+                main_seq.len = P;
+                main_seq.n_ids = P + 1;
+                double tv = now_ms();
+                for (int i = 0; i < steps; i++) {
+                    if (step(r, b, one, 1, logits)) goto out;
+                    main_seq.n_ids++;
+                }
+                var_ms[v] = (now_ms() - tv) / steps;
+            }
+        }
+        sgl_runner_cuda_set_graphs(r, !no_graph);
+        sgl_runner_cuda_set_gemv(r, !no_gemv);
+        main_seq.len = main_seq.n_ids = P + steps;
+    }
 
     /* (2) chunked prefill: chunk tokens, then the rest over the cached prefix */
     double chunk_diff = 0;
@@ -382,6 +413,11 @@ int main(int argc, char **argv)
            batch_diff, decode_ms);
     printf(", \"prefill_ms\": %.3f, \"init_ms\": %.1f, \"all_rows_max_abs\": %.6g", prefill_ms,
            init_ms, rows_diff);
+    if (!use_cpu) printf(", \"graph_replays\": %lld", (long long)sgl_runner_cuda_graph_replays(r));
+    if (variants)
+        printf(", \"decode_ms_graph_gemv\": %.4f, \"decode_ms_graph_cublas\": %.4f, "
+               "\"decode_ms_nograph_gemv\": %.4f, \"decode_ms_nograph_cublas\": %.4f",
+               var_ms[0], var_ms[1], var_ms[2], var_ms[3]);
     print_ids("greedy_ids", greedy, steps + 1);
     print_ids("batched_greedy_ids", bgreedy, steps + 1);
     printf(", \"margins\": [");

@@ -11,7 +11,9 @@
 #   3. random-weight Llama / Qwen2 models built with transformers vs sglc's
 #      CUDA runner (check_transformers.py; logits, greedy tokens)
 #   4. the kernel tests with --bench (kernel timings; not with --quick)
-#   5. timing of a Llama-3-8B-shaped dummy model (prefill 512, decode; not with --quick)
+#   5. timing of a Llama-3-8B-shaped dummy model (prefill 512, decode with
+#      CUDA graphs on/off x gemv/cuBLAS; not with --quick)
+#   6. Nsight Compute per-kernel times of decode steps (when ncu is there)
 # OUT_DIR/summary.txt gets one PASS/FAIL/SKIP line per step. Exit 0 when no
 # step failed (skips allowed), 1 otherwise.
 set -u
@@ -114,7 +116,7 @@ cat > "$out/llama3-8b-dummy/config.json" <<'JSON'
 JSON
 if [ "$quick" != "--quick" ]; then
     timeout "$(limit 180)" "$build/tests/gpu/gpu_forward" --dummy --model "$out/llama3-8b-dummy" \
-        --prompt-ids "$(seq -s, 1000 1511)" --steps 32 --batch 1 --no-logits \
+        --prompt-ids "$(seq -s, 1000 1511)" --steps 32 --batch 1 --no-logits --variants \
         > "$out/perf_llama3_8b.json" 2> "$out/perf_llama3_8b.log"
     rc=$?
     echo "llama3-8b dummy (batch 1, prompt 512, 32 steps):"
@@ -123,10 +125,52 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print("  init %.1f s, prefill 512 tokens %.1f ms (%.0f tok/s), decode %.3f ms/token"
       % (r["init_ms"] / 1e3, r["prefill_ms"], 512e3 / r["prefill_ms"], r["decode_ms"]))
+print("  decode ms/token: graph+gemv %.3f, graph+cuBLAS %.3f, launches+gemv %.3f, launches+cuBLAS %.3f"
+      % (r["decode_ms_graph_gemv"], r["decode_ms_graph_cublas"], r["decode_ms_nograph_gemv"],
+         r["decode_ms_nograph_cublas"]))
 PY
     keep=$failed
     record "llama3-8b dummy timing" "$rc"
     failed=$keep # timing only: reported, never fails the run
+fi
+
+# 6. per-kernel device times of batch-1 decode steps (Nsight Compute) on a
+#    2-layer model with the Llama-3-8B layer and vocabulary shapes: the same
+#    kernels as the 32-layer model, without its 16 GB dummy init
+ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+if [ "$quick" != "--quick" ] && [ -n "$ncu_bin" ]; then
+    mkdir -p "$out/l2-8b"
+    sed 's/"num_hidden_layers": 32/"num_hidden_layers": 2/' "$out/llama3-8b-dummy/config.json" \
+        > "$out/l2-8b/config.json"
+    # launches: prefill of 512 tokens (~25), then decode steps of ~25 each
+    timeout "$(limit 150)" "$ncu_bin" --csv --print-units base --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum \
+        --launch-skip 60 --launch-count 50 "$build/tests/gpu/gpu_forward" --dummy --no-graph \
+        --model "$out/l2-8b" --prompt-ids "$(seq -s, 1000 1511)" --steps 6 --batch 1 --no-logits \
+        > "$out/ncu_decode.csv" 2> "$out/ncu_decode.log"
+    echo "ncu exit $?"
+    python3 - "$out/ncu_decode.csv" <<'PY' | tee "$out/ncu_summary.txt"
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+if not rows:
+    sys.exit("no ncu rows")
+h = rows[0]
+ki, mi, vi = h.index("Kernel Name"), h.index("Metric Name"), h.index("Metric Value")
+t, b, n = collections.defaultdict(float), collections.defaultdict(float), collections.Counter()
+for r in rows[1:]:
+    name = r[ki].split("(")[0][:60]
+    v = float(r[vi].replace(",", ""))
+    if r[mi] == "gpu__time_duration.sum":
+        t[name] += v
+        n[name] += 1
+    else:
+        b[name] += v
+tot = sum(t.values())
+print("kernel (2-layer 8B shape, batch-1 decode, no graph)  calls  total us  us/call  GB/s")
+for k in sorted(t, key=lambda k: -t[k]):
+    us = t[k] / 1e3  # ns -> us
+    print("%-52s %5d %9.1f %8.2f %6.0f" % (k, n[k], us, us / n[k], b[k] / (t[k] or 1)))
+print("total %.1f us over %d kernels" % (tot / 1e3, sum(n.values())))
+PY
 fi
 
 echo "--- $((SECONDS - start)) s"

@@ -1,0 +1,88 @@
+/* gemv.cu -- y (n, out) [+]= x (n, in) W^T for a few rows: the decode-step
+ * matrix products, where the weights are read once and nothing is reused.
+ *
+ * Bandwidth-bound by design: each warp owns one output column o (one weight
+ * row W[o, :]) and streams it with 16-byte loads (8 bf16 per lane, 256 per
+ * warp step, two steps in flight), multiplies it with the n <= 8 input rows
+ * (16-byte loads too; they stay in L1/L2, every warp reads them) and reduces
+ * its n partial sums with xor shuffles. fp32 accumulation, fp32 output; beta
+ * is 0 (overwrite) or 1 (the residual add of o_proj/down_proj). The row count
+ * is a literal per kernel (one instantiation per n), so the accumulators stay
+ * in registers.
+ */
+#include <cuda_bf16.h>
+
+#include "kernels/cuda_check.h"
+#include "kernels/kernels.h"
+
+#define GV_WARPS 8
+
+static __device__ __forceinline__ void gv_fma8(float *acc, uint4 w, uint4 x)
+{
+    const __nv_bfloat162 *wh = (const __nv_bfloat162 *)&w, *xh = (const __nv_bfloat162 *)&x;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 wf = __bfloat1622float2(wh[k]), xf = __bfloat1622float2(xh[k]);
+        *acc += wf.x * xf.x + wf.y * xf.y;
+    }
+}
+
+static __device__ __forceinline__ void gv_body(const uint16_t *x, const uint16_t *W, float *y,
+                                               int in, int out, float beta, const int N)
+{
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int o = blockIdx.x * GV_WARPS + warp;
+    if (o >= out) return;
+    const uint16_t *w = W + (int64_t)o * in;
+    float acc[8];
+#pragma unroll
+    for (int r = 0; r < 8; r++) acc[r] = 0.0f;
+    int k = lane * 8;
+    for (; k + 256 < in; k += 512) { /* two weight loads in flight */
+        uint4 w0 = __ldg((const uint4 *)(w + k)), w1 = __ldg((const uint4 *)(w + k + 256));
+#pragma unroll
+        for (int r = 0; r < N; r++) {
+            gv_fma8(&acc[r], w0, __ldg((const uint4 *)(x + (int64_t)r * in + k)));
+            gv_fma8(&acc[r], w1, __ldg((const uint4 *)(x + (int64_t)r * in + k + 256)));
+        }
+    }
+    if (k < in) {
+        uint4 w0 = __ldg((const uint4 *)(w + k));
+#pragma unroll
+        for (int r = 0; r < N; r++) gv_fma8(&acc[r], w0, __ldg((const uint4 *)(x + (int64_t)r * in + k)));
+    }
+#pragma unroll
+    for (int r = 0; r < N; r++) {
+        float v = acc[r];
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (lane == 0) {
+            float *yp = y + (int64_t)r * out + o;
+            *yp = beta != 0.0f ? *yp * beta + v : v;
+        }
+    }
+}
+
+#define GV_KERNEL(N)                                                                          \
+    __global__ void __launch_bounds__(GV_WARPS * 32)                                          \
+        gemv_n##N(const uint16_t *x, const uint16_t *W, float *y, int in, int out, float beta) \
+    {                                                                                         \
+        gv_body(x, W, y, in, out, beta, N);                                                   \
+    }
+GV_KERNEL(1) GV_KERNEL(2) GV_KERNEL(3) GV_KERNEL(4) GV_KERNEL(5) GV_KERNEL(6) GV_KERNEL(7) GV_KERNEL(8)
+
+typedef void (*GvKernel)(const uint16_t *, const uint16_t *, float *, int, int, float);
+
+extern "C" int sgl_k_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, int out,
+                          float beta, cudaStream_t st)
+{
+    static const GvKernel ks[] = {gemv_n1, gemv_n2, gemv_n3, gemv_n4,
+                                  gemv_n5, gemv_n6, gemv_n7, gemv_n8};
+    if (n < 0 || n > SGL_K_GEMV_MAX_ROWS || in < 8 || in % 8 || out < 0 ||
+        (beta != 0.0f && beta != 1.0f) || ((uintptr_t)x | (uintptr_t)W) % 16)
+        return SGL_K_EINVAL;
+    if (n == 0 || out == 0) return 0;
+    ks[n - 1]<<<(out + GV_WARPS - 1) / GV_WARPS, GV_WARPS * 32, 0, st>>>(x, W, y, in, out, beta);
+    SGL_K_LAUNCHED(st);
+    return 0;
+}
