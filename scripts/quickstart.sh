@@ -12,6 +12,14 @@ echo "== sglc check examples/fork_gather.sgl =="
 ./build/sglc check examples/fork_gather.sgl && echo "ok: no diagnostics"
 
 model=${SGL_MODEL:-../shared/models/stories260K-hf}
+echo "== sglc run examples/few_shot_qa.sgl =="
+if [ -d "$model" ]; then
+    ./build/sglc run examples/few_shot_qa.sgl --model "$model" \
+        --arg question="What did Lily find in the park?" --temperature 0
+else
+    # no model anywhere: sglc runs its built-in random-weight demo model
+    env -u SGL_MODEL ./build/sglc run examples/few_shot_qa.sgl --arg question="What is 2+2?"
+fi
 if [ -d "$model" ]; then
     echo "== sglc generate --model $model =="
     ./build/sglc generate --model "$model" --prompt "Once upon a time" \
