@@ -357,7 +357,8 @@ static IrNode *string(Lower *L, const AstNode *e)
         uint32_t at = 0;
         for (uint32_t i = 0; i < parts->n; i++) {
             AstStr t = parts->items[i]->text.text;
-            memcpy(buf + at, t.s, t.len);
+            if (t.len)
+                memcpy(buf + at, t.s, t.len);
             at += t.len;
         }
         IrConst *c = ir_const_new(L->p, L->p->t_str);
@@ -380,7 +381,8 @@ static IrNode *string(Lower *L, const AstNode *e)
     }
     IrNode *n = emit(L, IR_OP_CONCAT, L->p->t_str, parts->n, 0, e->loc);
     if (n)
-        memcpy(n->args, vals, parts->n * sizeof *vals);
+        if (parts->n)
+            memcpy(n->args, vals, parts->n * sizeof *vals);
     free(vals);
     return n;
 }
@@ -416,7 +418,8 @@ static IrNode *call(Lower *L, const AstNode *e)
         IrNode *b = emit(L, IR_OP_BUILTIN, rt, n, 0, e->loc);
         if (b) {
             b->aop = bi;
-            memcpy(b->args, vals, n * sizeof *vals);
+            if (n)
+                memcpy(b->args, vals, n * sizeof *vals);
         }
         return b;
     }
@@ -432,7 +435,8 @@ static IrNode *call(Lower *L, const AstNode *e)
                      0, e->loc);
     if (c) {
         c->index = ix;
-        memcpy(c->args, vals, n * sizeof *vals);
+        if (n)
+            memcpy(c->args, vals, n * sizeof *vals);
     }
     return c;
 }
@@ -482,7 +486,8 @@ static IrNode *expr(Lower *L, const AstNode *e)
             vals[i] = expr_to(L, e->list.items->items[i], lt->elem);
         IrNode *r = emit(L, IR_OP_LIST, lt, n, 0, e->loc);
         if (r)
-            memcpy(r->args, vals, n * sizeof *vals);
+            if (n)
+                memcpy(r->args, vals, n * sizeof *vals);
         free(vals);
         return r;
     }
@@ -508,7 +513,8 @@ static IrNode *expr(Lower *L, const AstNode *e)
             }
         IrNode *r = emit(L, IR_OP_RECORD, it, rt->n_fields, 0, e->loc);
         if (r)
-            memcpy(r->args, vals, rt->n_fields * sizeof *vals);
+            if (rt->n_fields)
+                memcpy(r->args, vals, rt->n_fields * sizeof *vals);
         free(vals);
         return r;
     }
@@ -681,7 +687,8 @@ static void gen_stmt(Lower *L, const AstNode *s)
     IrNode *g = emit(L, IR_OP_GEN, ty(L, s->type), n, 0, s->loc);
     if (!g)
         return;
-    memcpy(g->args, vals, n * sizeof *vals);
+    if (n)
+        memcpy(g->args, vals, n * sizeof *vals);
     g->gen = gi;
     g->name = ir_strdup(L->p, s->gen.name.s, s->gen.name.len);
     set_slot(L, sym, IR_SLOT_GEN);

@@ -191,7 +191,8 @@ static bool prefix_of(IrProgram *p, const IrFunc *f, const IrRegion *r, IrPrefix
         IrPrefix *x = ir_alloc(p, sizeof *x);
         IrSeg *segs = ir_alloc(p, (P.n_segs ? P.n_segs : 1) * sizeof *segs);
         if (x && segs) {
-            memcpy(segs, P.segs, P.n_segs * sizeof *segs);
+            if (P.n_segs)
+                memcpy(segs, P.segs, P.n_segs * sizeof *segs);
             x->segs = segs;
             x->n_segs = P.n_segs;
             x->n_bytes = P.n_bytes;
