@@ -56,15 +56,23 @@ SglStatus tok_blob_add(SglTokenizer *t, const char *s, size_t len, uint32_t *off
     return SGL_OK;
 }
 
+/* Grows the id space to n_tok entries (new ones TOKK_NONE); capacity doubles,
+ * so reading a vocab id by id stays linear. */
 SglStatus tok_reserve(SglTokenizer *t, int32_t n_tok)
 {
     if (n_tok <= t->n_tok)
         return SGL_OK;
-    TokEntry *p = realloc(t->tok, (size_t)n_tok * sizeof *p);
-    if (!p)
-        return SGL_E_NOMEM;
-    memset(p + t->n_tok, 0, (size_t)(n_tok - t->n_tok) * sizeof *p);
-    t->tok = p;
+    if (n_tok > t->tok_cap) {
+        int64_t cap = t->tok_cap ? t->tok_cap : 1024;
+        while (cap < n_tok)
+            cap *= 2;
+        TokEntry *p = realloc(t->tok, (size_t)cap * sizeof *p);
+        if (!p)
+            return SGL_E_NOMEM;
+        t->tok = p;
+        t->tok_cap = (int32_t)cap;
+    }
+    memset(t->tok + t->n_tok, 0, (size_t)(n_tok - t->n_tok) * sizeof *t->tok);
     t->n_tok = n_tok;
     return SGL_OK;
 }

@@ -101,7 +101,7 @@ struct SglTokenizer {
     bool is_spm;                /* SentencePiece .model semantics */
     char *path;                 /* the file it was read from (messages) */
     char *blob; size_t blob_len, blob_cap;
-    TokEntry *tok; int32_t n_tok;
+    TokEntry *tok; int32_t n_tok, tok_cap;
     StrMap vocab;               /* token text -> id (model vocab and added tokens) */
     StrMap raw_vocab;           /* token bytes -> id (built only for ignore_merges) */
     PairMap merges;

@@ -446,6 +446,115 @@ static void test_broken_files(void **state)
     rmdir(tmpdir);
 }
 
+/* ---- variants of the real files: other pre-tokenizers and decoders --- */
+
+/* Writes root to dir/tokenizer.json and loads it. */
+static SglTokenizer *load_variant(json_t *root, const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(json_dump_file(root, path, 0), 0);
+    SglTokenizer *t = NULL;
+    SglErr err = {{0}};
+    SglStatus st = sgl_tokenizer_load_file(path, &t, &err);
+    if (st != SGL_OK)
+        fprintf(stderr, "variant: %s\n", err.msg);
+    assert_int_equal(st, SGL_OK);
+    unlink(path);
+    return t;
+}
+
+/* Encodes text with both tokenizers and expects the same ids. */
+static void same_ids(const SglTokenizer *a, const SglTokenizer *b, const char *text, size_t len)
+{
+    int32_t *x, *y, nx, ny;
+    assert_int_equal(sgl_tokenizer_encode(a, text, len, false, &x, &nx), SGL_OK);
+    assert_int_equal(sgl_tokenizer_encode(b, text, len, false, &y, &ny), SGL_OK);
+    if (nx != ny || memcmp(x, y, (size_t)nx * sizeof *x) != 0) {
+        fprintf(stderr, "variant ids differ on '%.*s'\n", (int)len, text);
+        fail();
+    }
+    free(x);
+    free(y);
+}
+
+/* SmolLM2 rebuilt as Llama-3 spells its pipeline: Split(regex, Isolated) then
+ * ByteLevel(use_regex=false). Same ids on every golden text. */
+static void test_variant_split(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sgl_tok_var_XXXXXX", src[4096];
+    assert_non_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/%s/tokenizer.json", shared, CASES[1].path);
+    json_t *root = json_load_file(src, 0, NULL);
+    assert_non_null(root);
+    json_t *pre = json_pack("{s:s,s:[{s:s,s:b},{s:s,s:{s:s},s:s,s:b},{s:s,s:b,s:b}]}",
+        "type", "Sequence", "pretokenizers",
+        "type", "Digits", "individual_digits", 1,
+        "type", "Split", "pattern", "Regex",
+        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+        "behavior", "Isolated", "invert", 0,
+        "type", "ByteLevel", "add_prefix_space", 0, "use_regex", 0);
+    assert_non_null(pre);
+    json_object_set_new(root, "pre_tokenizer", pre);
+    SglTokenizer *v = load_variant(root, dir), *o = load_case(&CASES[1]);
+    json_t *arr = json_object_get(json_object_get(goldens, "tokenizers"), "smollm2");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *tx = json_object_get(json_array_get(arr, i), "text");
+        same_ids(o, v, json_string_value(tx), json_string_length(tx));
+    }
+    sgl_tokenizer_free(v);
+    sgl_tokenizer_free(o);
+    json_decref(root);
+    rmdir(dir);
+}
+
+/* stories260K with Metaspace (prepend always, split) instead of the Prepend +
+ * Replace normalizers, and ByteFallback + Metaspace decoders: same ids for
+ * ASCII texts that do not start with a space, and the same text back. */
+static void test_variant_metaspace(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sgl_tok_var_XXXXXX", src[4096];
+    assert_non_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/%s/tokenizer.json", shared, CASES[0].path);
+    json_t *root = json_load_file(src, 0, NULL);
+    assert_non_null(root);
+    json_object_set_new(root, "normalizer", json_null());
+    json_object_set_new(root, "pre_tokenizer", json_pack("{s:s,s:s,s:s,s:b}", "type", "Metaspace",
+                        "replacement", "\xE2\x96\x81", "prepend_scheme", "always", "split", 1));
+    json_object_set_new(root, "decoder", json_pack("{s:s,s:[{s:s},{s:s,s:s,s:s}]}",
+                        "type", "Sequence", "decoders", "type", "ByteFallback", "type",
+                        "Metaspace", "replacement", "\xE2\x96\x81", "prepend_scheme", "always"));
+    SglTokenizer *v = load_variant(root, dir), *o = load_case(&CASES[0]);
+    json_t *arr = json_object_get(json_object_get(goldens, "tokenizers"), "stories260K");
+    int n_ascii = 0;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *tx = json_object_get(json_array_get(arr, i), "text");
+        const char *s = json_string_value(tx);
+        size_t len = json_string_length(tx);
+        bool ascii = len > 0 && !strchr(" \t\n", s[0]) && !strstr(s, "<s>") && !strstr(s, "</s>");
+        for (size_t k = 0; k < len; k++)
+            ascii &= (unsigned char)s[k] < 0x80 && (unsigned char)s[k] >= 0x20;
+        if (!ascii)
+            continue;
+        same_ids(o, v, s, len);
+        int32_t *ids, n;
+        assert_int_equal(sgl_tokenizer_encode(v, s, len, false, &ids, &n), SGL_OK);
+        char *d = sgl_tokenizer_decode(v, ids, n, false, NULL);
+        assert_string_equal(d, s);
+        check_stream(v, ids, n, false);
+        free(d);
+        free(ids);
+        n_ascii++;
+    }
+    assert_true(n_ascii > 10);
+    sgl_tokenizer_free(v);
+    sgl_tokenizer_free(o);
+    json_decref(root);
+    rmdir(dir);
+}
+
 /* ---- the command line ------------------------------------------------- */
 
 static int run_cmd(const char *cmd, char *out, size_t cap)
@@ -588,6 +697,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_special_and_bos),
         cmocka_unit_test(test_arbitrary_bytes),
         cmocka_unit_test(test_broken_files),
+        cmocka_unit_test(test_variant_split),
+        cmocka_unit_test(test_variant_metaspace),
         cmocka_unit_test(test_cli),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
