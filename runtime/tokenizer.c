@@ -155,12 +155,11 @@ SglStatus pairmap_init(PairMap *m, size_t n)
     uint32_t cap = 16;
     while (cap < n * 2 + 16)
         cap *= 2;
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->prio = malloc(cap * sizeof *m->prio);
-    m->merged = malloc(cap * sizeof *m->merged);
-    if (!m->keys || !m->prio || !m->merged)
+    m->slots = malloc(cap * sizeof *m->slots);
+    if (!m->slots)
         return SGL_E_NOMEM;
-    memset(m->keys, 0xff, cap * sizeof *m->keys);
+    for (uint32_t i = 0; i < cap; i++)
+        m->slots[i].key = UINT64_MAX;
     m->mask = cap - 1;
     m->n = 0;
     return SGL_OK;
@@ -179,32 +178,30 @@ void pairmap_put(PairMap *m, int32_t a, int32_t b, float prio, int32_t merged)
 {
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t h = hash_pair(k) & m->mask;
-    while (m->keys[h] != UINT64_MAX) {
-        if (m->keys[h] == k)
+    while (m->slots[h].key != UINT64_MAX) {
+        if (m->slots[h].key == k)
             return;
         h = (h + 1) & m->mask;
     }
-    m->keys[h] = k;
-    m->prio[h] = prio;
-    m->merged[h] = merged;
+    m->slots[h] = (PairSlot){k, prio, merged};
     m->n++;
 }
 
 bool pairmap_get(const PairMap *m, int32_t a, int32_t b, float *prio, int32_t *merged)
 {
-    if (!m->keys || a < 0 || b < 0)
+    if (!m->slots || a < 0 || b < 0)
         return false;
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    uint32_t h = hash_pair(k) & m->mask;
-    while (m->keys[h] != UINT64_MAX) {
-        if (m->keys[h] == k) {
-            *prio = m->prio[h];
-            *merged = m->merged[h];
+    for (uint32_t h = hash_pair(k) & m->mask;; h = (h + 1) & m->mask) {
+        const PairSlot *s = &m->slots[h];
+        if (s->key == k) {
+            *prio = s->prio;
+            *merged = s->merged;
             return true;
         }
-        h = (h + 1) & m->mask;
+        if (s->key == UINT64_MAX)
+            return false;
     }
-    return false;
 }
 
 pcre2_code *tok_regex(const char *pat, size_t len, bool literal, SglErr *err, const char *file,
@@ -250,9 +247,7 @@ void sgl_tokenizer_free(SglTokenizer *t)
     free(t->user_syms);
     free(t->vocab.slots);
     free(t->raw_vocab.slots);
-    free(t->merges.keys);
-    free(t->merges.prio);
-    free(t->merges.merged);
+    free(t->merges.slots);
     free(t->tok);
     free(t->blob);
     free(t->path);

@@ -83,11 +83,15 @@ typedef struct {
     bool prepend;               /* DEC_METASPACE: prepend_scheme != never */
 } DecStep;
 
-/* (left id, right id) -> merged id with a priority (lower merges first). */
+/* (left id, right id) -> merged id with a priority (lower merges first).
+ * One 16-byte slot per pair so that a lookup touches one cache line. */
 typedef struct {
-    uint64_t *keys;             /* UINT64_MAX = empty */
-    float *prio;
-    int32_t *merged;
+    uint64_t key;               /* UINT64_MAX = empty */
+    float prio;
+    int32_t merged;
+} PairSlot;
+typedef struct {
+    PairSlot *slots;
     uint32_t mask, n;
 } PairMap;
 
@@ -165,8 +169,8 @@ SglStatus tok_read_spm(SglTokenizer *t, const char *path, SglErr *err);
 typedef struct { int32_t id, prev, next; uint32_t off, len; } BpeSym;
 typedef struct { float prio; int32_t pos, merged; } BpeHeapEnt;
 /* Per-call cache of word -> ids (words up to BPE_CACHE_WORD bytes). */
-#define BPE_CACHE_WORD 48
-#define BPE_CACHE_MAX (1u << 16)
+#define BPE_CACHE_WORD 128
+#define BPE_CACHE_MAX (1u << 18)
 typedef struct {
     uint32_t *key_off, *key_len, *ids_off, *ids_n;   /* per slot; key_len 0 = empty */
     uint32_t mask, n;
