@@ -555,6 +555,71 @@ static void test_variant_metaspace(void **state)
     rmdir(dir);
 }
 
+/* Decoder chains the real files do not use: Replace after Fuse (streamed with
+ * a held-back partial match), Strip at both ends, and no decoder at all. */
+static void test_variant_decoders(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sgl_tok_var_XXXXXX", src[4096];
+    assert_non_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/%s/tokenizer.json", shared, CASES[0].path);
+    json_t *root = json_load_file(src, 0, NULL);
+    assert_non_null(root);
+    SglTokenizer *o = load_case(&CASES[0]);
+    /* 1. the same decoder with Replace moved after Fuse: same text */
+    json_object_set_new(root, "decoder", json_pack(
+        "{s:s,s:[{s:s},{s:s},{s:s,s:{s:s},s:s},{s:s,s:s,s:i,s:i}]}", "type", "Sequence",
+        "decoders", "type", "ByteFallback", "type", "Fuse", "type", "Replace", "pattern",
+        "String", "\xE2\x96\x81", "content", " ", "type", "Strip", "content", " ", "start", 1,
+        "stop", 0));
+    SglTokenizer *v1 = load_variant(root, dir);
+    /* 2. a two-character pattern and a trailing Strip: streaming == full decode */
+    json_object_set_new(root, "decoder", json_pack(
+        "{s:s,s:[{s:s},{s:s},{s:s,s:{s:s},s:s},{s:s,s:s,s:i,s:i}]}", "type", "Sequence",
+        "decoders", "type", "ByteFallback", "type", "Fuse", "type", "Replace", "pattern",
+        "String", "\xE2\x96\x81t", "content", "#", "type", "Strip", "content",
+        "\xE2\x96\x81", "start", 2, "stop", 2));
+    SglTokenizer *v2 = load_variant(root, dir);
+    /* 3. no decoder: tokens joined with spaces */
+    json_object_set_new(root, "decoder", json_null());
+    SglTokenizer *v3 = load_variant(root, dir);
+    json_t *arr = json_object_get(json_object_get(goldens, "tokenizers"), "stories260K");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *gids = json_object_get(json_array_get(arr, i), "ids");
+        int32_t n = (int32_t)json_array_size(gids), ids[512];
+        assert_true(n < 512);
+        for (int32_t k = 0; k < n; k++)
+            ids[k] = (int32_t)json_integer_value(json_array_get(gids, (size_t)k));
+        char *a = sgl_tokenizer_decode(o, ids, n, false, NULL);
+        char *b = sgl_tokenizer_decode(v1, ids, n, false, NULL);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        check_stream(v1, ids, n, false);
+        check_stream(v2, ids, n, false);
+        check_stream(v2, ids, n, true);
+        check_stream(v3, ids, n, false);
+    }
+    srand(77);
+    for (int it = 0; it < 300; it++) {   /* random ids, byte tokens included */
+        int32_t ids[30], n = rand() % 30;
+        for (int32_t k = 0; k < n; k++)
+            ids[k] = rand() % 3 ? rand() % sgl_tokenizer_vocab_size(o) : 3 + rand() % 256;
+        check_stream(v2, ids, n, it & 1);
+        check_stream(v3, ids, n, false);
+    }
+    int32_t two[2] = {sgl_tokenizer_token_id(o, "he"), sgl_tokenizer_token_id(o, "ll")};
+    char *j = sgl_tokenizer_decode(v3, two, 2, false, NULL);
+    assert_string_equal(j, "he ll");
+    free(j);
+    sgl_tokenizer_free(v1);
+    sgl_tokenizer_free(v2);
+    sgl_tokenizer_free(v3);
+    sgl_tokenizer_free(o);
+    json_decref(root);
+    rmdir(dir);
+}
+
 /* ---- the command line ------------------------------------------------- */
 
 static int run_cmd(const char *cmd, char *out, size_t cap)
@@ -699,6 +764,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_broken_files),
         cmocka_unit_test(test_variant_split),
         cmocka_unit_test(test_variant_metaspace),
+        cmocka_unit_test(test_variant_decoders),
         cmocka_unit_test(test_cli),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
