@@ -49,13 +49,14 @@ typedef struct {
     int32_t n;
 } TokMatcher;
 
-typedef enum { NORM_PREPEND, NORM_REPLACE, NORM_REPLACE_RE, NORM_STRIP } NormKind;
+typedef enum { NORM_PREPEND, NORM_REPLACE, NORM_REPLACE_RE, NORM_STRIP, NORM_UNICODE } NormKind;
 typedef struct {
     NormKind kind;
     char *a; size_t a_len;      /* prepend text / replace pattern */
     char *b; size_t b_len;      /* replace content */
     pcre2_code *re;
     bool left, right;           /* NORM_STRIP */
+    const void *unorm;          /* NORM_UNICODE: an ICU UNormalizer2 (NFC, NFD, NFKC, NFKD) */
 } NormStep;
 
 typedef enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT,

@@ -14,6 +14,9 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#ifdef SGL_HAVE_ICU
+#include <unicode/unorm2.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,9 +185,25 @@ static SglStatus read_normalizer(Rd *r, json_t *o, int depth)
         n->kind = NORM_STRIP;
         n->left = get_bool(o, "strip_left", true);
         n->right = get_bool(o, "strip_right", true);
+    } else if (strcmp(ty, "NFC") == 0 || strcmp(ty, "NFD") == 0 || strcmp(ty, "NFKC") == 0 ||
+               strcmp(ty, "NFKD") == 0) {
+#ifdef SGL_HAVE_ICU
+        UErrorCode ec = U_ZERO_ERROR;
+        const UNormalizer2 *u = strcmp(ty, "NFC") == 0 ? unorm2_getNFCInstance(&ec)
+                              : strcmp(ty, "NFD") == 0 ? unorm2_getNFDInstance(&ec)
+                              : strcmp(ty, "NFKC") == 0 ? unorm2_getNFKCInstance(&ec)
+                                                        : unorm2_getNFKDInstance(&ec);
+        if (U_FAILURE(ec) || !u)
+            return fail(r, SGL_E_UNSUPPORTED, "normalizer '%s': ICU has no data for it", ty, NULL);
+        n->kind = NORM_UNICODE;
+        n->unorm = u;
+#else
+        return fail(r, SGL_E_UNSUPPORTED, "normalizer type '%s' needs Unicode tables: this build "
+                    "has no ICU (install libicu-dev and rebuild)", ty, NULL);
+#endif
     } else {
         return fail(r, SGL_E_UNSUPPORTED, "normalizer type '%s' is not supported "
-                    "(supported: Sequence, Prepend, Replace, Strip)", ty, NULL);
+                    "(supported: Sequence, Prepend, Replace, Strip, NFC, NFD, NFKC, NFKD)", ty, NULL);
     }
     t->n_norm++;
     return SGL_OK;

@@ -12,6 +12,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef SGL_HAVE_ICU
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
+#endif
 
 static const char REPL_CHAR[3] = {(char)0xEF, (char)0xBF, (char)0xBD};   /* U+FFFD */
 
@@ -155,6 +159,70 @@ static SglStatus replace_all(const char *s, size_t len, const char *pat, size_t 
     return st;
 }
 
+/* NFC/NFD/NFKC/NFKD through ICU (UTF-8 -> UTF-16 -> normalize -> UTF-8).
+ * ASCII is its own normal form in all four, so it skips the round trip. */
+static SglStatus unicode_norm(const NormStep *n, const char *s, size_t len, TokBuf *out)
+{
+    size_t i = 0;
+    while (i < len && (unsigned char)s[i] < 0x80)
+        i++;
+    if (i == len)
+        return tokbuf_put(out, s, len);
+#ifdef SGL_HAVE_ICU
+    SglStatus st = SGL_E_NOMEM;
+    UErrorCode ec = U_ZERO_ERROR;
+    int32_t n16 = 0, cap = 0;
+    UChar *a = NULL, *b = NULL;
+    if (len > INT32_MAX / 4)
+        return SGL_E_INVAL;
+    a = malloc((len + 1) * sizeof *a);
+    if (!a)
+        goto out;
+    u_strFromUTF8WithSub(a, (int32_t)len + 1, &n16, s, (int32_t)len, 0xFFFD, NULL, &ec);
+    if (U_FAILURE(ec)) {
+        st = SGL_E_INVAL;
+        goto out;
+    }
+    cap = n16 * 4 + 16;   /* rarely too small (NFKD of some ligatures); grown below */
+    for (int tries = 0; tries < 3; tries++) {
+        free(b);
+        if (!(b = malloc((size_t)cap * sizeof *b)))
+            goto out;
+        ec = U_ZERO_ERROR;
+        int32_t m = unorm2_normalize(n->unorm, a, n16, b, cap, &ec);
+        if (ec == U_BUFFER_OVERFLOW_ERROR) {
+            cap = m + 1;
+            continue;
+        }
+        if (U_FAILURE(ec)) {
+            st = SGL_E_INVAL;
+            goto out;
+        }
+        int32_t n8 = 0;
+        ec = U_ZERO_ERROR;
+        u_strToUTF8(NULL, 0, &n8, b, m, &ec);   /* preflight: the UTF-8 length */
+        char *tmp = malloc((size_t)n8 + 1);
+        if (!tmp) {
+            st = SGL_E_NOMEM;
+            goto out;
+        }
+        ec = U_ZERO_ERROR;
+        u_strToUTF8(tmp, n8 + 1, NULL, b, m, &ec);
+        st = U_FAILURE(ec) ? SGL_E_INVAL : tokbuf_put(out, tmp, (size_t)n8);
+        free(tmp);
+        goto out;
+    }
+    st = SGL_E_INVAL;
+out:
+    free(a);
+    free(b);
+    return st;
+#else
+    (void)n;
+    return SGL_E_INVAL;   /* unreachable: the reader rejects these steps without ICU */
+#endif
+}
+
 SglStatus tok_normalize(const SglTokenizer *t, const char *s, size_t len, TokBuf *out,
                         pcre2_match_data *md)
 {
@@ -189,6 +257,9 @@ SglStatus tok_normalize(const SglTokenizer *t, const char *s, size_t len, TokBuf
             st = tokbuf_put(&tmp, out->buf + a, b - a);
             break;
         }
+        case NORM_UNICODE:
+            st = unicode_norm(n, out->buf, out->len, &tmp);
+            break;
         }
         if (st == SGL_OK) {
             TokBuf x = *out;

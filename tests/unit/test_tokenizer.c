@@ -406,12 +406,12 @@ static void test_broken_files(void **state)
     char *orig = slurp(src, &len);
     json_t *root = json_loads(orig, 0, NULL);
     assert_non_null(root);
-    json_object_set_new(root, "normalizer", json_pack("{s:s}", "type", "NFKC"));
+    json_object_set_new(root, "normalizer", json_pack("{s:s}", "type", "BertNormalizer"));
     snprintf(path, sizeof path, "%s/tokenizer.json", tmpdir);
     assert_int_equal(json_dump_file(root, path, 0), 0);
     assert_int_equal(sgl_tokenizer_load_file(path, &t, &err), SGL_E_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "normalizer"));
-    assert_non_null(strstr(err.msg, "NFKC"));
+    assert_non_null(strstr(err.msg, "BertNormalizer"));
     json_object_set_new(root, "normalizer", json_null());
     json_object_set_new(root, "pre_tokenizer", json_pack("{s:s}", "type", "BertPreTokenizer"));
     assert_int_equal(json_dump_file(root, path, 0), 0);
@@ -620,6 +620,45 @@ static void test_variant_decoders(void **state)
     rmdir(dir);
 }
 
+/* NFC (Qwen2's normalizer): decomposed input tokenizes as the composed one.
+ * Without ICU the file must be refused with a message naming NFC. */
+static void test_variant_nfc(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sgl_tok_var_XXXXXX", src[4096], path[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/%s/tokenizer.json", shared, CASES[1].path);
+    json_t *root = json_load_file(src, 0, NULL);
+    assert_non_null(root);
+    json_object_set_new(root, "normalizer", json_pack("{s:s}", "type", "NFC"));
+#ifdef SGL_HAVE_ICU
+    SglTokenizer *v = load_variant(root, dir), *o = load_case(&CASES[1]);
+    const char *composed = "caf\xC3\xA9 na\xC3\xAFve \xEC\x95\x88";        /* café naïve 안 */
+    const char *decomposed = "cafe\xCC\x81 nai\xCC\x88ve \xE1\x84\x8B\xE1\x85\xA1\xE1\x86\xAB";
+    same_ids(o, v, composed, strlen(composed));
+    int32_t *x, *y, nx, ny;
+    assert_int_equal(sgl_tokenizer_encode(v, decomposed, strlen(decomposed), false, &x, &nx), 0);
+    assert_int_equal(sgl_tokenizer_encode(o, composed, strlen(composed), false, &y, &ny), 0);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, (size_t)nx * sizeof *x);
+    free(x);
+    free(y);
+    sgl_tokenizer_free(v);
+    sgl_tokenizer_free(o);
+#else
+    SglTokenizer *t = NULL;
+    SglErr err = {{0}};
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(json_dump_file(root, path, 0), 0);
+    assert_int_equal(sgl_tokenizer_load_file(path, &t, &err), SGL_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "NFC"));
+    unlink(path);
+#endif
+    (void)path;
+    json_decref(root);
+    rmdir(dir);
+}
+
 /* ---- the command line ------------------------------------------------- */
 
 static int run_cmd(const char *cmd, char *out, size_t cap)
@@ -765,6 +804,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_variant_split),
         cmocka_unit_test(test_variant_metaspace),
         cmocka_unit_test(test_variant_decoders),
+        cmocka_unit_test(test_variant_nfc),
         cmocka_unit_test(test_cli),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
