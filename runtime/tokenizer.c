@@ -442,7 +442,10 @@ SglStatus sgl_tokenizer_load_file(const char *path, SglTokenizer **out, SglErr *
 SglStatus sgl_tokenizer_load(const char *dir, SglTokenizer **out, SglErr *err)
 {
     *out = NULL;
-    if (is_file(dir))
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return sgl_err(err, SGL_E_IO, "%s: cannot open: %s", dir, strerror(errno));
+    if (S_ISREG(sb.st_mode))
         return sgl_tokenizer_load_file(dir, out, err);
     const char *names[2] = {"tokenizer.json", "tokenizer.model"};
     for (int i = 0; i < 2; i++) {

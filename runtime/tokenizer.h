@@ -83,7 +83,8 @@ typedef struct {
 void sgl_detok_init(SglDetok *d, const SglTokenizer *t, bool skip_special);
 void sgl_detok_deinit(SglDetok *d);
 /* Appends id; on success *text (malloc'd, caller frees; may be "") holds the
- * newly completed text. SGL_E_NOMEM: the detokenizer is unchanged. */
+ * newly completed text. Ids outside the vocabulary produce nothing. On
+ * SGL_E_NOMEM *text is NULL and the stream is broken: deinit it. */
 SglStatus sgl_detok_push(SglDetok *d, int32_t id, char **text, size_t *len);
 /* Whatever is still held back (an incomplete UTF-8 tail, rendered as HF would).
  * After a flush the detokenizer starts over (as if freshly initialized). */

@@ -121,7 +121,7 @@ int cmd_tokenize(int argc, char **argv)
             arr = NULL;
             json_object_set_new(obj, "decoded", json_stringn(decoded, dlen));
         }
-        char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
         json_decref(arr);
         json_decref(obj);
         if (!s) {
