@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "runtime/cpu_ops.h"
 #include "runtime/runner.h"
@@ -98,7 +99,9 @@ typedef struct {
     float *scratch;        /* (n_threads, CPU_ATTN_SCRATCH(n_heads, KV)) attention scratch */
     int64_t scratch_len;   /* floats per thread */
     int32_t *tok_seq;      /* (T) sequence of each token */
-    void *wmem, *kvmem, *wsmem;
+    void *wmem, *wsmem;
+    void *kvmem;           /* anonymous mapping of kv_bytes (zero pages on first touch) */
+    size_t kv_bytes;
     Pool pool;             /* n_threads - 1 workers; pool.n == 1 without threads */
     PoolArg *pool_args;
     const SglBatch *batch; /* the batch in flight, for the parallel regions */
@@ -262,7 +265,8 @@ static void cpu_free(SglRunner *base)
     pool_deinit(&r->pool);
     free(r->pool_args);
     free(r->wmem);
-    free(r->kvmem);
+    if (r->kvmem)
+        munmap(r->kvmem, r->kv_bytes);
     free(r->wsmem);
     free(r->layers);
     free(r);
@@ -552,7 +556,13 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->layers = calloc((size_t)r->n_layers, sizeof *r->layers);
     r->wmem = zalloc(wbytes);
     int64_t kvbytes = 2 * rounded((int64_t)r->n_layers * opts->n_slots * r->KV);
-    r->kvmem = zalloc(kvbytes);
+    /* The KV store can be large (every slot of every layer): map it so the
+     * kernel hands out zero pages on first touch instead of memset here. */
+    r->kvmem = mmap(NULL, (size_t)kvbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r->kvmem == MAP_FAILED)
+        r->kvmem = NULL;
+    else
+        r->kv_bytes = (size_t)kvbytes;
     int64_t wsbytes = rounded(T * ldh) * 2 + rounded(T * r->ld_qkv) + rounded(T * r->ld_q) +
                       rounded(T * r->ld_gu) + rounded(T * r->ld_i) + 2 * rounded(T * (r->hd / 2)) +
                       rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV)) * r->base.opts.n_threads + rounded(T);

@@ -21,6 +21,13 @@ int cmd_tokenize(int argc, char **argv);  /* cmd_tokenize.c */
 int cmd_generate(int argc, char **argv);  /* cmd_generate.c */
 int cmd_bench(int argc, char **argv);     /* cmd_bench.c */
 int cmd_run(int argc, char **argv);       /* cmd_run.c */
+int cmd_build(int argc, char **argv);     /* cmd_build.c */
+
+#include "backend/run_main.h"
+/* cmd_run.c: FILE through the frontend, lowering and the passes (o may turn
+ * prefix_hoist/forkjoin off); diagnostics on stderr, NULL on any error. On
+ * success the caller owns the program (ir_program_free). */
+IrProgram *cli_compile_program(const char *file, const SglRunLoadOpts *o);
 
 /* Argument cursor. Usage: while (args_more(&a)) { if (args_flag(&a, "--json"))
  * ...; else if (args_str(&a, "--model", &dir)) ...; else return args_unknown(&a); }

@@ -18,6 +18,7 @@ static const SglCommand commands[] = {
     {"tokenize", "print the token ids of a text (--json adds the decoded text)", cmd_tokenize},
     {"generate", "generate a completion of a prompt with the engine (--json for ids and meta)", cmd_generate},
     {"bench", "engine benchmarks (one-batch: prefill and decode latency/throughput)", cmd_bench},
+    {"build", "compile a .sgl program into an executable (-o PROG [--model DIR])", cmd_build},
     {NULL, NULL, NULL},
 };
 
