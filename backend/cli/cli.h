@@ -28,6 +28,13 @@ int cmd_build(int argc, char **argv);     /* cmd_build.c */
  * prefix_hoist/forkjoin off); diagnostics on stderr, NULL on any error. On
  * success the caller owns the program (ir_program_free). */
 IrProgram *cli_compile_program(const char *file, const SglRunLoadOpts *o);
+int cmd_build(int argc, char **argv);     /* cmd_build.c */
+
+#include "backend/run_main.h"
+/* cmd_run.c: FILE through the frontend, lowering and the passes (o may turn
+ * prefix_hoist/forkjoin off); diagnostics on stderr, NULL on any error. On
+ * success the caller owns the program (ir_program_free). */
+IrProgram *cli_compile_program(const char *file, const SglRunLoadOpts *o);
 
 /* Argument cursor. Usage: while (args_more(&a)) { if (args_flag(&a, "--json"))
  * ...; else if (args_str(&a, "--model", &dir)) ...; else return args_unknown(&a); }
