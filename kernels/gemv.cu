@@ -3,7 +3,7 @@
  *
  * Bandwidth-bound by design: each warp owns one output column o (one weight
  * row W[o, :]) and streams it with 16-byte loads (8 bf16 per lane, 256 per
- * warp step, two steps in flight), multiplies it with the n <= 8 input rows
+ * warp step, four steps in flight), multiplies it with the n <= 8 input rows
  * (16-byte loads too; they stay in L1/L2, every warp reads them) and reduces
  * its n partial sums with xor shuffles. fp32 accumulation, fp32 output; beta
  * is 0 (overwrite) or 1 (the residual add of o_proj/down_proj). The row count
@@ -27,6 +27,12 @@ static __device__ __forceinline__ void gv_fma8(float *acc, uint4 w, uint4 x)
     }
 }
 
+/* Weights are read once per step: stream them past L1 (evict-first). */
+static __device__ __forceinline__ uint4 ld_stream(const uint16_t *p)
+{
+    return __ldcs((const uint4 *)p);
+}
+
 static __device__ __forceinline__ void gv_body(const uint16_t *x, const uint16_t *W, float *y,
                                                int in, int out, float beta, const int N)
 {
@@ -38,16 +44,18 @@ static __device__ __forceinline__ void gv_body(const uint16_t *x, const uint16_t
 #pragma unroll
     for (int r = 0; r < 8; r++) acc[r] = 0.0f;
     int k = lane * 8;
-    for (; k + 256 < in; k += 512) { /* two weight loads in flight */
-        uint4 w0 = __ldg((const uint4 *)(w + k)), w1 = __ldg((const uint4 *)(w + k + 256));
+    for (; k + 3 * 256 < in; k += 4 * 256) { /* four weight loads in flight */
+        uint4 wv[4];
 #pragma unroll
-        for (int r = 0; r < N; r++) {
-            gv_fma8(&acc[r], w0, __ldg((const uint4 *)(x + (int64_t)r * in + k)));
-            gv_fma8(&acc[r], w1, __ldg((const uint4 *)(x + (int64_t)r * in + k + 256)));
-        }
+        for (int u = 0; u < 4; u++) wv[u] = ld_stream(w + k + u * 256);
+#pragma unroll
+        for (int r = 0; r < N; r++)
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                gv_fma8(&acc[r], wv[u], __ldg((const uint4 *)(x + (int64_t)r * in + k + u * 256)));
     }
-    if (k < in) {
-        uint4 w0 = __ldg((const uint4 *)(w + k));
+    for (; k < in; k += 256) {
+        uint4 w0 = ld_stream(w + k);
 #pragma unroll
         for (int r = 0; r < N; r++) gv_fma8(&acc[r], w0, __ldg((const uint4 *)(x + (int64_t)r * in + k)));
     }

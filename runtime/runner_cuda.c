@@ -35,6 +35,10 @@
 #define CUBLAS_WS_BYTES ((size_t)32 << 20)
 #define LOGIT_CHUNK_BYTES ((int64_t)64 << 20)  /* device fp32 logits per chunk */
 #define SLOTS_CAP_MAX ((int64_t)1 << 25)       /* slot-list entries per batch */
+/* Products of at most this many rows go to sgl_k_gemv. Measured on the H100
+ * (test_k_gemv --bench, Llama-3-8B layer shapes): 1 row 1.04-1.22x faster than
+ * cublasGemmEx, 2 rows even, 4 and 8 rows cuBLAS 1.1-1.8x faster. */
+#define GEMV_ROWS 2
 
 typedef struct {
     uint16_t *wqkv;        /* (qkv_dim, hidden) q rows, then k, then v */
@@ -374,7 +378,7 @@ static SglStatus kcheck(int rc, const char *op, int layer, SglErr *err)
 static SglStatus gemm(CudaRunner *r, const uint16_t *X, const uint16_t *W, float *Y, int64_t n,
                       int64_t in, int64_t out, float beta, const char *what, SglErr *err)
 {
-    if (r->use_gemv && n <= SGL_K_GEMV_MAX_ROWS && in % 8 == 0)
+    if (r->use_gemv && n <= GEMV_ROWS && in % 8 == 0)
         return kcheck(sgl_k_gemv(X, W, Y, (int)n, (int)in, (int)out, beta, r->stream), what, -1, err);
     const float alpha = 1.0f;
     cublasStatus_t s = cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)n, (int)in,

@@ -44,8 +44,15 @@ TIE_EPS = 0.05
 LOGIT_REL = 0.02
 LOGPROB_SLACK = 0.01
 LOGPROB_TOL = 0.06
-# chunked / batched vs single prefill: same math, different reduction order
-# and GEMM shapes; fp32 accumulation keeps the difference well below bf16 noise.
+# chunked / batched vs single prefill: the same math through different GEMM
+# kernels (sgl_k_gemv for 1-2 rows, cuBLAS above) and reduction orders. The
+# fp32 sums then differ in the last bits, and where that flips the rounding
+# of a bf16 activation the difference propagates like any bf16 error: on the
+# H100 (2026-11-21) chunked/batched differed by up to 0.069 while each path
+# was 0.09-0.1 from fp32 (and by exactly 0 when every product went through
+# cuBLAS). Each path is within the measured logit error e of fp32, so the two
+# differ by at most 2e: the bound is max(CONSIST_TOL, 2e). A wrong cached
+# prefix or batch layout moves logits by O(max |logit|) = 13-19 here.
 CONSIST_TOL = 0.05
 
 
@@ -140,7 +147,7 @@ def main():
             ok = False
             note += "; runner error contract failed (gpu_forward stderr: %s)" % msg
         consist = max(r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"])
-        if consist > CONSIST_TOL:
+        if consist > max(CONSIST_TOL, 2 * logit_err):
             ok = False
             note += "; chunked/batched/all-rows logits differ (%.4g / %.4g / %.4g)" % (
                 r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"])

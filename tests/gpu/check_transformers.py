@@ -51,8 +51,9 @@ CPU_REL = 1e-3
 # token and ours is below max(0.05, 2 x the prefill max abs diff): each of the
 # two logits may be off by the error level measured on this very model.
 TIE_FLOOR = 0.05
-# gpu_forward's chunked / batched prefill vs single prefill: identical math,
-# different GEMM shapes and reduction order; must sit far below bf16 noise.
+# gpu_forward's chunked / batched prefill vs single prefill: identical math
+# through different GEMM kernels; within max(1% of max |logit|, 2 x the
+# measured bf16 error), as check_goldens.py's CONSIST_TOL explains.
 CONSIST_REL = 0.01
 
 
@@ -238,7 +239,7 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
         ok = False
         print("%s: runner error contract failed:\n%s" % (name, p.stderr))
     consist = max(r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"])
-    if consist > CONSIST_REL * scale:
+    if consist > max(CONSIST_REL * scale, 2 * max_abs):  # see check_goldens.py CONSIST_TOL
         ok = False
     bgot = r["batched_greedy_ids"]
     b_div = next((i for i, (a, b) in enumerate(zip(bgot, got)) if a != b), None)
