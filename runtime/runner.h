@@ -63,9 +63,10 @@ struct SglRunner {
 /* The CPU reference runner: fp32 compute, hand-written AVX2 kernels (plain C
  * elsewhere) and OpenBLAS sgemm for large products. Weights are converted to
  * owned fp32 copies; the model must still outlive the runner (cfg is
- * borrowed). n_threads 0 or 1: everything on the caller's thread; n > 1 starts
- * n - 1 workers that split matmul rows and attention tokens, with results
- * bit-identical to one thread. OpenBLAS is set to one thread (process-wide).
+ * borrowed). n_threads 1: everything on the caller's thread; n > 1 starts
+ * n - 1 workers that split large matmuls by rows and attention by tokens,
+ * with results bit-identical to one thread; 0 (auto): one per online CPU,
+ * at most 8. OpenBLAS is set to one thread (process-wide).
  * SGL_CPU_KERNELS=generic|avx2 in the environment forces a kernel set.
  * SGL_E_INVAL (bad opts, unknown kernel set) or SGL_E_NOMEM, *out NULL. Its forward checks the
  * whole batch layout (positions, slot and token ranges, logit rows) and
