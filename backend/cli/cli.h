@@ -22,13 +22,7 @@ int cmd_generate(int argc, char **argv);  /* cmd_generate.c */
 int cmd_bench(int argc, char **argv);     /* cmd_bench.c */
 int cmd_run(int argc, char **argv);       /* cmd_run.c */
 int cmd_build(int argc, char **argv);     /* cmd_build.c */
-
-#include "backend/run_main.h"
-/* cmd_run.c: FILE through the frontend, lowering and the passes (o may turn
- * prefix_hoist/forkjoin off); diagnostics on stderr, NULL on any error. On
- * success the caller owns the program (ir_program_free). */
-IrProgram *cli_compile_program(const char *file, const SglRunLoadOpts *o);
-int cmd_build(int argc, char **argv);     /* cmd_build.c */
+int cmd_serve(int argc, char **argv);     /* cmd_serve.c */
 
 #include "backend/run_main.h"
 /* cmd_run.c: FILE through the frontend, lowering and the passes (o may turn
