@@ -68,9 +68,10 @@ struct SglRunner {
  * with results bit-identical to one thread; 0 (auto): one per online CPU,
  * at most 8. OpenBLAS is set to one thread (process-wide).
  * SGL_CPU_KERNELS=generic|avx2 in the environment forces a kernel set.
- * SGL_E_INVAL (bad opts, unknown kernel set) or SGL_E_NOMEM, *out NULL. Its forward checks the
- * whole batch layout (positions, slot and token ranges, logit rows) and
- * returns SGL_E_INVAL before writing any state; it never allocates. */
+ * SGL_E_INVAL (bad opts, unknown kernel set) or SGL_E_NOMEM, *out NULL.
+ * Its forward checks the whole batch layout (positions, slot and token
+ * ranges, logit rows) and returns SGL_E_INVAL before writing any state; it
+ * never allocates. */
 SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts,
                              SglRunner **out, SglErr *err);
 
