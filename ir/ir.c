@@ -195,6 +195,7 @@ IrFunc *ir_func_new(IrProgram *p, const char *name, uint32_t n_params, uint32_t 
     f->n_params = n_params;
     f->n_slots = n_slots;
     f->slots = ir_alloc(p, (n_slots ? n_slots : 1) * sizeof *f->slots);
+    f->cap_slots = n_slots ? n_slots : 1;
     f->ret = p->t_void;
     if (!f->name || !f->slots)
         return NULL;
@@ -234,12 +235,16 @@ uint32_t ir_extern_add(IrProgram *p, const IrExtern *e)
 
 uint32_t ir_slot_add(IrProgram *p, IrFunc *f, const char *name, const IrType *t, IrSlotKind k)
 {
-    IrSlot *s = ir_alloc(p, (f->n_slots + 1) * sizeof *s);
-    if (!s)
-        return IR_NO_SLOT;
-    memcpy(s, f->slots, f->n_slots * sizeof *s);
-    s[f->n_slots] = (IrSlot){ir_strdup(p, name, strlen(name)), t, k};
-    f->slots = s;
+    if (f->n_slots >= f->cap_slots) {      /* doubling: amortized O(1) per slot */
+        uint32_t cap = f->cap_slots ? f->cap_slots * 2 : 4;
+        IrSlot *s = ir_alloc(p, (size_t)cap * sizeof *s);
+        if (!s)
+            return IR_NO_SLOT;
+        memcpy(s, f->slots, f->n_slots * sizeof *s);
+        f->slots = s;
+        f->cap_slots = cap;
+    }
+    f->slots[f->n_slots] = (IrSlot){ir_strdup(p, name, strlen(name)), t, k};
     return f->n_slots++;
 }
 

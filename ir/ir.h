@@ -254,6 +254,7 @@ typedef struct {
     IrRegion body;
     uint32_t n_ids;             /* node ids are < n_ids */
     IrLoc loc;
+    uint32_t cap_slots;         /* room in `slots` (ir_slot_add doubles it) */
 } IrFunc;
 
 typedef struct {

@@ -356,26 +356,29 @@ static void check_region(V *v, const IrRegion *r, uint32_t loops, bool in_fork, 
                 v->awaited[c->id]++;
         }
         if (n->op == IR_OP_CALL && (n->flags & IR_F_ASYNC)) {
-            /* exactly one AWAIT later in this region, before any exit */
-            uint32_t found = 0;
-            for (uint32_t j = i + 1; j < r->n; j++) {
+            /* its AWAIT comes later in this region, before any exit or use */
+            bool found = false;
+            for (uint32_t j = i + 1; j < r->n && !found; j++) {
                 const IrNode *m = r->nodes[j];
-                if (m->op == IR_OP_AWAIT && m->n_args == 1 && m->args[0] == n) {
-                    found++;
-                    continue;
-                }
-                if (!found && (contains_exit(m, 0) || (m->n_regions && uses(m, n, 0)))) {
+                if (m->op == IR_OP_AWAIT && m->n_args == 1 && m->args[0] == n)
+                    found = true;
+                else if (contains_exit(m, 0) || (m->n_regions && uses(m, n, 0))) {
                     bad(v, n, "async call is not awaited before %%%u %s", m->id,
                         ir_op_name(m->op));
-                    found = 2;
                     break;
                 }
             }
-            if (found != 1)
-                bad(v, n, "async call must be awaited exactly once in its region");
+            if (!found)
+                bad(v, n, "async call is never awaited in its region");
         }
         if (ir_has_value(n))
             v->vis[n->id] = 1;
+    }
+    for (uint32_t i = 0; i < r->n; i++) {
+        const IrNode *n = r->nodes[i];
+        if (n && n->op == IR_OP_CALL && (n->flags & IR_F_ASYNC) && n->id < v->f->n_ids &&
+            v->awaited[n->id] > 1)
+            bad(v, n, "async call awaited %u times", v->awaited[n->id]);
     }
     if (role_open >= 0 && !(r->n && ir_op_is_terminator(r->nodes[r->n - 1]->op)))
         bad(v, r->n ? r->nodes[r->n - 1] : NULL, "role block not closed in its region");

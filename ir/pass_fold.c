@@ -264,11 +264,258 @@ void ir_replace_uses(IrRegion *r, uint32_t from, const IrNode *old, IrNode *new)
 
 /* ------------------------------------------------------------ the pass */
 
+/* Every step below rebuilds a region into a fresh node array in one sweep
+ * (no insert/remove in the middle), so the pass is linear in the program
+ * size, whatever the input. */
+
 typedef struct {
     IrProgram *p;
     IrFunc *f;
-    uint32_t *n_uses;         /* by node id */
+    uint32_t *n_uses;         /* by node id (sweep) */
+    IrNode **fwd;             /* by node id: CONCAT(x) forwarded to x */
+    uint32_t n_fwd;           /* ids below this have a fwd entry (older nodes) */
 } Fold;
+
+static IrNode *fwd_of(const Fold *F, const IrNode *n)
+{
+    return n && n->id < F->n_fwd ? F->fwd[n->id] : NULL;
+}
+
+static bool push(Fold *F, IrRegion *out, IrNode *n)
+{
+    return ir_region_push(F->p, out, n);
+}
+
+/* Frees the node arrays of a region that left the program. */
+static void free_region(IrRegion *r)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        for (uint32_t k = 0; k < r->nodes[i]->n_regions; k++)
+            free_region(&r->nodes[i]->regions[k]);
+    free(r->nodes);
+    *r = (IrRegion){0};
+}
+
+static bool is_text(const IrNode *n)
+{
+    return n && n->op == IR_OP_CONST && n->type && n->type->kind == IR_TY_STR;
+}
+
+static IrNode *new_text(Fold *F, const char *s, uint32_t len, IrLoc loc)
+{
+    IrConst *c = ir_const_str2(F->p, s, len, "", 0);
+    IrNode *n = c ? ir_node_new(F->p, F->f, IR_OP_CONST, F->p->t_str, 0, 0, loc) : NULL;
+    if (n)
+        n->cnst = c;
+    return n;
+}
+
+/* Growable text buffer for merging runs of constant text. */
+typedef struct { char *s; uint32_t len, cap; bool over; } Buf;
+
+static bool buf_add(Fold *F, Buf *b, const char *s, uint32_t len)
+{
+    if ((uint64_t)b->len + len > IR_FOLD_MAX_TEXT) {
+        b->over = true;
+        return true;
+    }
+    if (b->len + len + 1 > b->cap) {
+        uint32_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *a = realloc(b->s, cap);
+        if (!a) {
+            F->p->oom = true;
+            return false;
+        }
+        b->s = a;
+        b->cap = cap;
+    }
+    if (len)
+        memcpy(b->s + b->len, s, len);
+    b->len += len;
+    return true;
+}
+
+/* CONCAT operands: flatten nested CONCATs, merge constant neighbours into
+ * new CONST nodes (pushed to `out` before the CONCAT), drop "". */
+static bool simplify_concat(Fold *F, IrRegion *out, IrNode *n)
+{
+    IrProgram *p = F->p;
+    uint32_t cap = n->n_args;
+    for (uint32_t i = 0; i < n->n_args; i++)
+        if (n->args[i]->op == IR_OP_CONCAT)
+            cap += n->args[i]->n_args;
+    IrNode **res = ir_alloc(p, (cap ? cap : 1) * sizeof *res);
+    if (!res)
+        return false;
+    uint32_t m = 0, run = 0;     /* run: constant texts at the end of res */
+    Buf b = {0};
+    bool ok = true;
+    for (uint32_t i = 0; ok && i <= n->n_args; i++) {
+        IrNode *a = i < n->n_args ? n->args[i] : NULL;
+        uint32_t k_n = a && a->op == IR_OP_CONCAT ? a->n_args : 1;
+        for (uint32_t k = 0; ok && k < k_n; k++) {
+            IrNode *x = !a ? NULL : a->op == IR_OP_CONCAT ? a->args[k] : a;
+            if (x && is_text(x)) {
+                if (x->cnst->len)
+                    res[m + run++] = x;
+                continue;
+            }
+            if (run > 1) {          /* merge res[m..m+run) into one constant */
+                b.len = 0;
+                for (uint32_t j = 0; ok && j < run; j++)
+                    ok = buf_add(F, &b, res[m + j]->cnst->s, res[m + j]->cnst->len);
+                IrNode *nc = ok && !b.over ? new_text(F, b.s ? b.s : "", b.len, res[m]->loc)
+                                           : NULL;
+                if (nc && push(F, out, nc)) {
+                    res[m++] = nc;
+                } else {
+                    ok = ok && !p->oom;   /* over the limit: keep them apart */
+                    m += run;
+                }
+            } else {
+                m += run;
+            }
+            run = 0;
+            if (x)
+                res[m++] = x;
+        }
+    }
+    free(b.s);
+    if (!ok)
+        return false;
+    n->args = res;
+    n->n_args = m;
+    return true;
+}
+
+static bool fold_region(Fold *F, IrRegion *r);
+
+/* Folds n (its regions first) and appends it to out. */
+static bool fold_node(Fold *F, IrRegion *out, IrNode *n)
+{
+    IrProgram *p = F->p;
+    for (uint32_t a = 0; a < n->n_args; a++)
+        if (fwd_of(F, n->args[a]))
+            n->args[a] = fwd_of(F, n->args[a]);
+    for (uint32_t k = 0; k < n->n_regions; k++)
+        if (!fold_region(F, &n->regions[k]))
+            return false;
+    if (n->op == IR_OP_CONCAT && !simplify_concat(F, out, n))
+        return false;
+    bool all_const = n->op != IR_OP_CONST && ir_has_value(n) && n->n_args <= 64;
+    const IrConst *vals[64];
+    for (uint32_t i = 0; all_const && i < n->n_args; i++) {
+        if (n->args[i]->op != IR_OP_CONST)
+            all_const = false;
+        else
+            vals[i] = n->args[i]->cnst;
+    }
+    if (all_const) {
+        const IrConst *c = ir_fold_eval(p, n, vals);
+        if (c && c->type == n->type) {   /* in place: same id, uses unchanged */
+            n->op = IR_OP_CONST;
+            n->cnst = c;
+            n->n_args = 0;
+            n->aop = 0;
+        }
+    }
+    if (n->op == IR_OP_CONCAT && n->n_args == 1 && n->args[0]->type == p->t_str &&
+        n->id < F->n_fwd)
+        F->fwd[n->id] = n->args[0];       /* CONCAT(x) == x for later users */
+    return push(F, out, n);
+}
+
+/* Steps 1-3: one sweep building the new node array. */
+static bool fold_region(Fold *F, IrRegion *r)
+{
+    IrRegion out = {0};
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < r->n; i++) {
+        IrNode *n = r->nodes[i];
+        if (n->op == IR_OP_IF && n->args[0] && n->args[0]->op == IR_OP_CONST) {
+            bool cond = n->args[0]->cnst->b;
+            IrRegion *taken = &n->regions[cond ? 0 : 1];
+            ok = fold_region(F, taken);
+            for (uint32_t k = 0; ok && k < taken->n; k++)
+                ok = push(F, &out, taken->nodes[k]);
+            free(taken->nodes);
+            *taken = (IrRegion){0};
+            free_region(&n->regions[cond ? 1 : 0]);   /* the dropped branch */
+            continue;
+        }
+        ok = fold_node(F, &out, n);
+    }
+    free(r->nodes);
+    *r = out;
+    return ok;
+}
+
+/* Step 4: runs of APPEND(const), separated only by CONST/LOAD nodes, become
+ * one APPEND of the merged text at the run's last APPEND; APPEND "" goes. */
+static bool merge_appends(Fold *F, IrRegion *r)
+{
+    IrProgram *p = F->p;
+    IrRegion out = {0};
+    Buf b = {0};
+    int64_t first = -1, last = -1;   /* indices in out of the run's APPENDs */
+    uint32_t n_run = 0;
+    bool ok = true;
+    for (uint32_t i = 0; ok && i <= r->n; i++) {
+        IrNode *n = i < r->n ? r->nodes[i] : NULL;
+        bool const_append = n && n->op == IR_OP_APPEND && is_text(n->args[0]);
+        if (n && !const_append && (n->op == IR_OP_CONST || n->op == IR_OP_LOAD)) {
+            ok = push(F, &out, n);
+            continue;
+        }
+        if (const_append && n->args[0]->cnst->len == 0)
+            continue;
+        if (const_append) {
+            if (n_run == 0)
+                b.len = 0;
+            ok = buf_add(F, &b, n->args[0]->cnst->s, n->args[0]->cnst->len);
+            if (n_run == 0)
+                first = out.n;
+            n_run++;
+            last = out.n;
+            ok = ok && push(F, &out, n);
+            continue;
+        }
+        /* the run (if any) ends here */
+        if (n_run > 1 && !b.over) {
+            IrNode *nc = new_text(F, b.s ? b.s : "", b.len, out.nodes[first]->args[0]->loc);
+            if (!nc) {
+                ok = false;
+                break;
+            }
+            /* keep only the last APPEND, reading nc placed just before it */
+            IrNode *keep = out.nodes[last];
+            keep->args[0] = nc;
+            keep->loc = out.nodes[first]->loc;
+            uint32_t w = (uint32_t)first;
+            for (uint32_t j = (uint32_t)first; j < out.n; j++) {
+                IrNode *m = out.nodes[j];
+                if (m->op == IR_OP_APPEND && m != keep)
+                    continue;
+                if (m == keep)
+                    out.nodes[w++] = nc;
+                out.nodes[w++] = m;
+            }
+            out.n = w;
+        }
+        n_run = 0;
+        if (n) {
+            for (uint32_t k = 0; ok && k < n->n_regions; k++)
+                ok = merge_appends(F, &n->regions[k]);
+            ok = ok && push(F, &out, n);
+        }
+    }
+    free(b.s);
+    free(r->nodes);
+    *r = out;
+    return ok && !p->oom;
+}
 
 static void count_uses(Fold *F, const IrRegion *r)
 {
@@ -285,170 +532,6 @@ static void count_uses(Fold *F, const IrRegion *r)
     }
 }
 
-static bool is_text(const IrNode *n)
-{
-    return n && n->op == IR_OP_CONST && n->type && n->type->kind == IR_TY_STR;
-}
-
-/* CONCAT operand list: flatten, merge constant neighbours, drop "". New
- * CONST nodes are created for merged texts (not placed in a region: they
- * are inserted right before the CONCAT by the caller). */
-static bool simplify_concat(Fold *F, IrRegion *r, uint32_t *at, IrNode *n)
-{
-    IrProgram *p = F->p;
-    uint32_t cap = n->n_args;
-    for (uint32_t i = 0; i < n->n_args; i++)
-        if (n->args[i]->op == IR_OP_CONCAT)
-            cap += n->args[i]->n_args;
-    IrNode **out = ir_alloc(p, (cap ? cap : 1) * sizeof *out);
-    if (!out)
-        return false;
-    uint32_t m = 0;
-    for (uint32_t i = 0; i < n->n_args; i++) {
-        IrNode *a = n->args[i];
-        uint32_t k_n = a->op == IR_OP_CONCAT ? a->n_args : 1;
-        for (uint32_t k = 0; k < k_n; k++) {
-            IrNode *x = a->op == IR_OP_CONCAT ? a->args[k] : a;
-            if (is_text(x) && x->cnst->len == 0)
-                continue;
-            if (is_text(x) && m > 0 && is_text(out[m - 1])) {
-                const IrConst *c0 = out[m - 1]->cnst;
-                IrConst *c = ir_const_str2(p, c0->s, c0->len, x->cnst->s, x->cnst->len);
-                if (!c)
-                    return !p->oom;
-                IrNode *nc = ir_node_new(p, F->f, IR_OP_CONST, p->t_str, 0, 0, x->loc);
-                if (!nc || !ir_region_insert(p, r, *at, nc))
-                    return false;
-                nc->cnst = c;
-                (*at)++;
-                out[m - 1] = nc;
-                continue;
-            }
-            out[m++] = x;
-        }
-    }
-    n->args = out;
-    n->n_args = m;
-    return true;
-}
-
-static bool fold_region(Fold *F, IrRegion *r);
-
-static bool fold_node(Fold *F, IrRegion *r, uint32_t *at)
-{
-    IrProgram *p = F->p;
-    IrNode *n = r->nodes[*at];
-    for (uint32_t k = 0; k < n->n_regions; k++)
-        if (!fold_region(F, &n->regions[k]))
-            return false;
-    if (n->op == IR_OP_CONCAT && !simplify_concat(F, r, at, n))
-        return false;
-    /* all-constant operands: fold in place */
-    bool all_const = n->op != IR_OP_CONST && ir_has_value(n);
-    const IrConst *vals[64];
-    for (uint32_t i = 0; all_const && i < n->n_args; i++) {
-        if (i >= 64 || n->args[i]->op != IR_OP_CONST)
-            all_const = false;
-        else
-            vals[i] = n->args[i]->cnst;
-    }
-    if (all_const) {
-        const IrConst *c = ir_fold_eval(p, n, vals);
-        if (c && c->type == n->type) {
-            n->op = IR_OP_CONST;
-            n->cnst = c;
-            n->n_args = 0;
-            n->aop = 0;
-            return true;
-        }
-    }
-    if (n->op == IR_OP_CONCAT && n->n_args == 1 && n->args[0]->type == p->t_str) {
-        /* CONCAT(x) == x: make later users read x */
-        ir_replace_uses(r, *at + 1, n, n->args[0]);
-    }
-    return true;
-}
-
-/* Frees the node arrays of a region that left the program. */
-static void free_region(IrRegion *r)
-{
-    for (uint32_t i = 0; i < r->n; i++)
-        for (uint32_t k = 0; k < r->nodes[i]->n_regions; k++)
-            free_region(&r->nodes[i]->regions[k]);
-    free(r->nodes);
-    *r = (IrRegion){0};
-}
-
-/* Removes r->nodes[at] (an IF on a constant) and splices the taken region in. */
-static bool inline_if(Fold *F, IrRegion *r, uint32_t at)
-{
-    IrNode *n = r->nodes[at];
-    IrRegion *taken = &n->regions[n->args[0]->cnst->b ? 0 : 1];
-    ir_region_remove(r, at);
-    for (uint32_t i = 0; i < taken->n; i++)
-        if (!ir_region_insert(F->p, r, at + i, taken->nodes[i]))
-            return false;
-    free(taken->nodes);
-    *taken = (IrRegion){0};
-    free_region(&n->regions[n->args[0]->cnst->b ? 1 : 0]);   /* the dropped branch */
-    return true;
-}
-
-static bool fold_region(Fold *F, IrRegion *r)
-{
-    for (uint32_t i = 0; i < r->n; i++) {
-        IrNode *n = r->nodes[i];
-        if (n->op == IR_OP_IF && n->args[0] && n->args[0]->op == IR_OP_CONST) {
-            if (!inline_if(F, r, i))
-                return false;
-            i--;               /* revisit the first spliced node (wraps at 0, then ++) */
-            continue;
-        }
-        if (!fold_node(F, r, &i))
-            return false;
-    }
-    return true;
-}
-
-/* Step 4: merge APPEND(const) APPEND(const) and drop APPEND "" */
-static bool merge_appends(Fold *F, IrRegion *r)
-{
-    IrProgram *p = F->p;
-    for (uint32_t i = 0; i < r->n; i++) {
-        IrNode *n = r->nodes[i];
-        for (uint32_t k = 0; k < n->n_regions; k++)
-            if (!merge_appends(F, &n->regions[k]))
-                return false;
-        if (n->op != IR_OP_APPEND || !is_text(n->args[0]))
-            continue;
-        if (n->args[0]->cnst->len == 0) {
-            ir_region_remove(r, i--);
-            continue;
-        }
-        /* find the previous APPEND of a constant, skipping only pure nodes */
-        for (uint32_t j = i; j-- > 0;) {
-            IrNode *m = r->nodes[j];
-            if (m->op == IR_OP_APPEND && is_text(m->args[0])) {
-                const IrConst *a = m->args[0]->cnst, *b = n->args[0]->cnst;
-                IrConst *c = ir_const_str2(p, a->s, a->len, b->s, b->len);
-                if (!c)
-                    return !p->oom;
-                IrNode *nc = ir_node_new(p, F->f, IR_OP_CONST, p->t_str, 0, 0, m->args[0]->loc);
-                if (!nc || !ir_region_insert(p, r, j, nc))
-                    return false;
-                nc->cnst = c;
-                m->args[0] = nc;       /* m moved to j + 1 */
-                ir_region_remove(r, i + 1);
-                i--;
-                break;
-            }
-            if (m->op != IR_OP_CONST && m->op != IR_OP_LOAD)
-                break;
-        }
-    }
-    return true;
-}
-
 static bool removable(const IrNode *n)
 {
     switch (n->op) {
@@ -460,40 +543,49 @@ static bool removable(const IrNode *n)
     }
 }
 
-/* Step 5: repeat until nothing changes (a removed CONCAT frees its operands). */
-static bool sweep(Fold *F, IrRegion *r)
+/* Step 5: backwards, so a removed CONCAT frees its operands in the same
+ * sweep (operands always come before their users). */
+static void sweep(Fold *F, IrRegion *r)
 {
-    bool changed = false;
+    uint32_t w = r->n;
     for (uint32_t i = r->n; i-- > 0;) {
         IrNode *n = r->nodes[i];
-        for (uint32_t k = 0; k < n->n_regions; k++)
-            changed |= sweep(F, &n->regions[k]);
         if (removable(n) && F->n_uses[n->id] == 0) {
             for (uint32_t a = 0; a < n->n_args; a++)
                 F->n_uses[n->args[a]->id]--;
-            ir_region_remove(r, i);
-            changed = true;
+            continue;
         }
+        for (uint32_t k = 0; k < n->n_regions; k++)
+            sweep(F, &n->regions[k]);
+        r->nodes[--w] = n;
     }
-    return changed;
+    if (w > 0 && w < r->n)
+        memmove(r->nodes, r->nodes + w, (r->n - w) * sizeof *r->nodes);
+    r->n -= w;
 }
 
 static bool fold_func(IrProgram *p, IrFunc *f)
 {
-    Fold F = {p, f, NULL};
+    Fold F = {p, f, NULL, NULL, f->n_ids};
+    bool ok = false;
+    F.fwd = calloc(f->n_ids ? f->n_ids : 1, sizeof *F.fwd);
+    if (!F.fwd)
+        goto out;
     if (!fold_region(&F, &f->body) || !merge_appends(&F, &f->body))
-        return false;
-    /* the WHILE condition region's last value is used by its WHILE: keep it */
+        goto out;
+    /* fold and merge_appends made new nodes: size the use counts now */
     F.n_uses = calloc(f->n_ids ? f->n_ids : 1, sizeof *F.n_uses);
-    if (!F.n_uses) {
-        p->oom = true;
-        return false;
-    }
+    if (!F.n_uses)
+        goto out;
     count_uses(&F, &f->body);
-    while (sweep(&F, &f->body))
-        ;
+    sweep(&F, &f->body);
+    ok = true;
+out:
+    if (!ok)
+        p->oom = true;
+    free(F.fwd);
     free(F.n_uses);
-    return true;
+    return ok;
 }
 
 bool ir_pass_fold(IrProgram *p)

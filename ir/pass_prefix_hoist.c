@@ -28,11 +28,18 @@
 #define MAX_UNROLL 4096u       /* loop iterations evaluated per prefix */
 #define MAX_PREFIX (1u << 20)  /* bytes of one prefix */
 
+/* Per-function scratch, reused by every prefix walk of the function: an
+ * entry is valid only when its generation is the walk's (no clearing). */
+typedef struct {
+    const IrConst **slot, **val;
+    uint32_t *sgen, *vgen;
+    uint32_t n_slot, n_val, gen;
+} Scratch;
+
 typedef struct {
     IrProgram *p;
     const IrFunc *f;
-    const IrConst **slot;     /* known slot values (NULL: unknown) */
-    const IrConst **val;      /* known node values by id */
+    Scratch *s;
     IrSeg *segs;
     uint32_t n_segs, cap_segs, n_bytes, steps;
     bool stop;
@@ -74,7 +81,52 @@ static bool add_seg(Pre *P, IrSegKind k, IrRole role, const char *s, uint32_t le
 
 static const IrConst *known(Pre *P, const IrNode *n)
 {
-    return n && n->id < P->f->n_ids ? P->val[n->id] : NULL;
+    Scratch *s = P->s;
+    return n && n->id < s->n_val && s->vgen[n->id] == s->gen ? s->val[n->id] : NULL;
+}
+
+static void set_val(Pre *P, const IrNode *n, const IrConst *c)
+{
+    Scratch *s = P->s;
+    if (n->id < s->n_val) {
+        s->val[n->id] = c;
+        s->vgen[n->id] = s->gen;
+    }
+}
+
+static const IrConst *slot_get(Pre *P, uint32_t slot)
+{
+    Scratch *s = P->s;
+    return slot < s->n_slot && s->sgen[slot] == s->gen ? s->slot[slot] : NULL;
+}
+
+static void slot_set(Pre *P, uint32_t slot, const IrConst *c)
+{
+    Scratch *s = P->s;
+    if (slot < s->n_slot) {
+        s->slot[slot] = c;
+        s->sgen[slot] = s->gen;
+    }
+}
+
+static bool scratch_init(Scratch *s, const IrFunc *f)
+{
+    memset(s, 0, sizeof *s);
+    s->n_slot = f->n_slots;
+    s->n_val = f->n_ids;
+    s->slot = calloc(s->n_slot ? s->n_slot : 1, sizeof *s->slot);
+    s->val = calloc(s->n_val ? s->n_val : 1, sizeof *s->val);
+    s->sgen = calloc(s->n_slot ? s->n_slot : 1, sizeof *s->sgen);
+    s->vgen = calloc(s->n_val ? s->n_val : 1, sizeof *s->vgen);
+    return s->slot && s->val && s->sgen && s->vgen;
+}
+
+static void scratch_deinit(Scratch *s)
+{
+    free(s->slot);
+    free(s->val);
+    free(s->sgen);
+    free(s->vgen);
 }
 
 static bool walk(Pre *P, const IrRegion *r);
@@ -86,14 +138,13 @@ static bool step(Pre *P, const IrNode *n)
         P->stop = true;
         return true;
     }
-    P->val[n->id] = NULL;
+    set_val(P, n, NULL);
     switch (n->op) {
     case IR_OP_LOAD:
-        P->val[n->id] = n->slot < P->f->n_slots ? P->slot[n->slot] : NULL;
+        set_val(P, n, slot_get(P, n->slot));
         return true;
     case IR_OP_STORE:
-        if (n->slot < P->f->n_slots)
-            P->slot[n->slot] = known(P, n->args[0]);
+        slot_set(P, n->slot, known(P, n->args[0]));
         return true;
     case IR_OP_APPEND: {
         const IrNode *a = n->args[0];
@@ -150,8 +201,7 @@ static bool step(Pre *P, const IrNode *n)
             } else {
                 e = xs->items[k];
             }
-            if (n->slot < P->f->n_slots)
-                P->slot[n->slot] = e;
+            slot_set(P, n->slot, e);
             if (!walk(P, &n->regions[0]))
                 return false;
         }
@@ -168,7 +218,7 @@ static bool step(Pre *P, const IrNode *n)
     for (uint32_t i = 0; i < n->n_args; i++)
         if (i >= 64 || !(vals[i] = known(P, n->args[i])))
             return true;       /* a value we do not know; the walk goes on */
-    P->val[n->id] = ir_fold_eval(P->p, n, vals);
+    set_val(P, n, ir_fold_eval(P->p, n, vals));
     return true;
 }
 
@@ -180,12 +230,14 @@ static bool walk(Pre *P, const IrRegion *r)
     return true;
 }
 
-/* The constant prefix of region r of f; *out NULL when the walk failed. */
-static bool prefix_of(IrProgram *p, const IrFunc *f, const IrRegion *r, IrPrefix **out)
+/* The constant prefix of region r of f (a fresh walk over scratch s);
+ * false on allocation failure. */
+static bool prefix_of(IrProgram *p, const IrFunc *f, Scratch *s, const IrRegion *r,
+                      IrPrefix **out)
 {
-    Pre P = {p, f, calloc(f->n_slots ? f->n_slots : 1, sizeof(IrConst *)),
-             calloc(f->n_ids ? f->n_ids : 1, sizeof(IrConst *)), NULL, 0, 0, 0, 0, false};
-    bool ok = P.slot && P.val && walk(&P, r);
+    Pre P = {p, f, s, NULL, 0, 0, 0, 0, false};
+    s->gen++;
+    bool ok = walk(&P, r);
     *out = NULL;
     if (ok) {
         IrPrefix *x = ir_alloc(p, sizeof *x);
@@ -199,10 +251,6 @@ static bool prefix_of(IrProgram *p, const IrFunc *f, const IrRegion *r, IrPrefix
             *out = x;
         }
     }
-    if (!P.slot || !P.val)
-        p->oom = true;
-    free(P.slot);
-    free(P.val);
     free(P.segs);
     return *out != NULL;
 }
@@ -225,29 +273,47 @@ static void mark_calls(const IrProgram *p, const IrRegion *r, uint8_t *reach, ui
 
 /* ------------------------------------------------------------ fork prefixes */
 
-static bool hoist_forks(IrProgram *p, IrFunc *f, IrRegion *r)
+static bool hoist_forks(IrProgram *p, IrFunc *f, Scratch *s, IrRegion *r)
 {
+    uint32_t n_forks = 0;
     for (uint32_t i = 0; i < r->n; i++) {
         IrNode *n = r->nodes[i];
         for (uint32_t k = 0; k < n->n_regions; k++)
-            if (!hoist_forks(p, f, &n->regions[k]))
+            if (!hoist_forks(p, f, s, &n->regions[k]))
                 return false;
-        if (n->op != IR_OP_FORK)
-            continue;
-        if (i > 0 && r->nodes[i - 1]->op == IR_OP_PREFILL)
-            continue;          /* already hoisted (pass run twice) */
-        IrPrefix *x;
-        if (!prefix_of(p, f, &n->regions[0], &x))
-            return false;
-        IrNode *pf = ir_node_new(p, f, IR_OP_PREFILL, NULL, 0, 0, n->loc);
-        if (!pf || !ir_region_insert(p, r, i, pf))
-            return false;
-        pf->prefix = x;
-        pf->flags = IR_F_HOISTED;
-        pf->index = UINT32_MAX;
-        i++;
+        n_forks += n->op == IR_OP_FORK && !(i > 0 && r->nodes[i - 1]->op == IR_OP_PREFILL);
     }
-    return true;
+    if (!n_forks)
+        return true;
+    /* rebuild the region once (linear however many forks it has) */
+    IrNode **out = malloc(((size_t)r->n + n_forks) * sizeof *out);
+    if (!out) {
+        p->oom = true;
+        return false;
+    }
+    uint32_t m = 0;
+    bool ok = true;
+    for (uint32_t i = 0; i < r->n; i++) {
+        IrNode *n = r->nodes[i];
+        if (ok && n->op == IR_OP_FORK && !(i > 0 && r->nodes[i - 1]->op == IR_OP_PREFILL)) {
+            IrPrefix *x;
+            IrNode *pf = NULL;
+            ok = prefix_of(p, f, s, &n->regions[0], &x) &&
+                 (pf = ir_node_new(p, f, IR_OP_PREFILL, NULL, 0, 0, n->loc)) != NULL;
+            if (ok) {
+                pf->prefix = x;
+                pf->flags = IR_F_HOISTED;
+                pf->index = UINT32_MAX;
+                out[m++] = pf;
+            }
+        }
+        out[m++] = n;
+    }
+    free(r->nodes);
+    r->nodes = out;
+    r->n = m;
+    r->cap = m;
+    return ok;
 }
 
 bool ir_pass_prefix_hoist(IrProgram *p)
@@ -276,8 +342,12 @@ bool ir_pass_prefix_hoist(IrProgram *p)
     for (uint32_t i = 0; ok && i < p->n_funcs; i++) {
         IrFunc *f = p->funcs[i];
         IrPrefix *x;
-        if (!(ok = prefix_of(p, f, &f->body, &x)))
+        Scratch sc;
+        if (!scratch_init(&sc, f) || !prefix_of(p, f, &sc, &f->body, &x)) {
+            scratch_deinit(&sc);
+            ok = false;
             break;
+        }
         if (reach[i] && x->n_segs > 0) {
             IrNode *pf = ir_node_new(p, p->init, IR_OP_PREFILL, NULL, 0, 0, f->loc);
             ok = pf && ir_region_push(p, &p->init->body, pf);
@@ -287,7 +357,8 @@ bool ir_pass_prefix_hoist(IrProgram *p)
                 pf->index = i;
             }
         }
-        ok = ok && hoist_forks(p, f, &f->body);
+        ok = ok && hoist_forks(p, f, &sc, &f->body);
+        scratch_deinit(&sc);
     }
     free(reach);
     free(stack);

@@ -267,6 +267,13 @@ static void test_verify_async_calls(void **state)
     assert_false(verify_quiet(p));
     ir_region_insert(p, body, (uint32_t)ai, aw);
     assert_true(verify_quiet(p));
+    /* awaited twice */
+    IrNode *aw2 = ir_node_new(p, (IrFunc *)m, IR_OP_AWAIT, call->type, 1, 0, call->loc);
+    aw2->args[0] = call;
+    ir_region_insert(p, body, (uint32_t)ai + 1, aw2);
+    assert_false(verify_quiet(p));
+    ir_region_remove(body, (uint32_t)ai + 1);
+    assert_true(verify_quiet(p));
     /* a direct use of the future */
     IrNode *st = body->nodes[ai + 1];
     assert_int_equal(st->op, IR_OP_STORE);
