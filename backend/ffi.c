@@ -2,6 +2,7 @@
 #include "backend/ffi.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <ffi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,15 +115,21 @@ bool sgl_ffi_call(SglFfi *f, uint32_t i, Value *const *args, Value **out, char *
     }
     union { ffi_arg a; int64_t i; double d; const char *s; uint8_t b; } ret;
     memset(&ret, 0, sizeof ret);
+    errno = 0;
     ffi_call(&fn->cif, fn->fn, &ret, ptrs);
+    int err = errno;
     IrTyKind rk = e->ret ? e->ret->kind : IR_TY_VOID;
     switch (rk) {
     case IR_TY_INT: *out = val_int(ret.i); break;
     case IR_TY_FLOAT: *out = val_float(ret.d); break;
     case IR_TY_BOOL: *out = val_bool((uint8_t)ret.a != 0); break;
     case IR_TY_STR:
-        if (!ret.s) {
-            snprintf(msg, cap, "extern '%s' returned NULL for a str", e->name);
+        if (!ret.s) {   /* the error convention (ffi.h) */
+            if (err)
+                snprintf(msg, cap, "extern '%s' failed: %s (it returned NULL, errno %d)", e->name,
+                         strerror(err), err);
+            else
+                snprintf(msg, cap, "extern '%s' failed (it returned NULL)", e->name);
             return false;
         }
         *out = val_str(ret.s, strlen(ret.s));
