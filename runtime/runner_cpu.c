@@ -483,11 +483,11 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
 
 static const SglRunnerOps cpu_ops = {.name = "cpu", .forward = cpu_forward, .free = cpu_free};
 
-/* Bump allocator over one block: returns p and advances by n floats (kept
- * 64-byte aligned). */
-static float *take(char **cur, int64_t n)
+/* Bump allocator over one block: returns the cursor and advances it by n
+ * 4-byte elements (floats or int32), keeping 64-byte alignment. */
+static void *take(char **cur, int64_t n)
 {
-    float *p = (float *)*cur;
+    void *p = *cur;
     *cur += (n * 4 + 63) / 64 * 64;
     return p;
 }
@@ -629,7 +629,7 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->rope_sin = take(&cur, T * (r->hd / 2));
     r->scratch_len = rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV)) / 4;
     r->scratch = take(&cur, r->scratch_len * r->base.opts.n_threads);
-    r->tok_seq = (int32_t *)take(&cur, T);
+    r->tok_seq = take(&cur, T);
     /* OpenBLAS keeps a process-wide thread count. The runner splits work
      * over its own threads, so OpenBLAS runs single-threaded inside each:
      * results and timings stay deterministic. */
