@@ -12,7 +12,8 @@
  *    moved down with the AWAIT to just before the first node that reads or
  *    writes that slot. Never past a node that may leave the region (BREAK,
  *    CONTINUE, RETURN, or a region containing one) or the region's end. A
- *    call whose AWAIT would follow it immediately stays synchronous.
+ *    call with only CONST/LOAD nodes (and no other AWAIT) before its AWAIT
+ *    stays synchronous.
  *    Each scan looks at most WINDOW nodes ahead (or back): past that, the
  *    AWAIT goes at the window's end -- still correct, only less overlap --
  *    and each region is rebuilt once, so the pass is linear in its size.
@@ -120,7 +121,13 @@ static bool plan_call(Fj *F, IrRegion *r, uint32_t i, Pend **pend, uint32_t *n_p
                !ir_node_exits(r->nodes[k]))
             k++;
     }
-    if (k - i - 1 - (store ? 1 : 0) == 0)
+    uint32_t work = 0;         /* nodes in between that do more than name a value */
+    for (uint32_t j = i + 1; j < k; j++)
+        work += r->nodes[j] != store && r->nodes[j]->op != IR_OP_CONST &&
+                r->nodes[j]->op != IR_OP_LOAD;
+    for (uint32_t q = 0; q < *n_pend; q++)      /* an earlier call's AWAIT in between: */
+        work += (*pend)[q].k > i && (*pend)[q].k <= k;  /* the caller waits there anyway */
+    if (work == 0)
         return true;           /* nothing to overlap with: stay synchronous */
     IrNode *aw = ir_node_new(F->p, F->f, IR_OP_AWAIT, c->type, 1, 0, c->loc);
     if (!aw)

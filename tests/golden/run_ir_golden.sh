@@ -41,6 +41,23 @@ for src in "$root"/examples/*.sgl; do
         fi
     done
 done
+# The pass options of `sglc check` (usage errors exit 2; --no-pass really skips).
+ex=$root/examples/nested_calls.sgl
+"$sglc" check --no-pass=nope "$ex" >/dev/null 2>&1
+[ $? -eq 2 ] || { echo "FAIL: --no-pass=nope should be a usage error (exit 2)" >&2; fail=1; }
+"$sglc" check --dump-after=nope "$ex" >/dev/null 2>&1
+[ $? -eq 2 ] || { echo "FAIL: --dump-after=nope should be a usage error (exit 2)" >&2; fail=1; }
+"$sglc" check --emit=ir "$ex" | grep -q ' async' ||
+    { echo "FAIL: --emit=ir of $ex has no async call" >&2; fail=1; }
+if "$sglc" check --emit=ir --no-pass=forkjoin "$ex" | grep -q ' async'; then
+    echo "FAIL: --no-pass=forkjoin still made calls async" >&2; fail=1
+fi
+if "$sglc" check --emit=ir --no-pass=prefix_hoist --no-pass=fold "$ex" | grep -q 'PREFILL'; then
+    echo "FAIL: --no-pass=prefix_hoist still emitted PREFILL" >&2; fail=1
+fi
+[ "$("$sglc" check --dump-after=all "$ex" | grep -c '^;; after ')" -eq 4 ] ||
+    { echo "FAIL: --dump-after=all should dump 4 stages" >&2; fail=1; }
+
 if [ "$n" -eq 0 ]; then
     echo "FAIL: no examples found in $root/examples" >&2
     exit 1
