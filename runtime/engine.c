@@ -484,6 +484,8 @@ static void gen_event(void *user, const SglEvent *ev)
     SglGenResult *res = g->res;
     SglGenSample *s = &res->samples[ev->index];
     if (ev->kind == SGL_EV_TOKEN) {
+        /* jump-forward replaced the last n_rollback tokens */
+        s->n_output = s->n_output > ev->n_rollback ? s->n_output - ev->n_rollback : 0;
         if (ev->n_top > 0) {
             int32_t k = s->n_output; /* tokens so far (counted below) */
             if (k >= g->top_cap[ev->index]) {

@@ -27,6 +27,13 @@ typedef struct {
     bool (*mask)(void *ctx, int32_t index, uint32_t *allowed, int32_t vocab);
     bool (*accept)(void *ctx, int32_t index, int32_t token);
     void (*release)(void *ctx);
+    /* Jump-forward (both NULL: none). forced: the bytes every accepted
+     * continuation of sample index must start with (*bytes borrowed until the
+     * next hook call); false or *len 0 when nothing is forced. accept_bytes:
+     * the engine appended exactly those bytes; return true when the
+     * constraint is then complete. */
+    bool (*forced)(void *ctx, int32_t index, const char **bytes, size_t *len);
+    bool (*accept_bytes)(void *ctx, int32_t index, const char *bytes, size_t len);
 } SglConstraint;
 
 typedef enum { SGL_EV_TOKEN, SGL_EV_FINAL } SglEventKind;
@@ -38,6 +45,9 @@ typedef struct {
     int32_t index;                 /* sample index (0..n-1) */
     /* TOKEN (and FINAL: the last released text piece, may be empty) */
     int32_t token;
+    int32_t n_rollback;            /* TOKEN: drop this many earlier TOKEN ids of the sample
+                                    * first (jump-forward re-tokenized them; text unchanged) */
+    bool forced;                   /* TOKEN: appended by jump-forward, not sampled (logprob 0) */
     float logprob;                 /* raw log-prob of token (when return_logprob) */
     int32_t n_top;
     const SglTopLogprob *top;      /* (n_top) best first */
@@ -86,6 +96,7 @@ typedef struct {
     int32_t max_prefill_tokens;    /* max prompt tokens per step; default chunked_prefill_size */
     SglPolicy policy;              /* default lpm */
     bool disable_radix_cache;
+    bool disable_jump_forward;     /* constrained requests decode forced text token by token */
     bool check_integrity;          /* pool + cache + scheduler checks after every step */
     uint64_t seed;                 /* seeds samplers of requests without a seed */
     /* Optional step log: called on the loop thread after each forward. */
@@ -97,6 +108,9 @@ typedef struct {
     int64_t steps, forward_tokens, prefill_tokens, decode_tokens, generated_tokens;
     int64_t cached_tokens;         /* sum of prefix-cache hits at admission */
     int64_t requests_finished, requests_aborted, retractions;
+    int64_t jump_forwards;         /* forced strings appended at once */
+    int64_t jump_forward_tokens;   /* tokens those appended (after re-tokenization) */
+    int64_t jump_forward_rollbacks; /* earlier output tokens they replaced */
     int64_t integrity_failures;    /* check_integrity: steps whose checks failed */
     int32_t running, queued;
     int32_t pool_pages, pool_free_pages, page_size;

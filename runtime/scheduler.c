@@ -61,6 +61,7 @@ typedef struct SchedSeq {
     int32_t lane;                  /* slot-table lane while running, else -1 */
     int32_t cached_tokens;         /* prefix hit at first admission */
     bool admitted_once;
+    bool jf_start_done;            /* the constraint's start state was checked for forced text */
     int32_t sort_key;              /* policy scratch */
     /* this step */
     int32_t n_new, sample_row, lp_row0, lp_pos0, n_lp;
@@ -336,6 +337,8 @@ static void emit_token(SchedSeq *q, int32_t tok, float lp, const char *text, siz
     ev.id = r->id;
     ev.index = q->index;
     ev.token = tok;
+    ev.n_rollback = 0;
+    ev.forced = false;
     ev.logprob = lp;
     ev.n_top = r->r.params.top_logprobs_num;
     ev.top = q->top;
@@ -1212,6 +1215,299 @@ static void flush_text(SchedSeq *q, const char **text, size_t *len)
     *len = safe;
 }
 
+/* ---- jump-forward ---------------------------------------------------------
+ *
+ * When a constrained sequence reaches a DFA state whose next bytes are forced
+ * (the keys and punctuation of a JSON object), they are appended at once
+ * instead of being decoded token by token. Tokenizing the forced text alone
+ * would give a token sequence the tokenizer never produces at the boundary
+ * ("John" + "\", " vs "John\"" + ", "), so, as SGLang's jump-forward does,
+ * the last few output tokens are re-tokenized together with the forced text:
+ * with w0 = max(tree_len, n_input, n_tokens - JF_RETOK_TOKENS),
+ *   text   = bytes(tokens[w0, n_tokens)) + forced
+ *   ids    = encode(text), accepted only when the ids spell text exactly
+ *   common = longest common prefix of ids and tokens[w0, n_tokens)
+ * tokens[w0 + common, n_tokens) are rolled back and ids[common..] appended.
+ * KV ownership: w0 >= tree_len, so every rolled-back position lies in pages
+ * the sequence owns; kv_len drops to at most w0 + common and those pages are
+ * reused when the next step computes tokens [kv_len, n_tokens) as one extend
+ * chunk (the page table already maps them, nothing is freed or allocated
+ * here; pages past the new end are released or cached at finish as usual).
+ * Streaming: the text is unchanged byte for byte, so the detokenizer is
+ * rebuilt over the new output ids and only text past what the stop matcher
+ * already saw is pushed; TOKEN events of the new ids carry n_rollback (ids of
+ * earlier events they replace) and forced = true, logprob 0. The jump is
+ * skipped (decoding goes on token by token) when no exact encoding exists,
+ * the result would pass max_new_tokens, or a new id is a stop id. This is
+ * allocation per jump, not per token. */
+
+#define JF_RETOK_TOKENS 8   /* output tokens re-tokenized with the forced text */
+
+static const char *token_bytes(const Sched *s, int32_t id, size_t *len)
+{
+    *len = 0;
+    if (s->cfg.tok)
+        return sgl_tokenizer_token_bytes(s->cfg.tok, id, len);
+    if (s->cfg.token_text)
+        return s->cfg.token_text(s->cfg.token_text_user, id, len);
+    return "";
+}
+
+/* ids[0..n) spell text[0..len) byte for byte with no special token. */
+static bool spells(const Sched *s, const int32_t *ids, int32_t n, const char *text, size_t len)
+{
+    size_t off = 0;
+    for (int32_t i = 0; i < n; i++) {
+        size_t tl;
+        const char *tb = token_bytes(s, ids[i], &tl);
+        if (tl == 0 || tl > len - off || memcmp(text + off, tb, tl) != 0)
+            return false;
+        if (s->cfg.tok && sgl_tokenizer_is_special(s->cfg.tok, ids[i]))
+            return false;
+        off += tl;
+    }
+    return off == len;
+}
+
+/* The tokenizer's encoding of text when it spells text exactly (a leading
+ * lone " " token, SentencePiece's dummy prefix, is dropped); else NULL.
+ * malloc'd, *n ids. */
+static int32_t *canonical_tokens(const Sched *s, const char *text, size_t len, int32_t *n)
+{
+    int32_t *ids = NULL, m = 0;
+    *n = 0;
+    SglStatus st = SGL_E_UNSUPPORTED;
+    if (s->cfg.tok)
+        st = sgl_tokenizer_encode(s->cfg.tok, text, len, false, &ids, &m);
+    else if (s->cfg.token_encode)
+        st = s->cfg.token_encode(s->cfg.token_text_user, text, len, &ids, &m);
+    if (st != SGL_OK)
+        return NULL;
+    if (m > 0 && spells(s, ids, m, text, len)) {
+        *n = m;
+        return ids;
+    }
+    size_t l0 = 0;
+    const char *b0 = m > 1 ? token_bytes(s, ids[0], &l0) : "";
+    if (l0 == 1 && b0[0] == ' ' && spells(s, ids + 1, m - 1, text, len)) {
+        memmove(ids, ids + 1, (size_t)(m - 1) * sizeof *ids);
+        *n = m - 1;
+        return ids;
+    }
+    free(ids);
+    return NULL;
+}
+
+/* Appends p[0..n) to the growing buffer *buf (*len used, *cap allocated). */
+static bool buf_add(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*len + n + 1) * 2;
+        char *b = realloc(*buf, nc);
+        if (!b)
+            return false;
+        *buf = b;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return true;
+}
+
+/* The text a fresh stream releases for outputs ids[0..n): with a tokenizer
+ * *d (initialized here; caller keeps or deinits it on true) detokenizes
+ * them, else the test hook's token texts are concatenated. NULL-safe false
+ * on allocation failure. */
+static bool outputs_text(const Sched *s, const int32_t *ids, int32_t n, SglDetok *d, char **buf,
+                         size_t *len)
+{
+    size_t cap = 0;
+    *buf = NULL;
+    *len = 0;
+    if (!buf_add(buf, len, &cap, "", 0))
+        return false;
+    if (s->cfg.tok)
+        sgl_detok_init(d, s->cfg.tok, true);
+    for (int32_t i = 0; i < n; i++) {
+        if (s->cfg.tok) {
+            char *t = NULL;
+            size_t tl = 0;
+            bool ok = sgl_detok_push(d, ids[i], &t, &tl) == SGL_OK && buf_add(buf, len, &cap, t, tl);
+            free(t);
+            if (!ok)
+                goto fail;
+        } else if (s->cfg.token_text) {
+            size_t tl = 0;
+            const char *t = s->cfg.token_text(s->cfg.token_text_user, ids[i], &tl);
+            if (!buf_add(buf, len, &cap, t, tl))
+                goto fail;
+        }
+    }
+    return true;
+fail:
+    if (s->cfg.tok)
+        sgl_detok_deinit(d);
+    free(*buf);
+    *buf = NULL;
+    return false;
+}
+
+/* A TOKEN event for an id appended by jump-forward. */
+static void emit_forced(SchedSeq *q, int32_t tok, int32_t n_rollback, const char *text, size_t len)
+{
+    SchedReq *r = q->req;
+    for (int32_t j = 0; j < r->r.params.top_logprobs_num; j++)
+        q->top[j] = j == 0 ? (SglTopLogprob){tok, 0.0f} : (SglTopLogprob){-1, -INFINITY};
+    SglEvent ev = {0};
+    ev.kind = SGL_EV_TOKEN;
+    ev.id = r->id;
+    ev.index = q->index;
+    ev.token = tok;
+    ev.n_rollback = n_rollback;
+    ev.forced = true;
+    ev.logprob = 0.0f;
+    ev.n_top = r->r.params.top_logprobs_num;
+    ev.top = q->top;
+    ev.text = text;
+    ev.text_len = len;
+    ev.matched_token = -1;
+    emit(r, &ev);
+}
+
+/* finish_seq for a sequence that may still be in the waiting queue. */
+static void finish_any(Sched *s, SchedSeq *q, SglFinishKind kind, const char *text, size_t len)
+{
+    if (q->state == SEQ_WAITING)
+        for (int32_t j = 0; j < s->n_waiting; j++)
+            if (s->waiting[j] == q) {
+                waiting_remove_at(s, j);
+                break;
+            }
+    finish_seq(s, q, kind, true, text, len);
+}
+
+/* Appends q's forced text (see above). Returns true when q finished (it
+ * was then freed or removed from whichever queue held it). */
+static bool jump_forward(Sched *s, SchedSeq *q)
+{
+    SchedReq *r = q->req;
+    const SglConstraint *c = &r->r.constraint;
+    const char *fb = NULL;
+    size_t fl = 0;
+    if (s->cfg.o.disable_jump_forward || !c->forced || !c->accept_bytes ||
+        !c->forced(c->ctx, q->index, &fb, &fl) || fl == 0)
+        return false;
+    int32_t n_in = r->r.n_input;
+    int32_t w0 = max32(max32(q->tree_len, n_in), q->n_tokens - JF_RETOK_TOKENS);
+    char *text = NULL, *d_text = NULL;
+    int32_t *ids = NULL, *outs = NULL, m = 0;
+    size_t tlen = fl, d_len = 0;
+    SglDetok nd;
+    bool finished = false, have_nd = false;
+    for (int32_t i = w0; i < q->n_tokens; i++) {
+        size_t l;
+        token_bytes(s, q->tokens[i], &l);
+        tlen += l;
+    }
+    if (!(text = malloc(tlen + 1)))
+        goto out;
+    size_t off = 0;
+    for (int32_t i = w0; i < q->n_tokens; i++) {
+        size_t l;
+        const char *b = token_bytes(s, q->tokens[i], &l);
+        memcpy(text + off, b, l);
+        off += l;
+    }
+    memcpy(text + off, fb, fl);
+    ids = canonical_tokens(s, text, tlen, &m);
+    if (!ids && w0 < q->n_tokens) {
+        w0 = q->n_tokens; /* the tail does not round-trip: the forced text alone */
+        ids = canonical_tokens(s, fb, fl, &m);
+    }
+    if (!ids)
+        goto out;
+    int32_t common = 0;
+    while (common < m && w0 + common < q->n_tokens && ids[common] == q->tokens[w0 + common])
+        common++;
+    int32_t new_n = w0 + m, n_roll = q->n_tokens - (w0 + common);
+    if (new_n - n_in > r->max_new || common == m)
+        goto out;
+    for (int32_t i = common; i < m; i++)
+        if (is_stop_token(s, q, ids[i]))
+            goto out;
+    /* the stream's text so far must be a prefix of the new outputs' text */
+    if (!(outs = malloc(((size_t)(new_n - n_in) + 1) * sizeof *outs)))
+        goto out;
+    memcpy(outs, q->tokens + n_in, (size_t)(w0 + common - n_in) * sizeof *outs);
+    memcpy(outs + (w0 + common - n_in), ids + common, (size_t)(m - common) * sizeof *outs);
+    if (!outputs_text(s, outs, new_n - n_in, &nd, &d_text, &d_len))
+        goto out;
+    have_nd = s->cfg.tok != NULL;
+    size_t seen = q->stop.len;
+    if (d_len < seen || (seen > 0 && memcmp(d_text, q->stop.buf, seen) != 0))
+        goto out;
+
+    /* commit */
+    bool complete = c->accept_bytes(c->ctx, q->index, fb, fl);
+    memcpy(q->tokens + w0 + common, ids + common, (size_t)(m - common) * sizeof *q->tokens);
+    q->n_tokens = new_n;
+    if (q->kv_len > w0 + common)
+        q->kv_len = w0 + common;
+    for (int32_t i = w0 + common - n_in; i < new_n - n_in; i++)
+        q->out_lp[i] = 0.0f;
+    q->n_out = new_n - n_in;
+    for (int32_t i = common; i < m; i++)
+        sgl_sampler_accept(q->sampler, ids[i]);
+    if (have_nd) {
+        sgl_detok_deinit(&q->detok);
+        q->detok = nd;
+        have_nd = false;
+    }
+    const char *rel = "";
+    size_t rel_len = 0;
+    push_text(q, d_text + seen, d_len - seen, &rel, &rel_len);
+    for (int32_t i = common; i < m; i++)
+        emit_forced(q, ids[i], i == common ? n_roll : 0, i == common ? rel : "", i == common ? rel_len : 0);
+    s->st.jump_forwards++;
+    s->st.jump_forward_tokens += m - common;
+    s->st.jump_forward_rollbacks += n_roll;
+    if (q->stop.matched) {
+        finish_any(s, q, SGL_FINISH_STOP, NULL, 0);
+        finished = true;
+    } else if (complete || q->n_out >= r->max_new) {
+        flush_text(q, &rel, &rel_len);
+        finish_any(s, q, complete ? SGL_FINISH_STOP : SGL_FINISH_LENGTH, rel, rel_len);
+        finished = true;
+    }
+out:
+    if (have_nd)
+        sgl_detok_deinit(&nd);
+    free(d_text);
+    free(outs);
+    free(ids);
+    free(text);
+    return finished;
+}
+
+/* Start states: a constrained sequence that was never admitted gets its
+ * forced prefix (the "{\"" of a JSON object) before its prompt is prefilled,
+ * so prompt and forced text are computed in one extend. */
+static void jump_forward_waiting(Sched *s)
+{
+    if (s->cfg.o.disable_jump_forward)
+        return;
+    for (int32_t i = 0; i < s->n_waiting;) {
+        SchedSeq *q = s->waiting[i];
+        if (!q->jf_start_done && q->req->r.constraint.forced) {
+            q->jf_start_done = true;
+            if (q->n_out == 0 && jump_forward(s, q))
+                continue; /* finished: removed from waiting[i] */
+        }
+        i++;
+    }
+}
+
 static void sample_seq(Sched *s, SchedSeq *q)
 {
     SchedReq *r = q->req;
@@ -1228,8 +1524,14 @@ static void sample_seq(Sched *s, SchedSeq *q)
     bool want_lp = r->r.params.return_logprob || r->r.params.top_logprobs_num > 0;
     if (sgl_sample(q->sampler, row, allowed, q->banned, n_banned, &tok, want_lp ? &lp : NULL,
                    r->r.params.top_logprobs_num > 0 ? q->top : NULL) != SGL_OK) {
-        snprintf(q->error, sizeof q->error, "the constraint allows no token");
-        finish_seq(s, q, SGL_FINISH_ERROR, true, NULL, 0);
+        /* an unsatisfiable constraint state: end this sample, never spin */
+        snprintf(q->error, sizeof q->error,
+                 "constraint: no token of the vocabulary can continue the output after %d tokens",
+                 (int)q->n_out);
+        const char *text = "";
+        size_t len = 0;
+        flush_text(q, &text, &len);
+        finish_seq(s, q, SGL_FINISH_ERROR, true, text, len);
         return;
     }
     sgl_sampler_accept(q->sampler, tok);
@@ -1257,6 +1559,8 @@ static void sample_seq(Sched *s, SchedSeq *q)
         flush_text(q, &text, &len);
         SglFinishKind k = stop_tok || c_done || q->stop.matched ? SGL_FINISH_STOP : SGL_FINISH_LENGTH;
         finish_seq(s, q, k, true, text, len);
+    } else {
+        jump_forward(s, q);
     }
 }
 
@@ -1312,6 +1616,9 @@ SglStatus sched_step(Sched *s, SglErr *err)
     s->nb = s->nt = s->nr = 0;
     for (int32_t i = 0; i < s->n_running; i++)
         s->running[i]->n_new = 0;
+    jump_forward_waiting(s);
+    if (sched_idle(s))
+        return SGL_E_AGAIN;
     schedule_decodes(s);
     schedule_prefills(s);
     if (s->nb == 0 && s->n_running > 0) {

@@ -7,7 +7,11 @@
  *      then admissions from the waiting queue in policy order;
  *   2. run: one runner forward over the batch;
  *   3. postprocess: prompt logprobs, sampling, stop checks, events, finishing
- *      (the sequence's KV goes into the radix cache and its lock is dropped).
+ *      (the sequence's KV goes into the radix cache and its lock is dropped),
+ *      and jump-forward: a constrained sequence whose constraint forces the
+ *      next bytes gets them appended at once, re-tokenized canonically with
+ *      its recent output (see jump_forward in scheduler.c), and computes them
+ *      as one extend chunk in the next step.
  * Tests drive it directly with a fake runner (tests/unit/test_scheduler.c).
  */
 #ifndef SGL_SCHEDULER_H
@@ -31,6 +35,10 @@ typedef struct {
     const SglTokenizer *tok;       /* borrowed, may be NULL: then token_text is used */
     /* Text of one token when there is no tokenizer (tests). May be NULL. */
     const char *(*token_text)(void *user, int32_t id, size_t *len);
+    /* Canonical encoding of text when there is no tokenizer (tests; used by
+     * jump-forward re-tokenization). May be NULL: then no jump-forward. On
+     * SGL_OK *ids is malloc'd and owned by the caller. */
+    SglStatus (*token_encode)(void *user, const char *text, size_t len, int32_t **ids, int32_t *n);
     void *token_text_user;
 } SchedConfig;
 

@@ -802,6 +802,36 @@ static bool constraint_accept(void *ctx, int32_t index, int32_t token)
     return true; /* accepted and nothing can follow */
 }
 
+static bool constraint_forced(void *ctx, int32_t index, const char **bytes, size_t *len)
+{
+    ConstraintCtx *c = ctx;
+    *bytes = NULL;
+    *len = 0;
+    if (index < 0 || index >= c->n_samples || c->cur[index].done)
+        return false;
+    return tokmask_forced(&c->cur[index], bytes, len);
+}
+
+/* Advances over jump-forward bytes; true when the text is then complete
+ * (accepting with no possible continuation) or the bytes were refused. */
+static bool constraint_accept_bytes(void *ctx, int32_t index, const char *bytes, size_t len)
+{
+    ConstraintCtx *c = ctx;
+    if (index < 0 || index >= c->n_samples)
+        return true;
+    TokCursor *cur = &c->cur[index];
+    if (tokmask_advance_bytes(cur, bytes, len) != SGL_OK)
+        return true;
+    if (!tokmask_is_accepting(cur))
+        return false;
+    const SglDfa *d = c->fsm->dfa;
+    const int32_t *row = d->trans + (size_t)cur->state * (size_t)d->n_classes;
+    for (int32_t k = 0; k < d->n_classes; k++)
+        if (row[k] >= 0)
+            return false;
+    return true;
+}
+
 static void constraint_release(void *ctx)
 {
     ConstraintCtx *c = ctx;
@@ -835,7 +865,8 @@ SglStatus tokmask_constraint_new(TokRegistry *reg, const SglDfa *dfa, const SglT
     c->n_samples = n_samples;
     for (int32_t i = 0; i < n_samples; i++)
         tokmask_init(&c->cur[i], c->fsm);
-    *out = (SglConstraint){c, constraint_mask, constraint_accept, constraint_release};
+    *out = (SglConstraint){c, constraint_mask, constraint_accept, constraint_release,
+                           constraint_forced, constraint_accept_bytes};
     return SGL_OK;
 }
 

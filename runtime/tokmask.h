@@ -106,7 +106,8 @@ bool tokmask_forced(const TokCursor *c, const char **bytes, size_t *len);
  * vocab); accept advances and returns true once EOS was taken, the text is
  * complete (accepting with no possible continuation), or the token was not
  * allowed (the sample is then stopped rather than left dead); release unlocks
- * the TokFsm and frees ctx. On SGL_OK ownership of the context passes to
+ * the TokFsm and frees ctx; forced/accept_bytes serve the engine's
+ * jump-forward (tokmask_forced / tokmask_advance_bytes). On SGL_OK ownership of the context passes to
  * *out (freed by its release hook); on failure nothing is held. */
 SglStatus tokmask_constraint_new(TokRegistry *reg, const SglDfa *dfa, const SglTokenizer *t,
                                  int32_t n_samples, SglConstraint *out, SglErr *err);
