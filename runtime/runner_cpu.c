@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "runtime/cpu_ops.h"
 #include "runtime/runner.h"
@@ -42,7 +41,6 @@
  * worker costs microseconds. */
 #define PAR_MIN_MACS (256 * 1024)
 #define MAX_THREADS 64
-#define AUTO_THREADS 8
 
 /* A fixed set of worker threads for one runner. pool_run(fn, ctx) calls
  * fn(ctx, t, n) on every thread t < n (t = 0 on the caller) and returns when
@@ -518,10 +516,10 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->base.ops = &cpu_ops;
     r->base.cfg = c;
     r->base.opts = *opts;
-    if (r->base.opts.n_threads <= 0) {   /* "auto": every online CPU, up to AUTO_THREADS */
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        r->base.opts.n_threads = n < 1 ? 1 : n > AUTO_THREADS ? AUTO_THREADS : (int)n;
-    }
+    /* "auto" is one thread: workers spin between jobs, which costs more than
+     * it gains on a shared or busy machine; more threads are opt-in. */
+    if (r->base.opts.n_threads <= 0)
+        r->base.opts.n_threads = 1;
     if (r->base.opts.n_threads > MAX_THREADS)
         r->base.opts.n_threads = MAX_THREADS;
     /* SGL_CPU_KERNELS=generic|avx2 overrides the choice (debugging, tests) */
