@@ -62,6 +62,7 @@ static void help(FILE *f, const SglRunMain *m)
             "  --no-prefix-hoist       disable the prefix_hoist pass\n"
             "  --no-parallel           run forks and calls one after another\n"
             "  --disable-radix-cache   no prefix caching in the engine\n"
+            "  --no-jump-forward       decode forced constraint text token by token (ablation)\n"
             "  --schedule-policy P     lpm, fcfs, lof, random, dfs-weight\n"
             "  --load-format F         auto or dummy (random weights of the config's shape)\n"
             "  --threads N             CPU threads for the forward pass\n"
@@ -145,7 +146,7 @@ static void byte_char(int b, char *out)
     }
 }
 
-static bool demo_model_write(const char *dir)
+bool sgl_demo_model_write(const char *dir)
 {
     json_t *vocab = json_object();
     for (int b = 0; b < 256; b++) {
@@ -181,7 +182,7 @@ static bool demo_model_write(const char *dir)
     return ok;
 }
 
-static void demo_model_remove(const char *dir)
+void sgl_demo_model_remove(const char *dir)
 {
     const char *names[] = {"tokenizer.json", "tokenizer_config.json", "config.json"};
     char path[4200];
@@ -455,12 +456,18 @@ static json_t *engine_json(SglEngine *e, const StepLog *l)
         usleep(10000);
         st = sgl_engine_stats(e);
     }
-    return json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "startup_to_first_step_ms",
+    json_t *o = json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "startup_to_first_step_ms",
                      l->first_step_s * 1e3, "steps", (json_int_t)st.steps,
                      "prefill_tokens", (json_int_t)st.prefill_tokens, "decode_tokens",
                      (json_int_t)st.decode_tokens, "cached_tokens", (json_int_t)st.cached_tokens,
                      "requests_finished", (json_int_t)st.requests_finished, "max_decode_batch",
                      (json_int_t)l->max_decode, "cache_hit_rate", st.cache_hit_rate);
+    if (o) {
+        json_object_set_new(o, "jump_forwards", json_integer(st.jump_forwards));
+        json_object_set_new(o, "jump_forward_tokens", json_integer(st.jump_forward_tokens));
+        json_object_set_new(o, "generated_tokens", json_integer(st.generated_tokens));
+    }
+    return o;
 }
 
 static void help_params(FILE *f, const IrProgram *p)
@@ -495,7 +502,7 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
     int n_kv = 0;
     long parallel = 16, threads = 0, max_total = 0, lv;
     bool json = false, stream = false, no_hoist = false, no_par = false, no_cache = false,
-         stats = false;
+         stats = false, no_jump = false;
     SglExecOpts xo;
     sgl_exec_opts_default(&xo);
     double dv;
@@ -511,6 +518,8 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
             no_par = true;
         else if (args_flag(&a, "--disable-radix-cache"))
             no_cache = true;
+        else if (args_flag(&a, "--no-jump-forward"))
+            no_jump = true;
         else if (args_flag(&a, "--stats"))
             stats = true;
         else if (args_str(&a, "--model", &model) || args_str(&a, "--batch", &batch) ||
@@ -626,7 +635,7 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
         model = m->model_default;
     if (!model || !*model) {
         snprintf(demo_dir, sizeof demo_dir, "/tmp/sglc-demo-XXXXXX");
-        if (!mkdtemp(demo_dir) || !demo_model_write(demo_dir)) {
+        if (!mkdtemp(demo_dir) || !sgl_demo_model_write(demo_dir)) {
             fprintf(stderr, "%s: cannot write the demo model to %s\n", cmd, demo_dir);
             goto out;
         }
@@ -646,6 +655,7 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
     eo.n_threads = (int)threads;
     eo.max_total_tokens = max_total;
     eo.sched.disable_radix_cache = no_cache;
+    eo.sched.disable_jump_forward = no_jump;
     if (pol >= 0)
         eo.sched.policy = (SglPolicy)pol;
     if (xo.seed >= 0)
@@ -719,7 +729,7 @@ out:
     if (slog.f)
         fclose(slog.f);
     if (demo_dir[0])
-        demo_model_remove(demo_dir);
+        sgl_demo_model_remove(demo_dir);
     if (m->owns_program)
         ir_program_free(p);
     for (int i = 0; i < n_kv; i++)

@@ -2,7 +2,8 @@
  *
  *   sglc generate --model DIR [--prompt TEXT | --prompt-file F | --input-ids IDS]
  *                 [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
- *                 [--min-p P] [--seed S] [--stop STR]... [--ignore-eos] [--json] ...
+ *                 [--min-p P] [--seed S] [--stop STR]... [--ignore-eos] [--json]
+ *                 [--regex RE | --json-schema FILE|JSON] [--no-jump-forward] ...
  *
  * The prompt is tokenized as Hugging Face does (BOS when the tokenizer config
  * adds it). Prints the generated text, or with --json one object
@@ -21,7 +22,10 @@
 
 #include "backend/cli/cli.h"
 #include "backend/cli/cli_device.h"
+#include "ir/fsm/jsonschema.h"
+#include "ir/fsm/regex.h"
 #include "runtime/engine.h"
+#include "runtime/tokmask.h"
 
 static void help(FILE *f)
 {
@@ -49,6 +53,10 @@ static void help(FILE *f)
             "  --max-total-tokens N     KV cache capacity in tokens\n"
             "  --page-size N            tokens per KV page (default 1)\n"
             "  --disable-radix-cache    no prefix caching\n"
+            "  --regex RE               the output must fully match RE (ir/fsm regex dialect)\n"
+            "  --json-schema FILE|JSON  the output must be JSON valid against the schema\n"
+            "                           (a file name, or the schema text when it starts with '{')\n"
+            "  --no-jump-forward        decode forced constraint text token by token (ablation)\n"
             "  --threads N              CPU threads for the forward pass\n"
             CLI_DEVICE_HELP);
 }
@@ -146,6 +154,40 @@ static json_t *ids_json(const int32_t *ids, int32_t n)
     return a;
 }
 
+/* --regex RE or --json-schema FILE|JSON -> DFA; NULL after printing why. */
+static SglDfa *compile_output_constraint(const char *regex, const char *schema)
+{
+    FsmErr fe = {0};
+    SglDfa *d = NULL;
+    char *re = NULL, *file = NULL;
+    SglStatus st;
+    if (regex) {
+        st = regex_compile(regex, strlen(regex), NULL, &d, NULL, &fe);
+    } else {
+        const char *text = schema;
+        size_t len = strlen(schema);
+        if (schema[0] != '{' && !(text = file = read_file(schema, &len))) {
+            fprintf(stderr, "sglc generate: --json-schema: %s: cannot read the file\n", schema);
+            return NULL;
+        }
+        st = jsonschema_text_to_regex(text, len, NULL, &re, &fe);
+        if (st == SGL_OK)
+            st = regex_compile(re, strlen(re), NULL, &d, NULL, &fe);
+    }
+    if (st == SGL_OK && sgl_dfa_is_empty(d)) {
+        snprintf(fe.msg, sizeof fe.msg, "no output can satisfy it");
+        sgl_dfa_free(d);
+        d = NULL;
+        st = SGL_E_INVAL;
+    }
+    if (st != SGL_OK)
+        fprintf(stderr, "sglc generate: %s: %s\n", regex ? "--regex" : "--json-schema",
+                fe.msg[0] ? fe.msg : sgl_status_str(st));
+    free(re);
+    free(file);
+    return d;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     if (args_wants_help(argc, argv)) {
@@ -156,7 +198,8 @@ int cmd_generate(int argc, char **argv)
     const char *model = NULL, *prompt = NULL, *prompt_file = NULL, *input_ids = NULL, *fmt = NULL, *sv;
     long max_tokens = 128, min_tokens = 0, top_k = -1, seed = -1, top_lp = 0, max_total = 0, page = 1, threads = 0, lv;
     double temperature = NAN, top_p = 1.0, min_p = 0.0;
-    bool ignore_eos = false, json = false, no_cache = false;
+    bool ignore_eos = false, json = false, no_cache = false, no_jump = false;
+    const char *regex = NULL, *schema = NULL;
     CliDevice dev = {0};
     const char *stops[SGL_MAX_STOP];
     int32_t n_stops = 0, stop_ids[64], n_stop_ids = 0;
@@ -168,6 +211,10 @@ int cmd_generate(int argc, char **argv)
             ignore_eos = true;
         else if (args_flag(&a, "--disable-radix-cache"))
             no_cache = true;
+        else if (args_flag(&a, "--no-jump-forward"))
+            no_jump = true;
+        else if (args_str(&a, "--regex", &regex) || args_str(&a, "--json-schema", &schema))
+            ;
         else if (args_str(&a, "--model", &model) || args_str(&a, "--prompt", &prompt) ||
                  args_str(&a, "--prompt-file", &prompt_file) || args_str(&a, "--input-ids", &input_ids) ||
                  args_str(&a, "--load-format", &fmt) || cli_device_arg(&a, &dev))
@@ -203,6 +250,8 @@ int cmd_generate(int argc, char **argv)
         return args_usage_error(&a, "--model DIR is required");
     if ((prompt != NULL) + (prompt_file != NULL) + (input_ids != NULL) > 1)
         return args_usage_error(&a, "give only one of --prompt, --prompt-file, --input-ids");
+    if (regex && schema)
+        return args_usage_error(&a, "give only one of --regex, --json-schema");
     SglLoadFormat lf = SGL_LOAD_AUTO;
     if (fmt && strcmp(fmt, "dummy") == 0)
         lf = SGL_LOAD_DUMMY;
@@ -214,6 +263,8 @@ int cmd_generate(int argc, char **argv)
 
     int rc = 1;
     SglEngine *e = NULL;
+    SglDfa *dfa = NULL;
+    TokRegistry *reg = NULL;
     SglGenResult res = {0};
     char *text = NULL;
     size_t text_len = 0;
@@ -230,6 +281,9 @@ int cmd_generate(int argc, char **argv)
     eo.page_size = (int32_t)page;
     eo.n_threads = (int)threads;
     eo.sched.disable_radix_cache = no_cache;
+    eo.sched.disable_jump_forward = no_jump;
+    if ((regex || schema) && !(dfa = compile_output_constraint(regex, schema)))
+        goto out;
     if (cli_device_apply(&a, &dev, &eo)) {
         rc = 2;
         goto out;
@@ -269,6 +323,11 @@ int cmd_generate(int argc, char **argv)
     p->n_stop_token_ids = n_stop_ids;
     p->return_logprob = top_lp > 0;
     p->top_logprobs_num = (int32_t)top_lp;
+    if (dfa && (!(reg = tokreg_new()) ||
+                tokmask_constraint_new(reg, dfa, sgl_engine_tokenizer(e), 1, &rq.constraint, &err) != SGL_OK)) {
+        fprintf(stderr, "sglc generate: %s\n", reg ? err.msg : "out of memory");
+        goto out;
+    }
     if (sgl_engine_generate(e, &rq, &res, &err) != SGL_OK) {
         fprintf(stderr, "sglc generate: %s\n", err.msg);
         goto out;
@@ -317,7 +376,9 @@ int cmd_generate(int argc, char **argv)
     rc = 0;
 out:
     sgl_gen_result_free(&res);
-    sgl_engine_close(e);
+    sgl_engine_close(e); /* releases the constraint: before the registry */
+    tokreg_free(reg);
+    sgl_dfa_free(dfa);
     free(ids);
     free(text);
     return rc;
