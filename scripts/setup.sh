@@ -11,6 +11,11 @@ PKGS=(
 )
 
 missing=()
+# Node.js + npm run the official openai client in tests/http (any existing
+# node/npm, e.g. a nodesource build that bundles npm, is kept).
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
@@ -21,5 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# tests/http: the openai npm package, pinned by package-lock.json.
+HTTP_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/http"
+if [ -f "$HTTP_TESTS/package-lock.json" ] && [ ! -f "$HTTP_TESTS/node_modules/openai/package.json" ]; then
+  (cd "$HTTP_TESTS" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: all packages present"
