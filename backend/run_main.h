@@ -41,4 +41,10 @@ typedef struct {
 /* Parses argv (argv[0] is the command name) and runs; returns the exit status. */
 int sgl_run_main(const SglRunMain *m, int argc, char **argv);
 
+/* The built-in demo model (byte-level tokenizer, small Llama config; load it
+ * with SGL_LOAD_DUMMY): writes its files into the existing directory dir /
+ * removes them and dir. */
+bool sgl_demo_model_write(const char *dir);
+void sgl_demo_model_remove(const char *dir);
+
 #endif

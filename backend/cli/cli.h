@@ -22,6 +22,7 @@ int cmd_generate(int argc, char **argv);  /* cmd_generate.c */
 int cmd_bench(int argc, char **argv);     /* cmd_bench.c */
 int cmd_run(int argc, char **argv);       /* cmd_run.c */
 int cmd_build(int argc, char **argv);     /* cmd_build.c */
+int cmd_repl(int argc, char **argv);      /* cmd_repl.c */
 int cmd_serve(int argc, char **argv);     /* cmd_serve.c */
 
 #include "backend/run_main.h"

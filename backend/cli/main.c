@@ -19,6 +19,7 @@ static const SglCommand commands[] = {
     {"generate", "generate a completion of a prompt with the engine (--json for ids and meta)", cmd_generate},
     {"bench", "engine benchmarks (one-batch: prefill and decode latency/throughput)", cmd_bench},
     {"build", "compile a .sgl program into an executable (-o PROG [--model DIR])", cmd_build},
+    {"repl", "interactive prompting: statements run as entered on one prompt state (:help)", cmd_repl},
     {"serve", "serve a model over HTTP (SGLang native + OpenAI APIs, /metrics)", cmd_serve},
     {NULL, NULL, NULL},
 };
