@@ -20,6 +20,8 @@ set -u
 build=${1:?usage: bench.sh BUILD_DIR OUT_DIR}
 out=${2:?usage: bench.sh BUILD_DIR OUT_DIR}
 case "$build" in /*) ;; *) build=$PWD/$build ;; esac
+# shared libraries the GPU machine lacks (libmicrohttpd) may ride in BUILD_DIR/lib
+[ -d "$build/lib" ] && export LD_LIBRARY_PATH="$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p "$out/llama3-8b"
 model=$out/llama3-8b
 cat > "$model/config.json" <<'JSON'
