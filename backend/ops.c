@@ -606,6 +606,8 @@ static SglDfa *compile_constraint(const IrConstraint *c, char *msg, size_t cap)
 
 static const SglDfa *constraint_dfa(SglExec *x, const IrNode *n, char *msg, size_t cap)
 {
+    if (n->gen->con.fsm) /* compiled by the constraint pass (ir/pass_constraint.c) */
+        return n->gen->con.fsm;
     struct ConCache *c = x->cons;
     pthread_mutex_lock(&c->mu);
     for (ConEntry *e = c->head; e; e = e->next)

@@ -10,6 +10,7 @@ const IrPass ir_pass_table[] = {  /* ORDER IR_PASS */
      ir_pass_prefix_hoist},
     {"forkjoin", "parallel fork branches, async calls awaited at first use, call groups",
      ir_pass_forkjoin},
+    {"constraint", "every gen constraint compiled to a DFA (sglc check --emit=fsm)", ir_pass_constraint},
     {NULL, NULL, NULL},
 };
 

@@ -52,5 +52,6 @@ bool ir_passes_run(IrProgram *p, const IrPassOptions *opt);
 bool ir_pass_fold(IrProgram *p);
 bool ir_pass_prefix_hoist(IrProgram *p);
 bool ir_pass_forkjoin(IrProgram *p);
+bool ir_pass_constraint(IrProgram *p);   /* pass_constraint.c */
 
 #endif

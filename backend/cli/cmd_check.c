@@ -1,8 +1,9 @@
-/* cmd_check.c -- `sglc check [--emit=ast|ir] FILE`: parse and check a program.
+/* cmd_check.c -- `sglc check [--emit=ast|ir|fsm] FILE`: parse and check a program.
  *
  * With --emit=ir (or --dump-after=STAGE) the checked program is also lowered
  * to IR (frontend/lower.h) and run through the passes (ir/pass.h), verified
- * after every stage; --no-pass=NAME (repeatable) skips a pass.
+ * after every stage; --no-pass=NAME (repeatable) skips a pass. --emit=fsm
+ * prints each constraint's DFA after the passes (ir/pass_constraint.h).
  *
  * Exit status: 0 clean (the AST dump, if asked for, on stdout), 1 when the
  * program has errors (rendered diagnostics on stderr), 2 for usage errors.
@@ -15,16 +16,18 @@
 #include "frontend/compile.h"
 #include "frontend/lower.h"
 #include "ir/pass.h"
+#include "ir/pass_constraint.h"
 
 static void check_usage(FILE *f)
 {
-    fprintf(f, "usage: sglc check [--emit=ast|ir] [--dump-after=STAGE] [--no-pass=NAME]... "
+    fprintf(f, "usage: sglc check [--emit=ast|ir|fsm] [--dump-after=STAGE] [--no-pass=NAME]... "
                "FILE.sgl\n\n"
                "Parses and checks a .sgl program (FILE '-' reads stdin).\n"
                "Exit status: 0 clean, 1 errors (diagnostics on stderr), 2 usage.\n\n"
                "options:\n"
                "  --emit=ast   print the syntax tree on stdout when the program is clean\n"
                "  --emit=ir    print the IR after all passes (lowered, optimized, verified)\n"
+               "  --emit=fsm   per constraint: location, kind, DFA states, forced strings\n"
                "  --dump-after=STAGE  print the IR after STAGE instead: lower, a pass, or all\n"
                "  --no-pass=NAME      skip a pass (repeatable)\n"
                "  -h, --help   this help\n\n"
@@ -34,14 +37,16 @@ static void check_usage(FILE *f)
 }
 
 /* Lowers the checked program and runs the passes; prints per `opt`. */
-static bool emit_ir(SglCompile *c, IrPassOptions *opt, bool print_final)
+static bool emit_ir(SglCompile *c, IrPassOptions *opt, bool print_final, bool fsm)
 {
     IrProgram *p = sgl_lower(c->program, &c->diags);
     if (!p)
         return false;          /* the reason is in c->diags */
     opt->verify = true;
     bool ok = ir_passes_run(p, opt);
-    if (ok && print_final)
+    if (ok && fsm)
+        ir_fsm_print(stdout, p);
+    else if (ok && print_final)
         ir_print(stdout, p);
     ir_program_free(p);
     return ok;
@@ -82,13 +87,14 @@ int cmd_check(int argc, char **argv)
         return 2;
     if (!file)
         return args_usage_error(&a, "missing FILE");
-    if (emit && strcmp(emit, "ast") != 0 && strcmp(emit, "ir") != 0)
-        return args_usage_error(&a, "unknown --emit kind '%s' (expected 'ast' or 'ir')", emit);
+    bool fsm = emit && strcmp(emit, "fsm") == 0;
+    if (emit && strcmp(emit, "ast") != 0 && strcmp(emit, "ir") != 0 && !fsm)
+        return args_usage_error(&a, "unknown --emit kind '%s' (expected 'ast', 'ir' or 'fsm')", emit);
     if (po.dump_after && strcmp(po.dump_after, "lower") != 0 &&
         strcmp(po.dump_after, "all") != 0 && !ir_pass_known(po.dump_after))
         return args_usage_error(&a, "unknown --dump-after stage '%s' (see --help)",
                                 po.dump_after);
-    bool want_ir = (emit && strcmp(emit, "ir") == 0) || po.dump_after;
+    bool want_ir = (emit && strcmp(emit, "ir") == 0) || po.dump_after || fsm;
 
     SglCompile c;
     sgl_compile_init(&c);
@@ -96,7 +102,7 @@ int cmd_check(int argc, char **argv)
     if (ok && emit && strcmp(emit, "ast") == 0)
         ast_print(stdout, c.program);
     if (ok && want_ir)
-        ok = emit_ir(&c, &po, !po.dump_after);
+        ok = emit_ir(&c, &po, !po.dump_after, fsm);
     sgl_diags_render(&c.diags, stderr);
     sgl_compile_deinit(&c);
     if (fflush(stdout) != 0)

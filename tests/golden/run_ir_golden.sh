@@ -55,8 +55,8 @@ fi
 if "$sglc" check --emit=ir --no-pass=prefix_hoist --no-pass=fold "$ex" | grep -q 'PREFILL'; then
     echo "FAIL: --no-pass=prefix_hoist still emitted PREFILL" >&2; fail=1
 fi
-[ "$("$sglc" check --dump-after=all "$ex" | grep -c '^;; after ')" -eq 4 ] ||
-    { echo "FAIL: --dump-after=all should dump 4 stages" >&2; fail=1; }
+[ "$("$sglc" check --dump-after=all "$ex" | grep -c '^;; after ')" -eq 5 ] ||
+    { echo "FAIL: --dump-after=all should dump 5 stages (lower + 4 passes)" >&2; fail=1; }
 
 if [ "$n" -eq 0 ]; then
     echo "FAIL: no examples found in $root/examples" >&2
