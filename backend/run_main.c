@@ -68,7 +68,8 @@ static void help(FILE *f, const SglRunMain *m)
             "  --threads N             CPU threads for the forward pass\n"
             "  --max-total-tokens N    KV cache capacity in tokens\n"
             "  --stats                 with --json: add \"engine\" (the engine's counters and\n"
-            "                          startup_to_first_step_ms: start to the first engine step)\n"
+            "                          startup_to_first_step_ms: start to the first engine step,\n"
+            "                          program_load_ms: compiling or loading the program)\n"
             "  --step-log FILE         write one line per engine step: prefill_seqs decode_seqs tokens\n",
             chat_template_names());
 }
@@ -199,6 +200,7 @@ typedef struct {
     FILE *f;
     int64_t steps, max_decode, prefill_tokens;
     double t0, first_step_s;    /* start of sgl_run_main; when the first engine step ran */
+    double load_s, open_s;      /* time to get the program; to open the engine */
 } StepLog;
 
 static double now_s(void)
@@ -466,6 +468,8 @@ static json_t *engine_json(SglEngine *e, const StepLog *l)
         json_object_set_new(o, "jump_forwards", json_integer(st.jump_forwards));
         json_object_set_new(o, "jump_forward_tokens", json_integer(st.jump_forward_tokens));
         json_object_set_new(o, "generated_tokens", json_integer(st.generated_tokens));
+        json_object_set_new(o, "program_load_ms", json_real(l->load_s * 1e3));
+        json_object_set_new(o, "engine_open_ms", json_real(l->open_s * 1e3));
     }
     return o;
 }
@@ -612,7 +616,10 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
     /* the program: compiled (sglc run) or embedded (a built binary) */
     rc = 1;
     SglRunLoadOpts lo = {.no_prefix_hoist = no_hoist, .no_parallel = no_par};
-    if (!(p = m->load(m->user, file, &lo)))
+    double t_load = now_s();
+    p = m->load(m->user, file, &lo);
+    slog.load_s = now_s() - t_load;
+    if (!p)
         goto out;
     if (!(fn = main_fn(p))) {
         fprintf(stderr, "%s: error: the program has no `main` function to run\n", file ? file : cmd);
@@ -664,7 +671,10 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
     eo.sched.on_step_user = &slog;
     SglErr err = {{0}};
     char msg[1024];
-    if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {
+    double t_open = now_s();
+    SglStatus open_st = sgl_engine_open(&eo, &e, &err);
+    slog.open_s = now_s() - t_open;
+    if (open_st != SGL_OK) {
         fprintf(stderr, "%s: %s\n", cmd, err.msg);
         goto out;
     }
