@@ -3,6 +3,7 @@
  *   http_load load  --port P --pid PID [--conns 256] [--seconds 60]
  *                   [--warmup 5] [--max-new-tokens 8] [--max-rss-growth-mb 32]
  *   http_load fault --port P [--n 1000] [--kills 40]
+ *   http_load latency --port P [--n 200] [--max-new-tokens 32]
  *
  * load: --conns threads, each holding one keep-alive connection to
  * 127.0.0.1:P, send POST /generate back to back until the deadline. Every
@@ -13,7 +14,11 @@
  * oversized bodies, unknown paths/methods) must each get a 4xx; --kills
  * clients drop their connection mid-stream; afterwards the server must
  * answer /health, be idle, and after /flush_cache its KV pool must be
- * entirely free (/get_server_info). Only loopback is ever contacted; every
+ * entirely free (/get_server_info). latency: one keep-alive connection sends
+ * the same greedy /generate --n times in a row (batch 1) and prints the
+ * client's median/mean latency next to the server's own e2e_latency (engine
+ * time, from tokenization to the last token): their difference is the
+ * HTTP + JSON overhead. Only loopback is ever contacted; every
  * loop is bounded in count and time. Exit 0 on success, 1 on any failure.
  */
 #include <arpa/inet.h>
@@ -593,10 +598,65 @@ static int run_fault(int n, int kills)
     return fails ? 1 : 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int run_latency(int n, int max_new)
+{
+    int fd = conn_open();
+    double *cl = calloc((size_t)n + 1, sizeof *cl), *sv = calloc((size_t)n + 1, sizeof *sv);
+    if (fd < 0 || !cl || !sv) {
+        printf("latency: cannot connect\n");
+        return 1;
+    }
+    char body[256], head[256];
+    int bl = snprintf(body, sizeof body,
+                      "{\"text\": \"Once upon a time\", \"sampling_params\": {\"max_new_tokens\": %d,"
+                      " \"temperature\": 0, \"ignore_eos\": true}}", max_new);
+    int hl = snprintf(head, sizeof head,
+                      "POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n\r\n", bl);
+    for (int i = -5; i < n; i++) {      /* 5 warm-up requests */
+        double t0 = now();
+        Resp r;
+        if (!send_all(fd, head, (size_t)hl) || !send_all(fd, body, (size_t)bl) || !read_resp(fd, &r) ||
+            r.status != 200) {
+            printf("latency: request %d failed\n", i);
+            return 1;
+        }
+        double dt = now() - t0;
+        json_t *j = json_loads(r.body, 0, NULL);
+        double e2e = json_real_value(json_object_get(json_object_get(j, "meta_info"), "e2e_latency"));
+        json_decref(j);
+        free(r.body);
+        if (i >= 0) {
+            cl[i] = dt;
+            sv[i] = e2e;
+        }
+    }
+    close(fd);
+    double mc = 0, ms = 0;
+    for (int i = 0; i < n; i++)
+        mc += cl[i], ms += sv[i];
+    qsort(cl, (size_t)n, sizeof *cl, cmp_double);
+    qsort(sv, (size_t)n, sizeof *sv, cmp_double);
+    printf("latency: %d requests of %d tokens at batch 1: client median %.3f ms (mean %.3f),"
+           " server e2e median %.3f ms (mean %.3f); HTTP+JSON overhead median %.3f ms\n",
+           n, max_new, cl[n / 2] * 1e3, mc / n * 1e3, sv[n / 2] * 1e3, ms / n * 1e3,
+           (cl[n / 2] - sv[n / 2]) * 1e3);
+    free(cl);
+    free(sv);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "load") != 0 && strcmp(argv[1], "fault") != 0)) {
-        fprintf(stderr, "usage: http_load load|fault --port P [options] (see the file comment)\n");
+    if (argc < 2 || (strcmp(argv[1], "load") != 0 && strcmp(argv[1], "fault") != 0 &&
+                     strcmp(argv[1], "latency") != 0)) {
+        fprintf(stderr, "usage: http_load load|fault|latency --port P [options] (see the file comment)\n");
         return 2;
     }
     int conns = 256, pid = 0, max_new = 8, n = 1000, kills = 40;
@@ -632,6 +692,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "http_load: bad or missing options\n");
         return 2;
     }
+    if (strcmp(argv[1], "latency") == 0)
+        return run_latency(n > 0 ? n : 1, max_new);
     return strcmp(argv[1], "load") == 0 ? run_load(conns, seconds, warmup, max_new, pid, growth)
                                         : run_fault(n, kills);
 }
