@@ -7,16 +7,24 @@
  * regexes are compiled with PCRE2 and JSON schemas parsed with jansson, and
  * an error inside a pattern or schema is reported at its own column in the
  * string literal (sema_literal_loc maps decoded offsets back to source).
+ * What PCRE2 accepts is then checked against the dialect the runtime
+ * decodes with (ir/fsm: regex_check, an empty language, jsonschema_to_regex),
+ * so a constraint that passes the checker is one the FSM compiler takes.
  */
 #include "frontend/sema_int.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+
+#include "ir/fsm/jsonschema.h"
+#include "ir/fsm/regex.h"
+#include "ir/fsm/typed.h"
 
 typedef enum { OT_INT, OT_FLOAT, OT_BOOL, OT_STR, OT_STOP, OT_INT_LIST, OT_STR_LIST } OptType;
 typedef enum { R_NONE, R_GE0, R_GE1, R_TOP_K, R_TOP_P, R_UNIT, R_PM2, R_GT0 } OptRange;
@@ -132,6 +140,30 @@ static SglDiag *error_in_string(SemaCtx *c, const SemaValue *v, uint32_t off,
 
 /* ----------------------------------------------------------------- regex */
 
+/* The pattern in the constrained-decoding dialect (ir/fsm/regex.h): a
+ * construct it lacks, a size limit, or a language no output can be in. */
+static void check_regex_fsm(SemaCtx *c, const SemaValue *v, const AstNode *use)
+{
+    FsmErr fe = {0};
+    char msg[600];
+    if (regex_check(v->s.s, v->s.len, &fe) != SGL_OK) {
+        snprintf(msg, sizeof msg, "constrained decoding does not support this regex: %s", fe.msg);
+        uint32_t off = fe.col > 0 ? (uint32_t)fe.col - 1 : 0;
+        error_in_string(c, v, off > v->s.len ? v->s.len : off, use, "regex", msg);
+        return;
+    }
+    SglDfa *d = NULL;
+    SglStatus st = regex_compile(v->s.s, v->s.len, NULL, &d, NULL, &fe);
+    if (st == SGL_OK && sgl_dfa_is_empty(d))
+        error_in_string(c, v, 0, use, "regex",
+                        "this regex matches no text at all: no output can satisfy it");
+    else if (st == SGL_E_UNSUPPORTED || st == SGL_E_INVAL) {
+        snprintf(msg, sizeof msg, "cannot compile this regex for constrained decoding: %s", fe.msg);
+        error_in_string(c, v, 0, use, "regex", msg);
+    }
+    sgl_dfa_free(d);
+}
+
 static void check_regex(SemaCtx *c, const SemaValue *v, const AstNode *use)
 {
     int code;
@@ -162,8 +194,11 @@ static void check_regex(SemaCtx *c, const SemaValue *v, const AstNode *use)
         error_in_string(c, v, off, use, "regex",
                         "a gen regex cannot use backreferences (constrained decoding needs "
                         "a regular language)");
+        pcre2_code_free(re);
+        return;
     }
     pcre2_code_free(re);
+    check_regex_fsm(c, v, use);
 }
 
 /* ----------------------------------------------------------- JSON schema */
@@ -441,6 +476,22 @@ void sema_json_schema(SemaCtx *c, const SemaValue *v, const AstNode *use)
     }
     SchemaCheck sc = {c, v, use, root, 0};
     walk_schema(&sc, root, 0);
+    if (sc.n_errors == 0) {
+        /* what the FSM compiler takes (ir/fsm/jsonschema.h); its message
+         * names the keyword in quotes: point at that key */
+        FsmErr fe = {0};
+        char *re = NULL;
+        if (jsonschema_to_regex(root, NULL, &re, &fe) == SGL_E_INVAL) {
+            char key[128] = "", msg[640];
+            const char *q = strchr(fe.msg, '\'');
+            const char *e = q ? strchr(q + 1, '\'') : NULL;
+            if (e && (size_t)(e - q - 1) < sizeof key)
+                snprintf(key, sizeof key, "%.*s", (int)(e - q - 1), q + 1);
+            snprintf(msg, sizeof msg, "constrained decoding does not support this schema: %s", fe.msg);
+            error_in_string(c, v, key[0] ? key_offset(&sc, key) : 0, use, "json_schema", msg);
+        }
+        free(re);
+    }
     json_decref(root);
 }
 
@@ -556,6 +607,13 @@ static void check_choices(SemaCtx *c, const SemaValue *v, AstNode *val, const ch
         sgl_diag_error(c->diags, val->loc, "%s needs at least one choice", what);
         return;
     }
+    for (uint32_t i = 0; i < v->n_items && strcmp(what, "`choices`") == 0; i++)
+        if (v->items[i]->s.len == 0) {
+            /* a gen's choices are decoded with a trie FSM (ir/fsm/typed.h) */
+            sgl_diag_error(c->diags, val->loc, "gen choice %u is the empty string: constrained "
+                           "decoding needs at least one character per choice", (unsigned)i);
+            return;
+        }
     for (uint32_t i = 0; i < v->n_items && v->n_items <= 1024; i++)  /* O(n^2): small lists */
         for (uint32_t j = 0; j < i; j++)
             if (str_eq(v->items[i]->s, v->items[j]->s)) {
