@@ -759,6 +759,49 @@ static void if_stmt(Lower *L, const AstNode *s)
     }
 }
 
+/* The locals a statement declares at the level of its block, passed to
+ * gather_pair: its own symbol, or for a nested fork the lists that fork
+ * gathers into this block (found through its body, recursively; depth is
+ * bounded by sema's fork-nesting limit). */
+static void gather_pair(Lower *L, IrNode *n, const SemaSym *d, uint32_t *cnt)
+{
+    if (!d || d->kind != SYM_LOCAL || !d->gather)
+        return;
+    if (!n) {
+        (*cnt)++;
+        return;
+    }
+    set_slot(L, d->gather, IR_SLOT_GATHER);
+    n->gather[n->n_gather++] = (IrGather){d->slot, d->gather->slot};
+}
+
+static void level_decls(Lower *L, IrNode *n, const AstNode *st, uint32_t lifts, uint32_t *cnt)
+{
+    if (!st)
+        return;
+    if (st->kind != AST_FORK) {
+        /* a name `lifts` forks down: each enclosing fork re-declared it as a list */
+        const SemaSym *d = st->sym;
+        for (uint32_t k = 0; k < lifts && d; k++)
+            d = d->kind == SYM_LOCAL ? d->gather : NULL;
+        gather_pair(L, n, d, cnt);
+        return;
+    }
+    if (lifts >= SEMA_MAX_FORK_DEPTH)
+        return;
+    const AstList *body = st->fork.body ? st->fork.body->block.stmts : NULL;
+    for (uint32_t i = 0; body && i < body->n; i++)
+        level_decls(L, n, body->items[i], lifts + 1, cnt);
+}
+
+/* Gather pairs of fork s: counted (n NULL) or filled into n->gather. */
+static void fork_gathers(Lower *L, IrNode *n, const AstNode *s, uint32_t *cnt)
+{
+    const AstList *body = s->fork.body ? s->fork.body->block.stmts : NULL;
+    for (uint32_t i = 0; body && i < body->n; i++)
+        level_decls(L, n, body->items[i], 0, cnt);
+}
+
 static void fork_stmt(Lower *L, const AstNode *s)
 {
     IrNode *it = expr(L, s->fork.iter);
@@ -773,22 +816,13 @@ static void fork_stmt(Lower *L, const AstNode *s)
         n->slot = var->slot;
     }
     region(L, &n->regions[0], s->fork.body);
-    /* gather pairs: the body's top-level declarations, in order */
-    const AstList *body = s->fork.body ? s->fork.body->block.stmts : NULL;
+    /* gather pairs: the body's top-level declarations, in order (including
+     * the lists a nested fork gathered into this body) */
     uint32_t cnt = 0;
-    for (uint32_t i = 0; body && i < body->n; i++) {
-        const SemaSym *d = body->items[i] ? body->items[i]->sym : NULL;
-        if (d && d->kind == SYM_LOCAL && d->gather)
-            cnt++;
-    }
+    fork_gathers(L, NULL, s, &cnt);
     n->gather = ir_alloc(L->p, (cnt ? cnt : 1) * sizeof *n->gather);
-    for (uint32_t i = 0; n->gather && body && i < body->n; i++) {
-        const SemaSym *d = body->items[i] ? body->items[i]->sym : NULL;
-        if (d && d->kind == SYM_LOCAL && d->gather) {
-            set_slot(L, d->gather, IR_SLOT_GATHER);
-            n->gather[n->n_gather++] = (IrGather){d->slot, d->gather->slot};
-        }
-    }
+    if (n->gather)
+        fork_gathers(L, n, s, &cnt);
 }
 
 static void stmt(Lower *L, const AstNode *s)

@@ -1201,7 +1201,8 @@ static bool is_dir(const char *p)
     return p && *p && access(p, F_OK) == 0;
 }
 
-/* The stdlib directory (see SemaOptions). */
+/* The stdlib directory (see SemaOptions): the folder that holds the `std/`
+ * modules, stdlib/std in the source tree, so "std/chat" is stdlib/std/chat.sgl. */
 static const char *stdlib_dir(SemaCtx *c)
 {
     if (c->opt && c->opt->stdlib_dir)
@@ -1211,7 +1212,7 @@ static const char *stdlib_dir(SemaCtx *c)
         return e;
     e = getenv("SGL_SOURCE_ROOT");
     if (e && *e) {
-        char *p = arena_printf(c, "%s/%s", e, "stdlib");
+        char *p = arena_printf(c, "%s/%s", e, "stdlib/std");
         if (is_dir(p))
             return p;
     }
@@ -1224,7 +1225,7 @@ static const char *stdlib_dir(SemaCtx *c)
             *slash = '\0';
         const char *tries[] = {"%s/%s", "%s/../%s", "%s/../../%s", "%s/../share/sglc/%s"};
         for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
-            char *p = arena_printf(c, tries[i], exe, "stdlib");
+            char *p = arena_printf(c, tries[i], exe, "stdlib/std");
             if (is_dir(p))
                 return p;
         }

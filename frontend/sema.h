@@ -89,8 +89,8 @@ struct SemaModule {
  * the caller (SglCompile's `sources`), so they outlive the diagnostics. When
  * `sources` is NULL, imports are reported as unavailable. */
 typedef struct {
-    const char *stdlib_dir;          /* NULL: env SGL_STDLIB, SGL_SOURCE_ROOT/stdlib,
-                                        else <dir of the executable>/../stdlib */
+    const char *stdlib_dir;          /* NULL: env SGL_STDLIB, SGL_SOURCE_ROOT/stdlib/std,
+                                        else <dir of the executable>/../stdlib/std */
     SglSource ***sources;
     size_t *n_sources, *cap_sources;
 } SemaOptions;
