@@ -69,6 +69,10 @@ int cmd_build(int argc, char **argv)
     SglRunLoadOpts lo = {0};
     if (!(p = cli_compile_program(file, &lo)))
         goto out;
+    if (p->main < 0) {
+        fprintf(stderr, "%s: error: the program has no `main` function to build\n", file);
+        goto out;
+    }
     if (model) {
         SglErr err = {{0}};
         if (sgl_tokenizer_load(model, &tok, &err) != SGL_OK) {

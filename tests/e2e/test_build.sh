@@ -111,6 +111,9 @@ printf 'fn main() {\n  gen x(max_tokens 3)\n}\n' >"$tmp/bad.sgl"
 "$SGLC" build "$tmp/bad.sgl" -o "$tmp/bad" 2>"$tmp/e"; [ $? = 1 ] || fail "syntax error: exit status"
 grep -q "bad.sgl:2:.*error" "$tmp/e" || fail "syntax error: no located diagnostic"
 [ ! -e "$tmp/bad" ] || fail "syntax error: a binary was written"
+printf 'fn helper() -> str {\n  return "x"\n}\n' >"$tmp/nomain.sgl"
+"$SGLC" build "$tmp/nomain.sgl" -o "$tmp/nomain" 2>"$tmp/e"; [ $? = 1 ] || fail "no main: exit status"
+grep -q "nomain.sgl: error: the program has no \`main\` function to build" "$tmp/e" || { cat "$tmp/e"; fail "no main: message"; }
 CC=/nonexistent/cc "$SGLC" build "$ex" -o "$tmp/x" 2>"$tmp/e"; [ $? = 1 ] || fail "no compiler: exit status"
 grep -q "cannot run the C compiler '/nonexistent/cc'" "$tmp/e" || { cat "$tmp/e"; fail "no compiler: message"; }
 SGLC_LIB_DIR=/nonexistent "$SGLC" build "$ex" -o "$tmp/x" 2>"$tmp/e"; [ $? = 1 ] || fail "no libraries: exit status"
