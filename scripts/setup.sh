@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config meson ninja-build re2c bison
   libcmocka-dev libffi-dev libjansson-dev libpcre2-dev libopenblas-dev
-  libmicrohttpd-dev libedit-dev libcurl4-openssl-dev
+  libmicrohttpd-dev libedit-dev libcurl4-openssl-dev libicu-dev
   clang libclang-rt-14-dev python3 curl
 )
 
