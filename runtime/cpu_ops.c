@@ -351,6 +351,143 @@ AVX2 static void silu_mul_avx2(int n, const float *restrict g, const float *rest
         out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* In-register 8x8 transpose: r[j] holds key j's 8 dims on entry and dim j
+ * of keys 0..7 on return. */
+AVX2 static inline void transpose8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* PV for query heads [h0, h0 + nc), nc <= 8, of a head_dim-8 tile: each
+ * head's output row (one register) is rescaled by corr[h] and then gets
+ * p[h][j] * V[j] for every key j < nt (V of KV head kvh + c / G). Inlined with constant nc and G so the
+ * accumulators stay in registers and heads of one group share the V load. */
+AVX2 static inline __attribute__((always_inline)) void pv_hd8(int nc, int G, int h0, int kvh, int nt,
+                                                               const float *v, int64_t stride,
+                                                               const int32_t *sl, const float *p,
+                                                               const float *corr, float *out)
+{
+    __m256 acc[8];
+    const float *vb = v + kvh * 8;   /* KV head of query head h0 */
+#pragma GCC unroll 8
+    for (int c = 0; c < nc; c++)
+        acc[c] = _mm256_mul_ps(_mm256_loadu_ps(out + (h0 + c) * 8), _mm256_set1_ps(corr[h0 + c]));
+    for (int j = 0; j < nt; j++) {
+        const float *vr = vb + (int64_t)sl[j] * stride;
+#pragma GCC unroll 8
+        for (int c = 0; c < nc; c++)
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(p[(h0 + c) * CPU_ATTN_TILE + j]),
+                                     _mm256_loadu_ps(vr + (c / G) * 8), acc[c]);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < nc; c++)
+        _mm256_storeu_ps(out + (h0 + c) * 8, acc[c]);
+}
+
+/* attend for head_dim 8 (stories260K): per-key work is a handful of
+ * instructions, so nothing is copied. Keys are read in place through the
+ * slot table. Scores come 8 keys per register: the 8 K rows of a KV head
+ * are transposed in registers and each query head of the group takes 8
+ * FMAs. Softmax is two-pass within a tile (max, then exp and sum, 8 keys
+ * per exp256); PV keeps up to 8 head outputs in registers over the tile. */
+AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
+{
+    const int NH = a->n_heads, G = a->n_heads / a->n_kv_heads;
+    const int64_t vs = a->kv_stride;
+    float *m = a->scratch, *l = m + NH, *s = l + NH;   /* s: (NH, TILE) scores, then probabilities */
+    float *corr = s + (int64_t)NH * CPU_ATTN_TILE;     /* (NH) */
+    const __m256 scale = _mm256_set1_ps(a->scale), iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int h = 0; h < NH; h++) {
+        m[h] = -INFINITY;
+        l[h] = 0;
+    }
+    memset(a->out, 0, sizeof(float) * 8 * (size_t)NH);
+    for (int t0 = 0; t0 < a->n_keys; t0 += CPU_ATTN_TILE) {
+        const int nt = a->n_keys - t0 < CPU_ATTN_TILE ? a->n_keys - t0 : CPU_ATTN_TILE;
+        const int nr = (nt + 7) & ~7;
+        const int32_t *sl = a->slots + t0;
+        for (int j = 0; j < nr; j += 8) {
+            const float *row[8];
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++)   /* rows past the end repeat the last key; masked below */
+                row[u] = a->k + (int64_t)sl[j + u < nt ? j + u : nt - 1] * vs;
+            for (int g = 0; g < a->n_kv_heads; g++) {
+                __m256 c[8];
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++)
+                    c[u] = _mm256_loadu_ps(row[u] + g * 8);
+                transpose8(c);
+                for (int h = g * G; h < (g + 1) * G; h++) {
+                    const float *q = a->q + h * 8;
+                    __m256 s0 = _mm256_mul_ps(_mm256_set1_ps(q[0]), c[0]);
+                    __m256 s1 = _mm256_mul_ps(_mm256_set1_ps(q[1]), c[1]);
+                    s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[2]), c[2], s0);
+                    s1 = _mm256_fmadd_ps(_mm256_set1_ps(q[3]), c[3], s1);
+                    s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[4]), c[4], s0);
+                    s1 = _mm256_fmadd_ps(_mm256_set1_ps(q[5]), c[5], s1);
+                    s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[6]), c[6], s0);
+                    s1 = _mm256_fmadd_ps(_mm256_set1_ps(q[7]), c[7], s1);
+                    _mm256_storeu_ps(s + h * CPU_ATTN_TILE + j, _mm256_mul_ps(_mm256_add_ps(s0, s1), scale));
+                }
+            }
+        }
+        const __m256 tail = _mm256_cmp_ps(iota, _mm256_set1_ps((float)(nt - (nr - 8))), _CMP_LT_OQ);
+        for (int h = 0; h < NH; h++) {
+            float *sh = s + h * CPU_ATTN_TILE;
+            __m256 mv = _mm256_set1_ps(m[h]);
+            for (int j = 0; j < nr - 8; j += 8)
+                mv = _mm256_max_ps(mv, _mm256_loadu_ps(sh + j));
+            mv = _mm256_max_ps(mv, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_loadu_ps(sh + nr - 8), tail));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            const float mx = _mm_cvtss_f32(m4);
+            corr[h] = expf(m[h] - mx);
+            m[h] = mx;
+            __m256 mxv = _mm256_set1_ps(mx), sumv = _mm256_setzero_ps();
+            for (int j = 0; j < nr; j += 8) {
+                __m256 p = exp256(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mxv));
+                if (j == nr - 8)
+                    p = _mm256_and_ps(p, tail);
+                _mm256_storeu_ps(sh + j, p);
+                sumv = _mm256_add_ps(sumv, p);
+            }
+            l[h] = l[h] * corr[h] + hsum1(sumv);
+        }
+        int h0 = 0;
+        if (G == 1 || G == 2 || G == 4 || G == 8)   /* chunks of 8 heads hold whole groups */
+            for (; h0 + 8 <= NH; h0 += 8)
+                switch (G) {
+                case 1: pv_hd8(8, 1, h0, h0, nt, a->v, vs, sl, s, corr, a->out); break;
+                case 2: pv_hd8(8, 2, h0, h0 / 2, nt, a->v, vs, sl, s, corr, a->out); break;
+                case 4: pv_hd8(8, 4, h0, h0 / 4, nt, a->v, vs, sl, s, corr, a->out); break;
+                default: pv_hd8(8, 8, h0, h0 / 8, nt, a->v, vs, sl, s, corr, a->out); break;
+                }
+        for (; h0 < NH; h0++)   /* other shapes: one head at a time */
+            pv_hd8(1, 1, h0, h0 / G, nt, a->v, vs, sl, s, corr, a->out);
+    }
+    for (int h = 0; h < NH; h++) {
+        __m256 inv = _mm256_set1_ps(1.0f / l[h]);
+        float *o = a->out + h * 8;
+        _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_loadu_ps(o), inv));
+    }
+}
+
 /* Scores of 8 consecutive rows of a gathered K tile for one head:
  * dot(q, k_j) * scale, j < 8, rows `stride` floats apart. */
 AVX2 static inline __m256 scores8(int hd, const float *q, const float *kb, int64_t stride, __m256 scale)
@@ -382,6 +519,10 @@ AVX2 static inline __m256 scores8(int hd, const float *q, const float *kb, int64
 AVX2 static void attend_avx2(const CpuAttnArgs *a)
 {
     const int NH = a->n_heads, hd = a->head_dim, G = a->n_heads / a->n_kv_heads;
+    if (hd == 8) {
+        attend_hd8_avx2(a);
+        return;
+    }
     if (hd % 8 != 0) {
         attend_generic(a);
         return;
