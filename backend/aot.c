@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/dfa.h"
 #include "runtime/tokmask.h"
 
 extern char **environ;
@@ -300,6 +301,19 @@ static void emit_node_parts(Emit *e, uint32_t i)
                 fprintf(f, "(IrGenKey)%d, ", (int)n->gen->keys[k]);
             fputs("};\n", f);
         }
+        if (c->fsm) {   /* the constraint pass's DFA, as bytes (aot.h) */
+            uint8_t *bytes = NULL;
+            size_t nb = 0;
+            if (sgl_dfa_serialize(c->fsm, &bytes, &nb) != SGL_OK) {
+                e->consts.oom = true;
+                return;
+            }
+            fprintf(f, "static const uint8_t ND%u[] = {", i);
+            for (size_t k = 0; k < nb; k++)
+                fprintf(f, "%s%u,", k % 32 == 0 ? "\n  " : "", bytes[k]);
+            fputs("\n};\n", f);
+            free(bytes);
+        }
         fprintf(f, "static IrGenInfo NG%u = {", i);
         if (n->n_args)
             fprintf(f, "NGK%u", i);
@@ -547,6 +561,12 @@ bool sgl_aot_emit(const IrProgram *p, const SglAotOpts *o, FILE *f, char *msg, s
     fputs("int main(int argc, char **argv)\n{\n"
           "    const char *name = strrchr(argv[0], '/');\n"
           "    SglRunMain m = {.cmd = name ? name + 1 : argv[0], .load = load};\n", f);
+    for (uint32_t i = 0; i < e.nodes.n; i++) {
+        const IrNode *n = e.nodes.ptr[i];
+        if (n->gen && n->gen->con.fsm)
+            fprintf(f, "    if (!sgl_aot_attach_dfa(&NG%u, ND%u, sizeof ND%u, m.cmd))\n"
+                       "        return 1;\n", i, i, i);
+    }
     if (o->model_dir)
         fputs("    m.model_default = MODEL;\n    m.check_model = check;\n", f);
     fputs("    return sgl_run_main(&m, argc, argv);\n}\n", f);
@@ -689,5 +709,17 @@ bool sgl_aot_check_vocab(SglEngine *e, uint64_t want, const char *built_for,
                  (unsigned long long)want, model_dir);
         return false;
     }
+    return true;
+}
+
+bool sgl_aot_attach_dfa(IrGenInfo *g, const uint8_t *bytes, size_t len, const char *cmd)
+{
+    SglDfa *d = NULL;
+    SglErr err = {{0}};
+    if (sgl_dfa_deserialize(bytes, len, &d, &err) != SGL_OK) {
+        fprintf(stderr, "%s: the embedded constraint automaton is damaged: %s\n", cmd, err.msg);
+        return false;
+    }
+    g->con.fsm = d;
     return true;
 }

@@ -6,6 +6,8 @@
  * command line (backend/run_main.h). So the binary does no compiler work at
  * start-up and runs every op through the same implementations as `sglc run`
  * (backend/ops.c via the interpreter): one definition of the semantics.
+ * Constraint DFAs the constraint pass attached are embedded serialized and
+ * only validated at start (sgl_aot_attach_dfa), not recompiled.
  * sgl_aot_link runs the system C compiler ($CC, else cc from PATH) on it
  * and links the sglc static libraries. Where they are: $SGLC_LIB_DIR (a
  * meson build directory) and $SGLC_INCLUDE_DIR (the source root) when set,
@@ -38,6 +40,12 @@ bool sgl_aot_emit(const IrProgram *p, const SglAotOpts *o, FILE *f, char *msg, s
  * no C compiler, missing sglc libraries (named, with where they were
  * looked for), or the compiler failed (its output is on stderr). */
 bool sgl_aot_link(const char *c_path, const char *out_path, char *msg, size_t cap);
+
+/* Start-up in a built binary: a GEN's constraint DFA (compiled by the
+ * constraint pass at build time, embedded as sgl_dfa_serialize bytes) is
+ * validated and attached to g->con.fsm; it lives as long as the process.
+ * false: a message naming cmd on stderr. */
+bool sgl_aot_attach_dfa(IrGenInfo *g, const uint8_t *bytes, size_t len, const char *cmd);
 
 /* tokvocab_hash of tokenizer t. false + msg on failure. */
 bool sgl_aot_vocab_hash(const SglTokenizer *t, uint64_t *out, char *msg, size_t cap);
