@@ -393,6 +393,41 @@ static void run_turn(SglRepl *r, IrProgram *p, const char *input)
     sgl_run_result_free(&res);
 }
 
+/* Writes rendered diagnostics with lines counted from the input's first
+ * line (`input:1:5:`, gutter `1 |`); lines before it (earlier declarations,
+ * the re-appended state) are named `session:` and keep their numbers. */
+static void put_diags(FILE *f, const char *d, size_t len, uint32_t line0)
+{
+    const char *end = d + len;
+    while (d < end) {
+        const char *nl = memchr(d, '\n', (size_t)(end - d));
+        size_t n = nl ? (size_t)(nl - d) + 1 : (size_t)(end - d);
+        size_t pre = strlen(REPL_NAME);
+        char *rest;
+        if (n > pre + 1 && strncmp(d, REPL_NAME, pre) == 0 && d[pre] == ':') {
+            unsigned long line = strtoul(d + pre + 1, &rest, 10);
+            if (line > line0)
+                fprintf(f, "input:%lu", line - line0);
+            else
+                fprintf(f, "session:%lu", line);
+            fwrite(rest, 1, n - (size_t)(rest - d), f);
+        } else {
+            size_t sp = strspn(d, " ");
+            unsigned long line = strtoul(d + sp, &rest, 10);
+            if (rest > d + sp && rest < d + n && strncmp(rest, " |", 2) == 0 && line > line0) {
+                char num[32];
+                int w = snprintf(num, sizeof num, "%lu", line - line0);
+                int width = (int)(rest - d);
+                fprintf(f, "%*s%s", width > w ? width - w : 0, "", num);
+                fwrite(rest, 1, n - (size_t)(rest - d), f);
+            } else {
+                fwrite(d, 1, n, f);
+            }
+        }
+        d += n;
+    }
+}
+
 /* The pending input is complete or wrong: compile it and act. MORE when it
  * is only unfinished (see repl.h); force: an empty line, show errors anyway. */
 static SglReplStatus submit(SglRepl *r, bool force)
@@ -418,7 +453,11 @@ static SglReplStatus submit(SglRepl *r, bool force)
         st = SGL_REPL_MORE;     /* its closing brace has not come yet */
         goto out;
     }
-    build_program(r, &src, input, decl, false);
+    build_program(r, &src, "", decl, false);
+    uint32_t line0 = 0;     /* lines before the input */
+    for (size_t i = 0; i < src.len; i++)
+        line0 += src.s[i] == '\n';
+    buf_puts(&src, input);
     size_t input_end = src.len;
     build_program(r, &src, "", decl, true);    /* only the closing part */
     if (src.oom) {
@@ -432,7 +471,7 @@ static SglReplStatus submit(SglRepl *r, bool force)
         goto out;
     }
     if (rc != SGL_RC_OK) {
-        fwrite(diag, 1, diag_len, r->o.err);
+        put_diags(r->o.err, diag, diag_len, line0);
         fprintf(r->o.err, "(nothing was run; the state and variables are unchanged)\n");
         goto out;
     }

@@ -8,7 +8,8 @@
  * its KV: the turn reports how many prompt tokens were cached) and
  * re-declares the variables (`let v: T = parse_json(...)`). Afterwards the
  * turn's final state and variables become the session's. A syntax, check or
- * runtime error reports and changes nothing. Meta info (meta(x)) does not
+ * runtime error reports and changes nothing; diagnostics count lines from
+ * the input (`input:1:5:`; earlier declarations are `session:`). Meta info (meta(x)) does not
  * survive a turn.
  * Input arrives line by line (sgl_repl_feed); an input that is not complete
  * yet (an open block, bracket or string; an unfinished statement) waits for

@@ -142,7 +142,7 @@ static void test_session(void **st)
 
     /* a syntax error: reported with a caret, nothing changes */
     o = turn(h, "gen c(max_tokens 3)");
-    assert_non_null(strstr(o, "error: expected ':' before integer"));
+    assert_non_null(strstr(o, "input:1:18: error: expected ':' before integer"));
     assert_non_null(strstr(o, "^"));
     assert_non_null(strstr(o, "state and variables are unchanged"));
     o = turn(h, ":state");
