@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_build.sh -- `sglc build` end to end on stories260K.
 #
-# For every examples/*.sgl: build a binary, then run it and `sglc run` with
+# For every examples/*.sgl and tests/e2e/programs/*.sgl: build a binary, then run it and `sglc run` with
 # the same arguments at temperature 0, plain and --json; stdout (text, vars,
 # return value) and exit status must be identical, as must a runtime error
 # line. main's arguments are made from the parameter list that `PROG --help`
@@ -58,11 +58,12 @@ for line in sys.stdin:
 }
 
 n=0
-for src in "$SGL_SOURCE_ROOT"/examples/*.sgl; do
+for src in "$SGL_SOURCE_ROOT"/examples/*.sgl "$SGL_SOURCE_ROOT"/tests/e2e/programs/*.sgl; do
+    rel=${src#"$SGL_SOURCE_ROOT"/}
     name=$(basename "$src" .sgl)
     prog="$tmp/$name"
     # built from the same relative path as `sglc run` below: locations name the file as given
-    (cd "$SGL_SOURCE_ROOT" && "$SGLC" build "examples/$name.sgl" -o "$prog") >"$tmp/build.out" 2>&1 ||
+    (cd "$SGL_SOURCE_ROOT" && "$SGLC" build "$rel" -o "$prog") >"$tmp/build.out" 2>&1 ||
         { cat "$tmp/build.out"; fail "$name: sglc build failed"; }
     [ -x "$prog" ] || fail "$name: no executable"
     "$prog" --help >"$tmp/help.txt" || fail "$name: --help exit status"
@@ -81,7 +82,7 @@ for src in "$SGL_SOURCE_ROOT"/examples/*.sgl; do
         [ $how = shape ] && [ $mode = plain ] && continue
         extra=()
         [ $mode = json ] && extra=(--json)
-        (cd "$SGL_SOURCE_ROOT" && "$SGLC" run "examples/$name.sgl" "${opts[@]}" "${args[@]}" "${extra[@]}") \
+        (cd "$SGL_SOURCE_ROOT" && "$SGLC" run "$rel" "${opts[@]}" "${args[@]}" "${extra[@]}") \
             >"$tmp/run.out" 2>"$tmp/run.err"
         rc_run=$?
         (cd "$SGL_SOURCE_ROOT" && "$prog" "${opts[@]}" "${args[@]}" "${extra[@]}") >"$tmp/bin.out" 2>"$tmp/bin.err"
@@ -95,14 +96,14 @@ for src in "$SGL_SOURCE_ROOT"/examples/*.sgl; do
             cp "$tmp/bin.out" "$tmp/bin.cmp"
         fi
         cmp -s "$tmp/run.cmp" "$tmp/bin.cmp" || { diff "$tmp/run.cmp" "$tmp/bin.cmp" | head -20; fail "$name ($mode): outputs differ"; }
-        grep 'runtime error' "$tmp/run.err" >"$tmp/run.rte"
-        grep 'runtime error' "$tmp/bin.err" >"$tmp/bin.rte"
-        cmp -s "$tmp/run.rte" "$tmp/bin.rte" || fail "$name ($mode): runtime errors differ"
+        grep -E 'runtime error|: error: ' "$tmp/run.err" >"$tmp/run.rte"
+        grep -E 'runtime error|: error: ' "$tmp/bin.err" >"$tmp/bin.rte"
+        cmp -s "$tmp/run.rte" "$tmp/bin.rte" || { diff "$tmp/run.rte" "$tmp/bin.rte"; fail "$name ($mode): errors differ"; }
     done
     echo "ok: $name (exit $rc_run, $(wc -c <"$tmp/bin.out") bytes of output, $how)"
     n=$((n + 1))
 done
-[ $n -ge 1 ] || fail "no examples found"
+[ $n -ge 7 ] || fail "too few programs found ($n)"
 
 # ---- failure cases
 ex="$SGL_SOURCE_ROOT/examples/few_shot_qa.sgl"
@@ -157,4 +158,4 @@ for i in 1 2 3; do
     echo "startup to first engine step: sglc run ${a} ms, binary ${b} ms" \
          "(wall: sglc run $(wall "$SGLC" run "$ex" "${q[@]}") ms, binary $(wall "$tmp/few_shot_qa" "${q[@]}") ms)"
 done
-echo "all $n examples: binary == sglc run"
+echo "all $n programs: binary == sglc run"
