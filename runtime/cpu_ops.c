@@ -211,6 +211,26 @@ AVX2 static inline __m256 exp256(__m256 x)
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+/* 2^t for t <= 0: t = n + f with |f| <= 1/2, 2^f by a degree-5 polynomial
+ * (Chebyshev interpolant, relative error 1.1e-7), 2^n added to the exponent.
+ * Inputs below -125 give 2^-125 (~2e-38), never a denormal. Five FMAs, where
+ * exp256 needs eleven: the softmax of head_dim-8 attention runs one of these
+ * per 8 (key, head) scores. */
+AVX2 static inline __m256 exp2_neg256(__m256 t)
+{
+    t = _mm256_max_ps(t, _mm256_set1_ps(-125.0f));
+    __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 f = _mm256_sub_ps(t, n);
+    __m256 y = _mm256_set1_ps(0.0013390863364533504f);
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(0.009676031918326564f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(0.05550357114219461f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(0.24022107485308208f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(0.6931471880262287f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.0000000754548972f));
+    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), e));
+}
+
 /* 8 rows of W against one row of X: Y[o..o+8). */
 AVX2 static inline void mm_8x1(int in, const float *x, const float *W, int ldw, float *y)
 {
@@ -411,10 +431,14 @@ AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
     const int64_t vs = a->kv_stride;
     float *m = a->scratch, *l = m + NH, *s = l + NH;   /* s: (NH, TILE) scores, then probabilities */
     float *corr = s + (int64_t)NH * CPU_ATTN_TILE;     /* (NH) */
-    const __m256 scale = _mm256_set1_ps(a->scale), iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    float *qs = corr + NH;                             /* (NH, 8) q * scale * log2(e) */
+    const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    /* scores in base-2 units: softmax is then 2^(s - max), see exp2_neg256 */
+    const __m256 qscale = _mm256_set1_ps(a->scale * 1.44269504088896341f);
     for (int h = 0; h < NH; h++) {
         m[h] = -INFINITY;
         l[h] = 0;
+        _mm256_storeu_ps(qs + h * 8, _mm256_mul_ps(_mm256_loadu_ps(a->q + h * 8), qscale));
     }
     memset(a->out, 0, sizeof(float) * 8 * (size_t)NH);
     for (int t0 = 0; t0 < a->n_keys; t0 += CPU_ATTN_TILE) {
@@ -433,7 +457,7 @@ AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
                     c[u] = _mm256_loadu_ps(row[u] + g * 8);
                 transpose8(c);
                 for (int h = g * G; h < (g + 1) * G; h++) {
-                    const float *q = a->q + h * 8;
+                    const float *q = qs + h * 8;
                     __m256 s0 = _mm256_mul_ps(_mm256_set1_ps(q[0]), c[0]);
                     __m256 s1 = _mm256_mul_ps(_mm256_set1_ps(q[1]), c[1]);
                     s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[2]), c[2], s0);
@@ -442,7 +466,7 @@ AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
                     s1 = _mm256_fmadd_ps(_mm256_set1_ps(q[5]), c[5], s1);
                     s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[6]), c[6], s0);
                     s1 = _mm256_fmadd_ps(_mm256_set1_ps(q[7]), c[7], s1);
-                    _mm256_storeu_ps(s + h * CPU_ATTN_TILE + j, _mm256_mul_ps(_mm256_add_ps(s0, s1), scale));
+                    _mm256_storeu_ps(s + h * CPU_ATTN_TILE + j, _mm256_add_ps(s0, s1));
                 }
             }
         }
@@ -457,11 +481,11 @@ AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
             m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
             const float mx = _mm_cvtss_f32(m4);
-            corr[h] = expf(m[h] - mx);
+            corr[h] = exp2f(m[h] - mx);
             m[h] = mx;
             __m256 mxv = _mm256_set1_ps(mx), sumv = _mm256_setzero_ps();
             for (int j = 0; j < nr; j += 8) {
-                __m256 p = exp256(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mxv));
+                __m256 p = exp2_neg256(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mxv));
                 if (j == nr - 8)
                     p = _mm256_and_ps(p, tail);
                 _mm256_storeu_ps(sh + j, p);

@@ -19,9 +19,10 @@
 
 #define CPU_PAD 8          /* floats: row strides of matmul operands */
 #define CPU_ATTN_TILE 128  /* keys per online-softmax tile */
-/* attention scratch floats: max, sum and scores per head; gathered K/V tile */
+/* attention scratch floats: max, sum, rescale factor, scaled q (up to 8
+ * floats) and scores per head; gathered K/V tile */
 #define CPU_ATTN_SCRATCH(n_heads, kv_row) \
-    ((int64_t)(n_heads) * (CPU_ATTN_TILE + 2) + 2 * (int64_t)CPU_ATTN_TILE * (kv_row))
+    ((int64_t)(n_heads) * (CPU_ATTN_TILE + 11) + 2 * (int64_t)CPU_ATTN_TILE * (kv_row))
 
 typedef struct {
     int n_heads, n_kv_heads;  /* query heads; KV heads (n_heads % n_kv_heads == 0) */
