@@ -329,6 +329,8 @@ int cmd_bench(int argc, char **argv)
         }
         return one_batch(argc - 1, argv + 1);
     }
-    fprintf(stderr, "sglc bench: unknown benchmark '%s' (known: one-batch)\n", argv[1]);
+    if (strcmp(argv[1], "program") == 0)   /* cmd_bench_program.c */
+        return cmd_bench_program(argc - 1, argv + 1);
+    fprintf(stderr, "sglc bench: unknown benchmark '%s' (known: one-batch, program)\n", argv[1]);
     return 2;
 }
