@@ -15,7 +15,10 @@
  * and small matrices, and OpenBLAS sgemm for large ones (see matmul()). With
  * n_threads > 1 a small pool splits each large product by output rows (in
  * blocks of 8) and attention by tokens; every element is computed by the same
- * code either way, so results do not depend on the thread count. The KV
+ * code either way, so results do not depend on the thread count. n_threads 0
+ * starts one worker per CPU but uses them only for passes of at least
+ * AUTO_MIN_MACS multiply-adds (batch-1 decode of a tiny model stays on the
+ * caller); idle workers sleep outside a forward pass. The KV
  * layout is (n_layers, n_slots, n_kv_heads * head_dim) for K and for V.
  */
 #include <cblas.h>
@@ -23,8 +26,11 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "runtime/cpu_ops.h"
 #include "runtime/runner.h"
@@ -37,14 +43,30 @@
 #define SGEMM_MIN_TOKENS 16
 #define SGEMM_MIN_WEIGHT_BYTES (512 * 1024)
 
-/* Work below this many multiply-adds stays on the calling thread: waking a
- * worker costs microseconds. */
+/* Work below this many multiply-adds stays on the calling thread: handing
+ * a job to a worker costs about a microsecond. */
 #define PAR_MIN_MACS (256 * 1024)
+/* n_threads 0 (auto): the pool has one thread per CPU this process may run
+ * on, up to AUTO_MAX_THREADS, and a forward pass may use it only when its
+ * multiply-adds reach AUTO_MIN_MACS (stories260K: batch 1 is ~0.4 M, batch
+ * 32 ~11 M; SmolLM2-135M: ~0.1 G per token). Whether such a pass does use it
+ * is measured, not assumed: on a machine busy with other work a worker that
+ * is not scheduled stalls every step, so the runner keeps a running average
+ * of wall time per multiply-add with and without the pool, takes the faster,
+ * and retries the other one pass in AUTO_RETRY. */
+#define AUTO_MIN_MACS (4L * 1024 * 1024)
+#define AUTO_MAX_THREADS 8
+#define AUTO_RETRY 64
 #define MAX_THREADS 64
+/* Pause iterations a thread spins before it sleeps (about 10-30 us). */
+#define SPIN_LIMIT 4000
 
 /* A fixed set of worker threads for one runner. pool_run(fn, ctx) calls
  * fn(ctx, t, n) on every thread t < n (t = 0 on the caller) and returns when
- * all are done. Workers spin briefly, then sleep on a condition variable. */
+ * all are done. Between pool_begin and pool_end (one forward pass) idle
+ * workers spin for the next job, since jobs come microseconds apart; outside
+ * them, or after SPIN_LIMIT, they sleep on a condition variable and cost
+ * nothing. */
 typedef void (*PoolFn)(void *ctx, int t, int n);
 
 typedef struct {
@@ -52,8 +74,9 @@ typedef struct {
     pthread_t *th;         /* (n - 1) workers */
     pthread_mutex_t mu;
     pthread_cond_t cv_go, cv_done;
-    unsigned long gen;     /* bumped for each job (under mu) */
-    int pending;           /* workers still running the job */
+    unsigned long gen;     /* bumped for each job (atomic; written under mu) */
+    int pending;           /* workers still running the job (atomic) */
+    int active;            /* inside pool_begin/pool_end (atomic) */
     bool stop;
     PoolFn fn;
     void *ctx;
@@ -104,6 +127,10 @@ typedef struct {
     size_t kv_bytes;
     Pool pool;             /* n_threads - 1 workers; pool.n == 1 without threads */
     PoolArg *pool_args;
+    bool auto_threads;     /* n_threads was 0: use the pool only for large passes */
+    bool par;              /* this forward pass splits work over the pool */
+    double ns_per_mac[2];  /* auto: running average without [0] / with [1] the pool; 0 = none yet */
+    unsigned n_large;      /* auto: passes of at least AUTO_MIN_MACS so far */
     const SglBatch *batch; /* the batch in flight, for the parallel regions */
     int layer;
 } CpuRunner;
@@ -157,31 +184,34 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* A job's fn and ctx are written before gen is bumped (release) and are
+ * not touched again until every worker has counted itself out of pending, so
+ * a worker that saw the new gen (acquire) may read them without the lock. */
 static void *pool_main(void *p)
 {
     PoolArg *a = p;
     Pool *pl = a->pool;
     unsigned long seen = 0;
     for (;;) {
-        /* spin a little: consecutive jobs of one forward come microseconds apart */
-        for (int spin = 0; spin < 2000 && __atomic_load_n(&pl->gen, __ATOMIC_ACQUIRE) == seen; spin++)
+        for (int spin = 0; spin < SPIN_LIMIT && __atomic_load_n(&pl->active, __ATOMIC_RELAXED) &&
+                           __atomic_load_n(&pl->gen, __ATOMIC_ACQUIRE) == seen; spin++)
             cpu_relax();
-        pthread_mutex_lock(&pl->mu);
-        while (pl->gen == seen && !pl->stop)
-            pthread_cond_wait(&pl->cv_go, &pl->mu);
-        if (pl->stop) {
+        if (__atomic_load_n(&pl->gen, __ATOMIC_ACQUIRE) == seen) {
+            pthread_mutex_lock(&pl->mu);
+            while (__atomic_load_n(&pl->gen, __ATOMIC_ACQUIRE) == seen && !pl->stop)
+                pthread_cond_wait(&pl->cv_go, &pl->mu);
+            bool stop = pl->stop;
             pthread_mutex_unlock(&pl->mu);
-            return NULL;
+            if (stop)
+                return NULL;
         }
-        seen = pl->gen;
-        PoolFn fn = pl->fn;
-        void *ctx = pl->ctx;
-        pthread_mutex_unlock(&pl->mu);
-        fn(ctx, a->t, pl->n);
-        pthread_mutex_lock(&pl->mu);
-        if (--pl->pending == 0)
+        seen = __atomic_load_n(&pl->gen, __ATOMIC_ACQUIRE);
+        pl->fn(pl->ctx, a->t, pl->n);
+        if (__atomic_sub_fetch(&pl->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&pl->mu);   /* the caller may be asleep on cv_done */
             pthread_cond_signal(&pl->cv_done);
-        pthread_mutex_unlock(&pl->mu);
+            pthread_mutex_unlock(&pl->mu);
+        }
     }
 }
 
@@ -191,19 +221,27 @@ static void pool_run(Pool *pl, PoolFn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&pl->mu);
     pl->fn = fn;
     pl->ctx = ctx;
-    pl->pending = pl->n - 1;
+    __atomic_store_n(&pl->pending, pl->n - 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&pl->mu);
     __atomic_store_n(&pl->gen, pl->gen + 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pl->cv_go);
     pthread_mutex_unlock(&pl->mu);
     fn(ctx, 0, pl->n);
-    pthread_mutex_lock(&pl->mu);
-    while (pl->pending > 0)
-        pthread_cond_wait(&pl->cv_done, &pl->mu);
-    pthread_mutex_unlock(&pl->mu);
+    for (int spin = 0; spin < SPIN_LIMIT && __atomic_load_n(&pl->pending, __ATOMIC_ACQUIRE) > 0; spin++)
+        cpu_relax();
+    if (__atomic_load_n(&pl->pending, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&pl->mu);
+        while (__atomic_load_n(&pl->pending, __ATOMIC_ACQUIRE) > 0)
+            pthread_cond_wait(&pl->cv_done, &pl->mu);
+        pthread_mutex_unlock(&pl->mu);
+    }
 }
+
+/* Workers spin between the jobs of one forward pass and sleep outside. */
+static void pool_begin(Pool *pl) { __atomic_store_n(&pl->active, 1, __ATOMIC_RELAXED); }
+static void pool_end(Pool *pl) { __atomic_store_n(&pl->active, 0, __ATOMIC_RELAXED); }
 
 /* Starts n - 1 workers. On failure the pool runs everything on the caller. */
 static void pool_init(Pool *pl, PoolArg *args, int n)
@@ -350,7 +388,7 @@ static void matmul(CpuRunner *r, int n, int out, int in, const float *X, int ldx
                    int ldw, float *Y, int ldy)
 {
     MatmulJob j = {r, n, out, in, ldx, ldw, ldy, X, W, Y};
-    if (r->pool.n > 1 && (int64_t)n * out * in >= PAR_MIN_MACS)
+    if (r->par && (int64_t)n * out * in >= PAR_MIN_MACS)
         pool_run(&r->pool, matmul_part, &j);
     else
         matmul_rows(&j, 0, out);
@@ -400,6 +438,24 @@ static void attend_part(void *ctx, int t, int nt)
     attend_tokens(r, i0, i1, r->scratch + r->scratch_len * t);
 }
 
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e9 * (double)ts.tv_sec + (double)ts.tv_nsec;
+}
+
+/* Multiply-adds of one forward pass (matmuls and attention), for the
+ * n_threads = 0 decision. */
+static int64_t pass_macs(const CpuRunner *r, const SglBatch *b)
+{
+    int64_t per_tok = (int64_t)r->ld_h * (r->QKV + 2 * r->F) + (int64_t)r->H * (r->ld_q + r->ld_i), keys = 0;
+    for (int i = 0; i < b->n_tokens; i++)
+        keys += b->positions[i] + 1;
+    return r->n_layers * (per_tok * b->n_tokens + 2 * (int64_t)r->Q * keys) +
+           (int64_t)b->n_logits * r->V * r->ld_h;
+}
+
 static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
 {
     CpuRunner *r = (CpuRunner *)base;
@@ -410,6 +466,17 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
     const int64_t n_slots = r->base.opts.n_slots;
 
     r->batch = b;
+    int64_t macs = 0;
+    double t_start = 0;
+    r->par = r->pool.n > 1 && !r->auto_threads;
+    if (r->pool.n > 1 && r->auto_threads && (macs = pass_macs(r, b)) >= AUTO_MIN_MACS) {
+        const double *ns = r->ns_per_mac;
+        bool best = ns[1] == 0 || (ns[0] != 0 && ns[1] < ns[0]);
+        r->par = ns[0] == 0 && ns[1] != 0 ? false : r->n_large++ % AUTO_RETRY == AUTO_RETRY - 1 ? !best : best;
+        t_start = now_ns();
+    }
+    if (r->par)
+        pool_begin(&r->pool);
     for (int s = 0; s < b->n_seqs; s++)
         for (int i = b->seq_off[s]; i < b->seq_off[s + 1]; i++)
             r->tok_seq[i] = s;
@@ -447,7 +514,7 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
         int64_t work = 0;   /* multiply-adds of the attention */
         for (int i = 0; i < T; i++)
             work += (int64_t)(b->positions[i] + 1) * 2 * r->Q;
-        if (r->pool.n > 1 && work >= PAR_MIN_MACS)
+        if (r->par && work >= PAR_MIN_MACS)
             pool_run(&r->pool, attend_part, r);
         else
             attend_tokens(r, 0, T, r->scratch);
@@ -470,12 +537,17 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
                 x[j] += y[j];
         }
     }
-    if (b->n_logits == 0)
-        return SGL_OK;
     for (int i = 0; i < b->n_logits; i++)
         cpu_rmsnorm(H, r->x + (int64_t)b->logit_rows[i] * r->ld_h, r->final_norm, r->eps,
                     r->xn + (int64_t)i * r->ld_h);
-    matmul(r, b->n_logits, r->V, r->ld_h, r->xn, r->ld_h, r->lm_head, r->ld_h, logits, r->V);
+    if (b->n_logits > 0)
+        matmul(r, b->n_logits, r->V, r->ld_h, r->xn, r->ld_h, r->lm_head, r->ld_h, logits, r->V);
+    if (r->par)
+        pool_end(&r->pool);
+    if (t_start > 0) {   /* auto: fold this pass into its mode's average */
+        double v = (now_ns() - t_start) / (double)macs, *avg = &r->ns_per_mac[r->par];
+        *avg = *avg == 0 ? v : 0.5 * (*avg + v);
+    }
     return SGL_OK;
 }
 
@@ -491,6 +563,16 @@ static void *take(char **cur, int64_t n)
 }
 
 static int64_t rounded(int64_t n) { return (n * 4 + 63) / 64 * 64; }
+
+/* CPUs in this process's affinity mask (at least 1). */
+static int online_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)(n < 1024 ? n : 1024) : 1;
+}
 
 static void *zalloc(int64_t bytes)
 {
@@ -516,10 +598,12 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->base.ops = &cpu_ops;
     r->base.cfg = c;
     r->base.opts = *opts;
-    /* "auto" is one thread: workers spin between jobs, which costs more than
-     * it gains on a shared or busy machine; more threads are opt-in. */
-    if (r->base.opts.n_threads <= 0)
-        r->base.opts.n_threads = 1;
+    /* "auto": one thread per CPU we may run on (up to AUTO_MAX_THREADS);
+     * forward passes below AUTO_MIN_MACS still run on the caller alone. */
+    if (r->base.opts.n_threads <= 0) {
+        r->auto_threads = true;
+        r->base.opts.n_threads = online_cpus() < AUTO_MAX_THREADS ? online_cpus() : AUTO_MAX_THREADS;
+    }
     if (r->base.opts.n_threads > MAX_THREADS)
         r->base.opts.n_threads = MAX_THREADS;
     /* SGL_CPU_KERNELS=generic|avx2 overrides the choice (debugging, tests) */

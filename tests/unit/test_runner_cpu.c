@@ -874,8 +874,9 @@ static void test_batching_invariance(void **state)
     tiny_free(&tm);
 }
 
-/* n_threads = 3 splits matmul rows and attention tokens over threads: the
- * results must be bit-identical to one thread, on both matmul paths. */
+/* n_threads = 3 splits matmul rows and attention tokens over threads, and
+ * n_threads = 0 (auto) picks its own way per pass: the results must be
+ * bit-identical to one thread, on both matmul paths. */
 static void test_threads_identical(void **state)
 {
     (void)state;
@@ -891,11 +892,12 @@ static void test_threads_identical(void **state)
             toks[s][j] = (int32_t)(rng_next(&rng) % (uint64_t)V);
             slots[s][j] = s * L + j;
         }
-    static float out[2][2][NS * L * 67];
+    static float out[3][2][NS * L * 67];
     static TBatch tb;
-    for (int th = 0; th < 2; th++) {
+    const int n_threads[3] = {1, 3, 0};
+    for (int th = 0; th < 3; th++) {
         SglRunnerOpts o = {.n_slots = NS * L, .max_batch_tokens = NS * L, .max_seqs = NS,
-                           .n_threads = th ? 3 : 1};
+                           .n_threads = n_threads[th]};
         SglRunner *r = NULL;
         SglErr err = {{0}};
         assert_int_equal(sgl_runner_cpu_new(m, &o, &r, &err), SGL_OK);
@@ -913,6 +915,8 @@ static void test_threads_identical(void **state)
     }
     assert_memory_equal(out[0][0], out[1][0], sizeof out[0][0]);
     assert_memory_equal(out[0][1], out[1][1], sizeof out[0][1]);
+    assert_memory_equal(out[0][0], out[2][0], sizeof out[0][0]);
+    assert_memory_equal(out[0][1], out[2][1], sizeof out[0][1]);
     assert_true(max_abs_diff(out[0][0], out[0][1], NS * L * 67) <= 1e-4);
     sgl_model_free(m);
     tiny_free(&tm);
