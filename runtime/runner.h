@@ -65,8 +65,9 @@ struct SglRunner {
  * owned fp32 copies; the model must still outlive the runner (cfg is
  * borrowed). n_threads 1: everything on the caller's thread; n > 1 starts
  * n - 1 workers that split large matmuls by rows and attention by tokens,
- * with results bit-identical to one thread; 0 (auto) means 1 (threads are
- * opt-in). OpenBLAS is set to one thread (process-wide).
+ * with results bit-identical to one thread; 0 (auto) starts one worker per
+ * CPU but uses them only for large passes, and only while that measures
+ * faster than one thread. OpenBLAS is set to one thread (process-wide).
  * SGL_CPU_KERNELS=generic|avx2 in the environment forces a kernel set.
  * SGL_E_INVAL (bad opts, unknown kernel set) or SGL_E_NOMEM, *out NULL.
  * Its forward checks the whole batch layout (positions, slot and token
