@@ -14,6 +14,7 @@
  * and joins its threads before freeing anything.
  */
 #include "backend/interp.h"
+#include "backend/remote.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -137,12 +138,15 @@ bool sgl_exec_new(const IrProgram *p, SglEngine *e, const ChatTemplate *t, const
     }
     x->p = p;
     x->engine = e;
-    x->tok = sgl_engine_tokenizer(e);
+    x->remote = o->remote;
+    x->tok = e ? sgl_engine_tokenizer(e) : NULL;
     x->tmpl = t;
     x->o = *o;
     if (x->o.max_workers <= 0)
         x->o.max_workers = 256;
-    x->vocab = sgl_engine_model_config(e)->vocab_size;
+    /* the HTTP backend may not report a vocabulary: stop ids are then checked by the server */
+    x->vocab = e ? sgl_engine_model_config(e)->vocab_size
+                 : remote_vocab(o->remote) > 0 ? remote_vocab(o->remote) : INT32_MAX;
     pthread_mutex_init(&x->mu, NULL);
     if (!(x->types = types_build(p)) || !(x->tokreg = tokreg_new()) || !(x->cons = concache_new())) {
         snprintf(msg, cap, "out of memory");
@@ -505,7 +509,7 @@ static Flow do_fork(Frame *f, const IrNode *n)
     SglGate *gate = NULL;
     while (parallel && res == FL_NEXT && got < nb - 1 && worker_get(f->x))
         got++;
-    if (parallel && got == nb - 1)
+    if (parallel && got == nb - 1 && !f->x->remote)
         gate = gate_new(f->x->engine, (int32_t)nb);
     for (int64_t i = 0; res == FL_NEXT && i < nb; i++) {
         br[i].gate = gate;

@@ -26,13 +26,16 @@ typedef struct {
     bool no_parallel;                /* run forks and calls one after another */
     FILE *stream;                    /* --stream: main's state is echoed here */
     int32_t max_workers;             /* concurrent worker threads; 0 = 256 */
+    struct SglRemote *remote;        /* borrowed: requests go over HTTP (backend/remote.h);
+                                      * sgl_exec_new then takes engine NULL */
 } SglExecOpts;
 
 void sgl_exec_opts_default(SglExecOpts *o);
 
 struct SglExec {
     const IrProgram *p;              /* borrowed */
-    SglEngine *engine;               /* borrowed */
+    SglEngine *engine;               /* borrowed; NULL with the HTTP backend */
+    struct SglRemote *remote;        /* borrowed: the HTTP backend, or NULL */
     const SglTokenizer *tok;         /* borrowed from the engine */
     const ChatTemplate *tmpl;
     SglExecOpts o;

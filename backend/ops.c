@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "backend/interp.h"
+#include "backend/remote.h"
 #include "backend/select.h"
 #include "ir/fsm/jsonschema.h"
 #include "ir/fsm/regex.h"
@@ -560,7 +561,9 @@ static void free_typed(TypedType *t)
     free(t);
 }
 
-static SglDfa *compile_constraint(const IrConstraint *c, char *msg, size_t cap)
+/* The regex text of a constraint (malloc'd), or NULL with msg. The HTTP
+ * backend sends it to the server; in-process it is compiled to a DFA. */
+static char *constraint_regex(const IrConstraint *c, char *msg, size_t cap)
 {
     FsmErr fe = {0};
     char *re = NULL;
@@ -593,11 +596,25 @@ static SglDfa *compile_constraint(const IrConstraint *c, char *msg, size_t cap)
         break;
     }
     default:
+        snprintf(msg, cap, "no constraint");
         return NULL;
     }
+    if (st != SGL_OK) {
+        free(re);
+        snprintf(msg, cap, "cannot compile the constraint: %s", fe.msg[0] ? fe.msg : sgl_status_str(st));
+        return NULL;
+    }
+    return re;
+}
+
+static SglDfa *compile_constraint(const IrConstraint *c, char *msg, size_t cap)
+{
+    FsmErr fe = {0};
+    char *re = constraint_regex(c, msg, cap);
+    if (!re)
+        return NULL;
     SglDfa *dfa = NULL;
-    if (st == SGL_OK)
-        st = regex_compile(re, strlen(re), NULL, &dfa, NULL, &fe);
+    SglStatus st = regex_compile(re, strlen(re), NULL, &dfa, NULL, &fe);
     free(re);
     if (st != SGL_OK)
         snprintf(msg, cap, "cannot compile the constraint: %s", fe.msg[0] ? fe.msg : sgl_status_str(st));
@@ -699,13 +716,13 @@ bool op_gen(SglRun *r, PState *s, const IrNode *n, Value *const *args, Value **o
 {
     SglExec *x = r->x;
     const SglExecOpts *o = &x->o;
-    const SglModelConfig *mc = sgl_engine_model_config(x->engine);
+    const SglModelConfig *mc = x->remote ? NULL : sgl_engine_model_config(x->engine);
     SglRequest rq = {0};
     SglSamplingParams *p = &rq.params;
     sgl_sampling_params_default(p);
     p->max_new_tokens = o->max_tokens >= 0 ? o->max_tokens : 128;
     p->temperature = !isnan(o->temperature) ? (float)o->temperature
-                     : !isnan(mc->gen_temperature) ? mc->gen_temperature : 1.0f;
+                     : mc && !isnan(mc->gen_temperature) ? mc->gen_temperature : 1.0f;
     if (!isnan(o->top_p))
         p->top_p = (float)o->top_p;
     if (!isnan(o->min_p))
@@ -783,6 +800,19 @@ bool op_gen(SglRun *r, PState *s, const IrNode *n, Value *const *args, Value **o
     if (sgl_sampling_params_check(p, x->vocab, &err) != SGL_OK)
         return run_fail(r, n->loc, "gen %s: %s", name, err.msg);
     char msg[600];
+    SglGenResult res;
+    bool has_n = n->gen->has_n;
+    bool ok;
+    if (x->remote) {   /* the HTTP backend (remote.h): text + regex to the server */
+        char *re = NULL;
+        if (n->gen->con.kind != IR_CON_NONE && !(re = constraint_regex(&n->gen->con, msg, sizeof msg)))
+            return run_fail(r, n->loc, "gen %s: %s", name, msg);
+        ok = remote_generate(x->remote, r, s->text, s->len, p, re, &res, msg, sizeof msg);
+        free(re);
+        if (ok && !has_n && s->stream && res.n_samples > 0)
+            fwrite(res.samples[0].text, 1, res.samples[0].text_len, s->stream);
+        goto collected;
+    }
     if (n->gen->con.kind != IR_CON_NONE) {
         const SglDfa *d = constraint_dfa(x, n, msg, sizeof msg);
         if (!d)
@@ -798,10 +828,9 @@ bool op_gen(SglRun *r, PState *s, const IrNode *n, Value *const *args, Value **o
     }
     rq.input_ids = ids;
     rq.n_input = n_ids;
-    SglGenResult res;
-    bool has_n = n->gen->has_n;
-    bool ok = ops_generate(x->engine, r, &rq, 1, &res, has_n ? NULL : s->stream, msg, sizeof msg);
+    ok = ops_generate(x->engine, r, &rq, 1, &res, has_n ? NULL : s->stream, msg, sizeof msg);
     free(ids);
+collected:
     if (!ok)
         return run_failed(r) ? false : run_fail(r, n->loc, "gen %s: %s", name, msg);
     int64_t ct = 0, cached = 0;
@@ -889,8 +918,10 @@ bool op_select(SglRun *r, PState *s, const IrNode *n, const Value *choices, Valu
     }
     SelectResult sr;
     char msg[600];
-    bool ok = select_run(x->engine, r, s->text, s->len, ch, lens, (int32_t)nc,
-                         (IrSelectMethod)n->aop, &sr, msg, sizeof msg);
+    bool ok = x->remote ? remote_select(x->remote, r, s->text, s->len, ch, lens, (int32_t)nc,
+                                        (IrSelectMethod)n->aop, &sr, msg, sizeof msg)
+                        : select_run(x->engine, r, s->text, s->len, ch, lens, (int32_t)nc,
+                                     (IrSelectMethod)n->aop, &sr, msg, sizeof msg);
     if (!ok) {
         free(ch);
         free(lens);
@@ -932,8 +963,14 @@ bool op_prefill(SglRun *r, const PState *s, const IrNode *n)
         else
             ok = op_role(r, &t, x->tmpl, g->role, g->kind == IR_SEG_ROLE_BEGIN);
     }
-    int32_t *ids = NULL, n_ids = 0;
-    if (ok && sgl_engine_encode(x->engine, t.text, t.len, true, &ids, &n_ids) == SGL_OK && n_ids > 2) {
+    int32_t *ids = NULL, n_ids = 0, pt = 0;
+    if (ok && x->remote && t.len > 0 && remote_prefill(x->remote, t.text, t.len, &pt)) {
+        pthread_mutex_lock(&r->mu);
+        r->c.requests++;
+        r->c.prompt_tokens += pt;
+        pthread_mutex_unlock(&r->mu);
+    } else if (ok && !x->remote && sgl_engine_encode(x->engine, t.text, t.len, true, &ids, &n_ids) == SGL_OK &&
+               n_ids > 2) {
         SglRequest rq = {0};
         sgl_sampling_params_default(&rq.params);
         rq.params.max_new_tokens = 0;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/remote.h"
 #include "backend/run_main.h"
 
 #include "backend/cli/cli.h"
@@ -46,6 +47,8 @@ static void help(FILE *f, const SglRunMain *m)
     fprintf(f,
             "  --model DIR             Hugging Face model directory (default: $SGL_MODEL, else a\n"
             "                          built-in random-weight demo model whose text is meaningless)\n"
+            "  --backend URL           send the requests to a server speaking SGLang's native API\n"
+            "                          (sglc serve, or SGLang) instead of loading a model here\n"
             "  --arg NAME=VALUE        a parameter of main (str as is; int/float/bool parsed;\n"
             "                          lists and records as JSON); NAME=@FILE reads VALUE from FILE\n"
             "  --temperature T  --max-tokens N  --top-p P  --top-k K  --min-p P\n"
@@ -501,7 +504,8 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
     }
     SglArgs a;
     const char *file = NULL, *model = NULL, *batch = NULL, *outp = NULL, *tmpl_name = NULL,
-               *policy = NULL, *fmt = NULL, *step_log = NULL, *sv;
+               *policy = NULL, *fmt = NULL, *step_log = NULL, *sv, *backend = NULL;
+    SglRemote *rm = NULL;
     ArgKV kv[MAX_ARGS];
     int n_kv = 0;
     long parallel = 16, threads = 0, max_total = 0, lv;
@@ -529,7 +533,7 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
         else if (args_str(&a, "--model", &model) || args_str(&a, "--batch", &batch) ||
                  args_str(&a, "--out", &outp) || args_str(&a, "--chat-template", &tmpl_name) ||
                  args_str(&a, "--schedule-policy", &policy) || args_str(&a, "--load-format", &fmt) ||
-                 args_str(&a, "--step-log", &step_log))
+                 args_str(&a, "--step-log", &step_log) || args_str(&a, "--backend", &backend))
             ;
         else if (args_str(&a, "--arg", &sv)) {
             if (a.bad)
@@ -635,6 +639,23 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
             goto out;
         }
     }
+    if (backend) {   /* the HTTP backend (backend/remote.h): no engine here */
+        char bmsg[600];
+        if (!remote_open(backend, &rm, bmsg, sizeof bmsg)) {
+            fprintf(stderr, "%s: --backend: %s\n", cmd, bmsg);
+            goto out;
+        }
+        if (!tmpl)
+            tmpl = chat_template_detect(model, NULL);
+        xo.remote = rm;
+        xo.no_parallel = no_par;
+        xo.stream = stream ? stdout : NULL;
+        if (!sgl_exec_new(p, NULL, tmpl, &xo, &x, bmsg, sizeof bmsg)) {
+            fprintf(stderr, "%s\n", bmsg);
+            goto out;
+        }
+        goto have_exec;
+    }
     /* engine */
     if (!model)
         model = getenv("SGL_MODEL");
@@ -690,6 +711,7 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
         fprintf(stderr, "%s\n", msg);
         goto out;
     }
+have_exec:
     if (!(no_hoist && !m->takes_file))
         sgl_exec_warm(x);
     if (batch) {
@@ -710,7 +732,7 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
     }
     if (json) {
         json_t *o = sgl_run_result_json(&res);
-        if (o && stats)
+        if (o && stats && e)
             json_object_set_new(o, "engine", engine_json(e, &slog));
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
         json_decref(o);
@@ -736,6 +758,7 @@ out:
     free(vals);
     sgl_engine_close(e);   /* first: it releases constraints that point into x */
     sgl_exec_free(x);
+    remote_free(rm);
     if (slog.f)
         fclose(slog.f);
     if (demo_dir[0])

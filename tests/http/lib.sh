@@ -28,7 +28,8 @@ trap 'exit 1' INT TERM
 # start_server [extra sglc serve options...]: sets PORT, BASE, SERVER_PID.
 start_server() {
     rm -f "$TMP/port"
-    "$SGLC" serve --model "$MODEL" --port 0 --port-file "$TMP/port" "$@" >"$TMP/server.log" 2>&1 &
+    # ASan builds: a bounded free-quarantine so that RSS reaches a steady state
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=16:thread_local_quarantine_size_kb=64" "$SGLC" serve --model "$MODEL" --port 0 --port-file "$TMP/port" "$@" >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
         [ -s "$TMP/port" ] && break

@@ -132,6 +132,33 @@ check "/flush_cache 200" test "$ST" = 200
 get /get_server_info
 check "pool fully free after flush" pyassert "$J" 'j["engine"]["pool_free_pages"]==j["engine"]["pool_pages"]'
 
+# sglc run --backend: the same programs, in-process and through this server,
+# give the same text and variables (greedy; select, regex/typed constraints,
+# roles and prefix prefills all go over HTTP)
+run_both() { # run_both EXAMPLE ARGS...
+    local f=$1; shift
+    SGLC_API_KEY=sekret "$SGLC" run "$SGL_SOURCE_ROOT/examples/$f" --backend "$BASE" --temperature 0 \
+        --max-tokens-cap 64 "$@" --json >"$TMP/remote.json" 2>"$TMP/remote.err"
+    "$SGLC" run "$SGL_SOURCE_ROOT/examples/$f" --model "$MODEL" --temperature 0 \
+        --max-tokens-cap 64 "$@" --json >"$TMP/local.json" 2>"$TMP/local.err"
+    python3 -c '
+import json,sys
+a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2]))
+ok=[a["text"],a["vars"]]==[b["text"],b["vars"]] and a["meta"]["requests"]>0
+if not ok: print("   remote:", json.dumps(a)[:600]); print("   local: ", json.dumps(b)[:600])
+sys.exit(0 if ok else 1)' "$TMP/remote.json" "$TMP/local.json" || { head -c 600 "$TMP/remote.err" "$TMP/local.err"; false; }
+}
+if [ -n "${SGL_SOURCE_ROOT:-}" ]; then
+    check "run --backend == in-process: few_shot_qa" run_both few_shot_qa.sgl --arg question="Who is Lily?"
+    check "run --backend == in-process: hellaswag_select (3 select methods)" run_both hellaswag_select.sgl \
+        --arg context="Lily went to the park" --arg endings='["and played.", "and the sky.", "and slept."]'
+    check "run --backend == in-process: json_regex_fields (regex constraints)" run_both json_regex_fields.sgl --arg document="Tom is 5"
+    check "run --backend == in-process: multi_turn_chat (roles)" run_both multi_turn_chat.sgl --arg first=Hi --arg second=Bye
+    check "run --backend == in-process: json_typed (typed output)" run_both json_typed.sgl --arg name=Tom --max-tokens-cap 200
+    SGLC_API_KEY=wrong "$SGLC" run "$SGL_SOURCE_ROOT/examples/few_shot_qa.sgl" --backend "$BASE" --arg question=Hi >/dev/null 2>"$TMP/err"
+    check "run --backend with a wrong key: exit 1 naming HTTP 401" grep -q "HTTP 401" "$TMP/err"
+fi
+
 # the official OpenAI client
 if [ -d "$HERE/node_modules/openai" ] && command -v node >/dev/null; then
     if SGLC_BASE="$BASE/v1" SGLC_KEY=sekret node "$HERE/openai_client.mjs"; then

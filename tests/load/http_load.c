@@ -323,7 +323,7 @@ static int run_load(int conns, double seconds, double warmup, int max_new, int p
             pthread_attr_setstacksize(&at, 256 * 1024);
             if (pthread_create(&th[i], &at, load_worker, &w[i]) != 0) {
                 fprintf(stderr, "http_load: cannot start thread %d\n", i);
-                return 1;
+                exit(1);   /* threads already started hold w: no clean way back */
             }
             pthread_attr_destroy(&at);
         }
@@ -347,16 +347,18 @@ static int run_load(int conns, double seconds, double warmup, int max_new, int p
                " max %.1f ms; server RSS %ld KiB -> %ld KiB\n",
                phase == 0 ? "warm-up" : "run", conns, el, ok, errors, (double)ok / el,
                ok ? lat / (double)ok * 1e3 : 0.0, lmax * 1e3, rss0, rss1);
-        if (errors) {
-            printf("load: FAIL: %ld errors (first: %s)\n", errors, first ? first : "?");
-            return 1;
-        }
-        if (phase == 1 && pid > 0 && rss1 > rss0 + max_growth_mb * 1024) {
-            printf("load: FAIL: RSS grew by %ld KiB (limit %ld MiB)\n", rss1 - rss0, max_growth_mb);
-            return 1;
-        }
-        if (ok == 0) {
-            printf("load: FAIL: no request completed\n");
+        const char *why = NULL;
+        if (errors)
+            why = "errors";
+        else if (phase == 1 && pid > 0 && rss1 > rss0 + max_growth_mb * 1024)
+            why = "RSS growth";
+        else if (ok == 0)
+            why = "no request completed";
+        if (why) {
+            printf("load: FAIL: %s (%ld errors, first: %s; RSS +%ld KiB, limit %ld MiB)\n", why, errors,
+                   first ? first : "-", rss1 - rss0, max_growth_mb);
+            free(w);
+            free(th);
             return 1;
         }
     }
@@ -610,6 +612,10 @@ static int run_latency(int n, int max_new)
     double *cl = calloc((size_t)n + 1, sizeof *cl), *sv = calloc((size_t)n + 1, sizeof *sv);
     if (fd < 0 || !cl || !sv) {
         printf("latency: cannot connect\n");
+        free(cl);
+        free(sv);
+        if (fd >= 0)
+            close(fd);
         return 1;
     }
     char body[256], head[256];
@@ -625,6 +631,9 @@ static int run_latency(int n, int max_new)
         if (!send_all(fd, head, (size_t)hl) || !send_all(fd, body, (size_t)bl) || !read_resp(fd, &r) ||
             r.status != 200) {
             printf("latency: request %d failed\n", i);
+            close(fd);
+            free(cl);
+            free(sv);
             return 1;
         }
         double dt = now() - t0;
@@ -659,6 +668,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: http_load load|fault|latency --port P [options] (see the file comment)\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     int conns = 256, pid = 0, max_new = 8, n = 1000, kills = 40;
     double seconds = 60, warmup = 5;
     long growth = 32;
