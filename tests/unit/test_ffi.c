@@ -112,6 +112,7 @@ static void test_libc_libm(void **st)
     assert_int_equal(v->kind, VAL_INT);
     assert_int_equal(v->i, 6);       /* bytes, as C counts them */
     val_unref(v);
+    /* `abs` is a built-in name in .sgl (not redefinable): C's long labs stands in */
     v = call(f, p, "labs", 1, val_int(-42));
     assert_int_equal(v->i, 42);
     val_unref(v);
