@@ -167,6 +167,8 @@ static const CpuKernels k_generic = {
     .matmul = matmul_generic,
     .attend = attend_generic,
     .silu_mul = silu_mul_generic,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
 };
 
 /* ---- AVX2 + FMA kernels ----------------------------------------------- */
@@ -211,14 +213,14 @@ AVX2 static inline __m256 exp256(__m256 x)
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
-/* 2^t for t <= 0: t = n + f with |f| <= 1/2, 2^f by a degree-5 polynomial
- * (Chebyshev interpolant, relative error 1.1e-7), 2^n added to the exponent.
- * Inputs below -125 give 2^-125 (~2e-38), never a denormal. Five FMAs, where
- * exp256 needs eleven: the softmax of head_dim-8 attention runs one of these
- * per 8 (key, head) scores. */
-AVX2 static inline __m256 exp2_neg256(__m256 t)
+/* 2^t: t = n + f with |f| <= 1/2, 2^f by a degree-5 polynomial (Chebyshev
+ * interpolant, relative error 1.1e-7), 2^n added to the exponent. t is
+ * clamped to [-125, 125], so the result is never a denormal or infinite.
+ * Five FMAs, where exp256 needs eleven: the softmax of head_dim-8 attention
+ * runs one of these per 8 (key, head) scores, SiLU one per 8 elements. */
+AVX2 static inline __m256 exp2_256(__m256 t)
 {
-    t = _mm256_max_ps(t, _mm256_set1_ps(-125.0f));
+    t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-125.0f)), _mm256_set1_ps(125.0f));
     __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 f = _mm256_sub_ps(t, n);
     __m256 y = _mm256_set1_ps(0.0013390863364533504f);
@@ -357,13 +359,65 @@ AVX2 static void matmul_avx2(int n, int out, int in, const float *X, int ldx, co
     }
 }
 
+AVX2 static void rmsnorm_avx2(int n, const float *restrict x, const float *restrict w, float eps,
+                              float *restrict out)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+        a0 = _mm256_fmadd_ps(v0, v0, a0);
+        a1 = _mm256_fmadd_ps(v1, v1, a1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        a0 = _mm256_fmadd_ps(v, v, a0);
+    }
+    float ss = hsum1(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        ss += x[i] * x[i];
+    const float r = 1.0f / sqrtf(ss / (float)n + eps);
+    const __m256 rv = _mm256_set1_ps(r);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i), _mm256_mul_ps(_mm256_loadu_ps(x + i), rv)));
+    for (; i < n; i++)
+        out[i] = w[i] * (x[i] * r);
+}
+
+/* cpu_rope with 4 or 8-float vectors when head_dim / 2 is a multiple of 4. */
+AVX2 static void rope_avx2(int n_heads, int head_dim, float *restrict x, const float *restrict cos_t,
+                           const float *restrict sin_t)
+{
+    const int h = head_dim / 2;
+    if (h % 4 != 0) {
+        cpu_rope(n_heads, head_dim, x, cos_t, sin_t);
+        return;
+    }
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *a = x + (int64_t)hh * head_dim, *b = a + h;
+        int j = 0;
+        for (; j + 8 <= h; j += 8) {
+            __m256 x1 = _mm256_loadu_ps(a + j), x2 = _mm256_loadu_ps(b + j);
+            __m256 c = _mm256_loadu_ps(cos_t + j), s = _mm256_loadu_ps(sin_t + j);
+            _mm256_storeu_ps(a + j, _mm256_fmsub_ps(x1, c, _mm256_mul_ps(x2, s)));
+            _mm256_storeu_ps(b + j, _mm256_fmadd_ps(x2, c, _mm256_mul_ps(x1, s)));
+        }
+        for (; j < h; j += 4) {
+            __m128 x1 = _mm_loadu_ps(a + j), x2 = _mm_loadu_ps(b + j);
+            __m128 c = _mm_loadu_ps(cos_t + j), s = _mm_loadu_ps(sin_t + j);
+            _mm_storeu_ps(a + j, _mm_fmsub_ps(x1, c, _mm_mul_ps(x2, s)));
+            _mm_storeu_ps(b + j, _mm_fmadd_ps(x2, c, _mm_mul_ps(x1, s)));
+        }
+    }
+}
+
 AVX2 static void silu_mul_avx2(int n, const float *restrict g, const float *restrict u, float *restrict out)
 {
     int i = 0;
     const __m256 one = _mm256_set1_ps(1.0f);
     for (; i + 8 <= n; i += 8) {
         __m256 gv = _mm256_loadu_ps(g + i);
-        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        __m256 e = exp2_256(_mm256_mul_ps(gv, _mm256_set1_ps(-1.44269504088896341f)));   /* e^-g */
         __m256 s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
     }
@@ -409,6 +463,11 @@ AVX2 static inline __attribute__((always_inline)) void pv_hd8(int nc, int G, int
         acc[c] = _mm256_mul_ps(_mm256_loadu_ps(out + (h0 + c) * 8), _mm256_set1_ps(corr[h0 + c]));
     for (int j = 0; j < nt; j++) {
         const float *vr = vb + (int64_t)sl[j] * stride;
+        if (j + PREFETCH_KEYS < nt) {
+            const char *pf = (const char *)(vb + (int64_t)sl[j + PREFETCH_KEYS] * stride);
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64 * ((nc + G - 1) / G * 32 > 64), _MM_HINT_T0);
+        }
 #pragma GCC unroll 8
         for (int c = 0; c < nc; c++)
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(p[(h0 + c) * CPU_ATTN_TILE + j]),
@@ -433,7 +492,7 @@ AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
     float *corr = s + (int64_t)NH * CPU_ATTN_TILE;     /* (NH) */
     float *qs = corr + NH;                             /* (NH, 8) q * scale * log2(e) */
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
-    /* scores in base-2 units: softmax is then 2^(s - max), see exp2_neg256 */
+    /* scores in base-2 units: softmax is then 2^(s - max), see exp2_256 */
     const __m256 qscale = _mm256_set1_ps(a->scale * 1.44269504088896341f);
     for (int h = 0; h < NH; h++) {
         m[h] = -INFINITY;
@@ -485,7 +544,7 @@ AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
             m[h] = mx;
             __m256 mxv = _mm256_set1_ps(mx), sumv = _mm256_setzero_ps();
             for (int j = 0; j < nr; j += 8) {
-                __m256 p = exp2_neg256(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mxv));
+                __m256 p = exp2_256(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mxv));
                 if (j == nr - 8)
                     p = _mm256_and_ps(p, tail);
                 _mm256_storeu_ps(sh + j, p);
@@ -639,6 +698,8 @@ static const CpuKernels k_avx2 = {
     .matmul = matmul_avx2,
     .attend = attend_avx2,
     .silu_mul = silu_mul_avx2,
+    .rmsnorm = rmsnorm_avx2,
+    .rope = rope_avx2,
 };
 
 static bool have_avx2(void)

@@ -47,6 +47,9 @@ typedef struct {
     void (*attend)(const CpuAttnArgs *a);
     /* out[i] = silu(g[i]) * u[i] */
     void (*silu_mul)(int n, const float *g, const float *u, float *out);
+    /* cpu_rmsnorm and cpu_rope below (the generic table points at them) */
+    void (*rmsnorm)(int n, const float *x, const float *w, float eps, float *out);
+    void (*rope)(int n_heads, int head_dim, float *x, const float *cos_t, const float *sin_t);
 } CpuKernels;
 
 /* The fastest table this CPU supports, or the named one ("avx2",

@@ -494,7 +494,7 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
         const CpuLayer *w = &r->layers[l];
         float *kc = r->kcache + (int64_t)l * n_slots * KV, *vc = r->vcache + (int64_t)l * n_slots * KV;
         for (int i = 0; i < T; i++)
-            cpu_rmsnorm(H, r->x + (int64_t)i * r->ld_h, w->attn_norm, r->eps, r->xn + (int64_t)i * r->ld_h);
+            r->k->rmsnorm(H, r->x + (int64_t)i * r->ld_h, w->attn_norm, r->eps, r->xn + (int64_t)i * r->ld_h);
         matmul(r, T, r->QKV, r->ld_h, r->xn, r->ld_h, w->wqkv, r->ld_h, r->qkv, r->ld_qkv);
         for (int s = 0; s < b->n_seqs; s++) {
             const int32_t *slots = b->slots + b->slot_off[s];
@@ -503,8 +503,8 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
                 if (w->bqkv)
                     for (int j = 0; j < r->QKV; j++)
                         q[j] += w->bqkv[j];
-                cpu_rope(r->n_heads, hd, q, r->rope_cos + (int64_t)i * h2, r->rope_sin + (int64_t)i * h2);
-                cpu_rope(r->n_kv, hd, k, r->rope_cos + (int64_t)i * h2, r->rope_sin + (int64_t)i * h2);
+                r->k->rope(r->n_heads, hd, q, r->rope_cos + (int64_t)i * h2, r->rope_sin + (int64_t)i * h2);
+                r->k->rope(r->n_kv, hd, k, r->rope_cos + (int64_t)i * h2, r->rope_sin + (int64_t)i * h2);
                 int64_t slot = slots[b->positions[i]];
                 memcpy(kc + slot * KV, k, sizeof(float) * (size_t)KV);
                 memcpy(vc + slot * KV, v, sizeof(float) * (size_t)KV);
@@ -523,7 +523,7 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
             float *x = r->x + (int64_t)i * r->ld_h, *y = r->xn + (int64_t)i * r->ld_h;
             for (int j = 0; j < H; j++)
                 x[j] += y[j];
-            cpu_rmsnorm(H, x, w->mlp_norm, r->eps, y);
+            r->k->rmsnorm(H, x, w->mlp_norm, r->eps, y);
         }
         matmul(r, T, 2 * r->F, r->ld_h, r->xn, r->ld_h, w->wgu, r->ld_h, r->gu, r->ld_gu);
         for (int i = 0; i < T; i++) {
@@ -538,7 +538,7 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
         }
     }
     for (int i = 0; i < b->n_logits; i++)
-        cpu_rmsnorm(H, r->x + (int64_t)b->logit_rows[i] * r->ld_h, r->final_norm, r->eps,
+        r->k->rmsnorm(H, r->x + (int64_t)b->logit_rows[i] * r->ld_h, r->final_norm, r->eps,
                     r->xn + (int64_t)i * r->ld_h);
     if (b->n_logits > 0)
         matmul(r, b->n_logits, r->V, r->ld_h, r->xn, r->ld_h, r->lm_head, r->ld_h, logits, r->V);

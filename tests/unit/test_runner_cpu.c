@@ -1018,6 +1018,36 @@ static void test_kernels_agree(void **state)
     opt->silu_mul(299, g, u, s1);
     for (int i = 0; i < 299; i++)
         assert_true(fabsf(s0[i] - s1[i]) <= 1e-6f * (1 + fabsf(s0[i])));
+    /* RMSNorm over odd lengths (vector body + scalar tail), canary after the
+     * output: fp32 sums of <= 299 squares, 1e-6 relative */
+    for (int n = 1; n <= 299; n += 17) {
+        for (int i = 0; i < 300; i++)
+            s0[i] = s1[i] = 1234.5f;
+        ref->rmsnorm(n, g, u, 1e-5f, s0);
+        opt->rmsnorm(n, g, u, 1e-5f, s1);
+        for (int i = 0; i < n; i++)
+            if (!(fabsf(s0[i] - s1[i]) <= 1e-6f * (1 + fabsf(s0[i]))))
+                fail_msg("rmsnorm n=%d: [%d] %g vs %g", n, i, s0[i], s1[i]);
+        assert_true(s1[n] == 1234.5f);
+    }
+    /* RoPE: head_dim 8 (4-wide), 16, 24 (8 + 4), 64 and 6 (scalar fallback), 3 heads */
+    const int rope_hd[5] = {8, 16, 24, 64, 6};
+    for (int k = 0; k < 5; k++) {
+        int hd = rope_hd[k];
+        static float cs[32], sn[32];
+        for (int j = 0; j < hd / 2; j++) {
+            cs[j] = cosf(0.37f * (float)j + 1);
+            sn[j] = sinf(0.37f * (float)j + 1);
+        }
+        for (int i = 0; i < 3 * hd + 1; i++)
+            s0[i] = s1[i] = i < 3 * hd ? g[i] : 1234.5f;
+        ref->rope(3, hd, s0, cs, sn);
+        opt->rope(3, hd, s1, cs, sn);
+        for (int i = 0; i < 3 * hd; i++)   /* two products of |x| <= 12: 1e-5 absolute */
+            if (!(fabsf(s0[i] - s1[i]) <= 1e-5f))
+                fail_msg("rope head_dim=%d: [%d] %g vs %g", hd, i, s0[i], s1[i]);
+        assert_true(s1[3 * hd] == 1234.5f);
+    }
     /* attention: head_dim 8, 24 and 12 (generic fallback), GQA groups of 2,
      * 3 and 1, n_keys across tile boundaries; K/V rows of 80 floats read at
      * an 8-float offset */
