@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -371,6 +372,11 @@ static void run_model(Cases *c, const char *dir, bool dummy, bool jump, int n, i
         SglRequest rq[CHUNK];
         int ci_of[CHUNK];
         uint64_t rid[CHUNK];
+        /* the stream as a client sees it: text pieces and ids (n_rollback applied) */
+        static char streamed[CHUNK][4096];
+        static int32_t sids[CHUNK][MAX_TOKENS + 8];
+        int32_t n_sids[CHUNK] = {0};
+        size_t n_streamed[CHUNK] = {0};
         for (int k = 0; k < m; k++) {
             int g = base + k, ci = g % N_CASES;
             ci_of[k] = ci;
@@ -392,17 +398,40 @@ static void run_model(Cases *c, const char *dir, bool dummy, bool jump, int n, i
         for (int done = 0; done < m;) {
             SglEvent *ev = NULL;
             assert_int_equal(sgl_evq_get(q, 600000, &ev), SGL_OK);
-            if (ev->kind == SGL_EV_FINAL) {
-                int k = 0;
-                while (k < m && rid[k] != ev->id)
-                    k++;
-                assert_true(k < m);
+            int k = 0;
+            while (k < m && rid[k] != ev->id)
+                k++;
+            assert_true(k < m);
+            assert_true(n_streamed[k] + ev->text_len < sizeof streamed[k]);
+            memcpy(streamed[k] + n_streamed[k], ev->text, ev->text_len);
+            n_streamed[k] += ev->text_len;
+            if (ev->kind == SGL_EV_TOKEN) {
+                assert_true(ev->n_rollback >= 0 && ev->n_rollback <= n_sids[k]);
+                n_sids[k] -= ev->n_rollback;
+                assert_true(n_sids[k] < MAX_TOKENS + 8);
+                sids[k][n_sids[k]++] = ev->token;
+            } else {
                 check_output(c, ci_of[k], ev, name);
+                /* streaming, detokenization and jump-forward agree */
+                if (n_streamed[k] != ev->output_text_len ||
+                    memcmp(streamed[k], ev->output_text, n_streamed[k]) != 0)
+                    fail_msg("%s: streamed '%.*s' != final '%.*s'", name, (int)n_streamed[k], streamed[k],
+                             (int)ev->output_text_len, ev->output_text);
+                assert_int_equal(n_sids[k], ev->completion_tokens);
+                assert_memory_equal(sids[k], ev->output_ids, (size_t)n_sids[k] * sizeof(int32_t));
+                char *dec = sgl_tokenizer_decode(sgl_engine_tokenizer(e), ev->output_ids,
+                                                 ev->completion_tokens, true, NULL);
+                assert_non_null(dec);
+                if (strlen(dec) != ev->output_text_len || memcmp(dec, ev->output_text, strlen(dec)) != 0)
+                    fail_msg("%s: decode(output_ids) '%s' != text '%.*s'", name, dec,
+                             (int)ev->output_text_len, ev->output_text);
+                free(dec);
                 done++;
             }
             free(ev);
         }
     }
+    sgl_engine_flush_cache(e); /* a barrier: the snapshot below covers every step so far */
     *out = sgl_engine_stats(e);
     for (int i = 0; i < 4; i++)
         free(ids[i]);
@@ -430,10 +459,12 @@ static void test_stories260k(void **state)
     cases_init(&c);
     SglEngineStats a, b;
     run_model(&c, dir, false, true, 125, 1000, "stories260K", &a);
-    run_model(&c, dir, false, false, 125, 2000, "stories260K (no jump-forward)", &b);
+    run_model(&c, dir, false, false, 125, 1000, "stories260K (no jump-forward)", &b);
     assert_int_equal(c.n_checked, 250);
     assert_int_equal(b.jump_forwards, 0);
-    printf("stories260K: 250 valid; jump-forward %lld jumps / %lld tokens, decode steps %lld vs %lld\n",
+    assert_true(a.jump_forwards > 0);
+    assert_true(a.steps < b.steps); /* forced text in extends, not one step per token */
+    printf("stories260K: 250 valid; jump-forward %lld jumps / %lld tokens, engine steps %lld vs %lld without\n",
            (long long)a.jump_forwards, (long long)a.jump_forward_tokens, (long long)a.steps, (long long)b.steps);
     cases_free(&c);
 }
@@ -475,11 +506,75 @@ static void test_smollm2_shape(void **state)
     rmdir(tmpl);
 }
 
+/* Runs cmd, returns its exit status and stdout+stderr in out. */
+static int run_cmd(const char *cmd, char *out, size_t cap)
+{
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* sglc generate --regex / --json-schema, and sglc check --emit=fsm. */
+static void test_cli(void **state)
+{
+    (void)state;
+    const char *sglc = getenv("SGLC"), *root = getenv("SGL_SOURCE_ROOT");
+    char model[1024], cmd[4096], out[16384];
+    snprintf(model, sizeof model, "%s/models/stories260K-hf", shared_dir());
+    if (!sglc || !root || access(model, R_OK) != 0) {
+        printf("skipped: needs SGLC, SGL_SOURCE_ROOT and %s\n", model);
+        skip();
+    }
+    for (int jump = 0; jump < 2; jump++) {
+        snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt 'Phone: ' --temperature 1 --seed 5 "
+                 "--max-tokens 40 --regex '\\+[0-9]{1,3} [0-9]{3}-[0-9]{4}' %s 2>&1", sglc, model,
+                 jump ? "" : "--no-jump-forward");
+        assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+        out[strcspn(out, "\n")] = '\0';
+        if (!pcre_match("\\+[0-9]{1,3} [0-9]{3}-[0-9]{4}", out, strlen(out), true))
+            fail_msg("generate --regex printed '%s'", out);
+    }
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --temperature 1 --seed 9 --max-tokens 120 --json "
+             "--json-schema '%s' 2>&1", sglc, model, schemas[2]);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    json_error_t je;
+    json_t *o = json_loads(out, 0, &je), *sc = json_loads(schemas[2], 0, &je);
+    assert_non_null(o);
+    json_t *j = json_loads(json_string_value(json_object_get(o, "text")), 0, &je);
+    assert_non_null(j);
+    assert_true(valid(j, sc, sc, 0));
+    json_decref(j);
+    json_decref(sc);
+    json_decref(o);
+    /* bad constraints: a clear message, exit 1, no engine work */
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --regex '(ab' 2>&1", sglc, model);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "--regex: regex: missing ')'"));
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --json-schema '{\"type\": \"integer\", \"minimum\": 1}' 2>&1",
+             sglc, model);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "unsupported keyword 'minimum'"));
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --json-schema /nonexistent/schema.json 2>&1", sglc, model);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "cannot read the file"));
+    /* sglc check --emit=fsm */
+    snprintf(cmd, sizeof cmd, "%s check --emit=fsm %s/examples/json_extract.sgl 2>&1", sglc, root);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "json_extract.sgl:21:17: gen info: type, "));
+    assert_non_null(strstr(out, "forced: \"{\\\"name\\\": \\\"\" (start)"));
+    assert_non_null(strstr(out, "gen capital: choices, "));
+    assert_non_null(strstr(out, "gen record: json_schema, "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260k),
         cmocka_unit_test(test_smollm2_shape),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
