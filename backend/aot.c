@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/interp.h"
 #include "runtime/dfa.h"
 #include "runtime/tokmask.h"
 
@@ -75,6 +76,13 @@ typedef struct {
     FILE *f;
     const IrProgram *p;
     PtrTab types, consts, nodes;
+    /* token tables (o->tok): tab[i] = the node whose NT<n> array holds node
+     * i's tables (equal DFAs share one), or -1: none */
+    const SglAotOpts *o;
+    TokVocab *vocab;
+    int64_t *tab;
+    uint32_t n_tables, n_left_out;
+    uint64_t table_states, table_bytes;
 } Emit;
 
 /* ------------------------------------------------------------ text */
@@ -263,6 +271,48 @@ static void put_region(Emit *e, const char *name, const IrRegion *r)
         fputs("{NULL, 0, 0}", e->f);
 }
 
+/* Node i's token tables as `static const uint8_t NT<i>[]` (e->tab[i] = i),
+ * or a reference to an earlier equal DFA's; tables over the cap are left
+ * out with a note (that constraint's masks are then computed at run time). */
+static void emit_tables(Emit *e, uint32_t i)
+{
+    const IrNode *n = e->nodes.ptr[i];
+    const SglDfa *d = n->gen->con.fsm;
+    for (uint32_t j = 0; j < i; j++) {
+        const IrNode *m = e->nodes.ptr[j];
+        const SglDfa *md = m->gen ? m->gen->con.fsm : NULL;
+        if (e->tab[j] == (int64_t)j && md && md->hash == d->hash && sgl_dfa_equal(md, d)) {
+            e->tab[i] = j;
+            return;
+        }
+    }
+    uint8_t *bytes = NULL;
+    size_t nb = 0;
+    TokTablesInfo info;
+    SglErr err = {{0}};
+    size_t cap = e->o->table_cap_bytes ? e->o->table_cap_bytes : (size_t)64 << 20;
+    SglStatus st = tokmask_tables_serialize(d, e->vocab, cap, &bytes, &nb, &info, &err);
+    if (st != SGL_OK) {
+        if (st == SGL_E_NOMEM)
+            e->consts.oom = true;
+        else if (e->o->notes)
+            fprintf(e->o->notes, "%s:%u:%u: note: no token tables embedded for this constraint "
+                                 "(%s); its masks are computed at run time\n",
+                    n->loc.file ? n->loc.file : "?", n->loc.line, n->loc.col, err.msg);
+        e->n_left_out++;
+        return;
+    }
+    fprintf(e->f, "static const uint8_t NT%u[] = {", i);
+    for (size_t k = 0; k < nb; k++)
+        fprintf(e->f, "%s%u,", k % 32 == 0 ? "\n  " : "", bytes[k]);
+    fputs("\n};\n", e->f);
+    free(bytes);
+    e->tab[i] = i;
+    e->n_tables++;
+    e->table_states += (uint64_t)info.n_states;
+    e->table_bytes += nb;
+}
+
 /* The side objects of node i (operands, regions, gen info, prefix, gather). */
 static void emit_node_parts(Emit *e, uint32_t i)
 {
@@ -313,6 +363,8 @@ static void emit_node_parts(Emit *e, uint32_t i)
                 fprintf(f, "%s%u,", k % 32 == 0 ? "\n  " : "", bytes[k]);
             fputs("\n};\n", f);
             free(bytes);
+            if (e->vocab)
+                emit_tables(e, i);
         }
         fprintf(f, "static IrGenInfo NG%u = {", i);
         if (n->n_args)
@@ -475,6 +527,18 @@ bool sgl_aot_emit(const IrProgram *p, const SglAotOpts *o, FILE *f, char *msg, s
     }
     if (e.types.oom || e.nodes.oom)
         goto oom;
+    e.o = o;
+    if (o->tok) {
+        SglErr err = {{0}};
+        if (tokvocab_new(o->tok, &e.vocab, &err) != SGL_OK) {
+            snprintf(msg, cap, "cannot read the tokenizer's vocabulary: %s", err.msg);
+            goto out;
+        }
+        if (!(e.tab = malloc(((size_t)e.nodes.n + 1) * sizeof *e.tab)))
+            goto oom;
+        for (uint32_t i = 0; i < e.nodes.n; i++)
+            e.tab[i] = -1;
+    }
     /* emit */
     emit_types(&e);
     fprintf(f, "static IrNode N[%u];\n", e.nodes.n ? e.nodes.n : 1);
@@ -549,6 +613,8 @@ bool sgl_aot_emit(const IrProgram *p, const SglAotOpts *o, FILE *f, char *msg, s
     fprintf(f, "  .types = %s, .n_types = %uu, .cap_types = %uu, .next_group = %uu, .n_nodes = %uu,\n};\n\n",
             p->n_types ? "TP" : "NULL", p->n_types, p->n_types, p->next_group, p->n_nodes);
     /* the entry point */
+    if (e.consts.oom)
+        goto oom;
     fputs("static IrProgram *load(void *user, const char *file, const SglRunLoadOpts *o)\n"
           "{\n    (void)user; (void)file; (void)o;\n    return &PROG;\n}\n\n", f);
     if (o->model_dir) {
@@ -557,6 +623,16 @@ bool sgl_aot_emit(const IrProgram *p, const SglAotOpts *o, FILE *f, char *msg, s
         fprintf(f, ";\n\nstatic bool check(void *user, SglEngine *e, const char *dir, char *msg, size_t cap)\n"
                    "{\n    (void)user;\n    return sgl_aot_check_vocab(e, 0x%016llxULL, MODEL, dir, msg, cap);\n}\n\n",
                 (unsigned long long)o->vocab_hash);
+    }
+    if (e.n_tables) {
+        fputs("static const SglAotTables TABLES[] = {\n", f);
+        for (uint32_t i = 0; i < e.nodes.n; i++)
+            if (e.tab[i] >= 0)
+                fprintf(f, "  {&N[%u], NT%lld, sizeof NT%lld},\n", i, (long long)e.tab[i],
+                        (long long)e.tab[i]);
+        fputs("};\n\nstatic bool prepare(void *user, struct SglExec *x, const char *dir, char *msg, size_t cap)\n"
+              "{\n    (void)user;\n    return sgl_aot_load_tables(x, TABLES, sizeof TABLES / sizeof TABLES[0], "
+              "MODEL, dir, msg, cap);\n}\n\n", f);
     }
     fputs("int main(int argc, char **argv)\n{\n"
           "    const char *name = strrchr(argv[0], '/');\n"
@@ -569,16 +645,29 @@ bool sgl_aot_emit(const IrProgram *p, const SglAotOpts *o, FILE *f, char *msg, s
     }
     if (o->model_dir)
         fputs("    m.model_default = MODEL;\n    m.check_model = check;\n", f);
+    if (e.n_tables)
+        fputs("    m.prepare_exec = prepare;\n", f);
     fputs("    return sgl_run_main(&m, argc, argv);\n}\n", f);
     if (ferror(f)) {
         snprintf(msg, cap, "cannot write the C file: %s", strerror(errno));
         goto out;
+    }
+    if (o->tok && o->notes) {
+        bool mib = e.table_bytes >= (1u << 20);
+        fprintf(o->notes, "embedded token tables: %u constraint%s, %llu states, %.1f %s",
+                e.n_tables, e.n_tables == 1 ? "" : "s", (unsigned long long)e.table_states,
+                (double)e.table_bytes / (mib ? 1 << 20 : 1 << 10), mib ? "MiB" : "KiB");
+        if (e.n_left_out)
+            fprintf(o->notes, " (%u left out: computed at run time)", e.n_left_out);
+        fputc('\n', o->notes);
     }
     ok = true;
     goto out;
 oom:
     snprintf(msg, cap, "out of memory");
 out:
+    tokvocab_free(e.vocab);
+    free(e.tab);
     free(e.types.ptr);
     free(e.consts.ptr);
     free(e.nodes.ptr);
@@ -721,5 +810,29 @@ bool sgl_aot_attach_dfa(IrGenInfo *g, const uint8_t *bytes, size_t len, const ch
         return false;
     }
     g->con.fsm = d;
+    return true;
+}
+
+bool sgl_aot_load_tables(struct SglExec *x, const SglAotTables *t, size_t n,
+                         const char *built_for, const char *model_dir, char *msg, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        const IrNode *g = t[i].gen;
+        SglErr err = {{0}};
+        SglStatus st = tokreg_load_tables(x->tokreg, g->gen->con.fsm, x->tok, t[i].bytes,
+                                          t[i].len, &err);
+        if (st == SGL_E_INVAL) {
+            snprintf(msg, cap, "the model %s has a different tokenizer than the one this program "
+                               "was built for (%s): %s; rebuild with `sglc build --model %s`",
+                     model_dir, built_for, err.msg, model_dir);
+            return false;
+        }
+        if (st != SGL_OK) {
+            snprintf(msg, cap, "%s:%u:%u: the embedded token tables of this constraint are "
+                               "damaged: %s", g->loc.file ? g->loc.file : "?", g->loc.line,
+                     g->loc.col, err.msg);
+            return false;
+        }
+    }
     return true;
 }

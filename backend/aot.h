@@ -14,7 +14,10 @@
  * else the build and source directories baked into sglc when it was built
  * (SGL_AOT_BUILD_DIR / SGL_AOT_SOURCE_DIR in backend/meson.build).
  * With a model, the binary embeds the model directory (its default --model)
- * and the hash of that tokenizer's vocabulary, checked at start.
+ * and the hash of that tokenizer's vocabulary, checked at start, and for
+ * every constraint DFA the token tables of that tokenizer (every reachable
+ * state's mask and forced string, runtime/tokmask.h), loaded into the
+ * interpreter's TokRegistry at start so no mask is computed while running.
  */
 #ifndef SGL_AOT_H
 #define SGL_AOT_H
@@ -26,10 +29,15 @@
 #include "ir/ir.h"
 #include "runtime/engine.h"
 
+struct SglExec;   /* backend/interp.h */
+
 typedef struct {
     const char *source_name;    /* FILE.sgl, for the binary's messages */
     const char *model_dir;      /* NULL, or the default --model */
     uint64_t vocab_hash;        /* with model_dir: tokvocab_hash of its tokenizer */
+    const SglTokenizer *tok;    /* borrowed; non-NULL: embed token tables for it */
+    size_t table_cap_bytes;     /* per constraint; larger tables are left out (0: 64 MiB) */
+    FILE *notes;                /* table sizes and left-out tables are reported here, or NULL */
 } SglAotOpts;
 
 /* Writes the C translation of p (verified, frozen, borrowed) to f. false +
@@ -46,6 +54,20 @@ bool sgl_aot_link(const char *c_path, const char *out_path, char *msg, size_t ca
  * validated and attached to g->con.fsm; it lives as long as the process.
  * false: a message naming cmd on stderr. */
 bool sgl_aot_attach_dfa(IrGenInfo *g, const uint8_t *bytes, size_t len, const char *cmd);
+
+/* One constraint's embedded token tables (emitted by sgl_aot_emit). */
+typedef struct {
+    const IrNode *gen;          /* its GEN (con.fsm attached by sgl_aot_attach_dfa) */
+    const uint8_t *bytes;
+    size_t len;
+} SglAotTables;
+
+/* Start-up in a built binary, once the executor x (struct SglExec,
+ * backend/interp.h) exists: every table is validated and loaded into
+ * x->tokreg. false + msg: a model with another tokenizer (naming it and
+ * built_for) or damaged tables (naming the gen's location). */
+bool sgl_aot_load_tables(struct SglExec *x, const SglAotTables *t, size_t n,
+                         const char *built_for, const char *model_dir, char *msg, size_t cap);
 
 /* tokvocab_hash of tokenizer t. false + msg on failure. */
 bool sgl_aot_vocab_hash(const SglTokenizer *t, uint64_t *out, char *msg, size_t cap);

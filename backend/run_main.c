@@ -711,6 +711,10 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
         fprintf(stderr, "%s\n", msg);
         goto out;
     }
+    if (m->prepare_exec && !m->prepare_exec(m->user, x, model, msg, sizeof msg)) {
+        fprintf(stderr, "%s: %s\n", cmd, msg);
+        goto out;
+    }
 have_exec:
     if (!(no_hoist && !m->takes_file))
         sgl_exec_warm(x);
@@ -734,6 +738,13 @@ have_exec:
         json_t *o = sgl_run_result_json(&res);
         if (o && stats && e)
             json_object_set_new(o, "engine", engine_json(e, &slog));
+        json_t *eng = o && stats && e ? json_object_get(o, "engine") : NULL;
+        if (eng) {   /* constraint masks served from the cache / computed by a trie walk */
+            uint64_t hits, walks;
+            tokreg_counters(x->tokreg, &hits, &walks);
+            json_object_set_new(eng, "mask_cache_hits", json_integer((json_int_t)hits));
+            json_object_set_new(eng, "mask_computations", json_integer((json_int_t)walks));
+        }
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
         json_decref(o);
         if (!s)

@@ -20,6 +20,8 @@
 #include "ir/ir.h"
 #include "runtime/engine.h"
 
+struct SglExec;   /* backend/interp.h */
+
 typedef struct {
     bool no_prefix_hoist, no_parallel;   /* --no-prefix-hoist, --no-parallel */
 } SglRunLoadOpts;
@@ -36,6 +38,10 @@ typedef struct {
     /* Optional check of the opened engine's model (a built binary compares
      * its tokenizer hash); false + msg stops the run with exit 1. */
     bool (*check_model)(void *user, SglEngine *e, const char *model_dir, char *msg, size_t cap);
+    /* Optional, after the executor is made on an engine (a built binary
+     * loads its token tables into x->tokreg); false + msg: exit 1. */
+    bool (*prepare_exec)(void *user, struct SglExec *x, const char *model_dir, char *msg,
+                         size_t cap);
 } SglRunMain;
 
 /* Parses argv (argv[0] is the command name) and runs; returns the exit status. */

@@ -875,3 +875,497 @@ TokCursor *tokmask_constraint_cursor(void *ctx, int32_t index)
     ConstraintCtx *c = ctx;
     return index >= 0 && index < c->n_samples ? &c->cur[index] : NULL;
 }
+
+/* ---- precomputed tables (sglc build --model) -------------------------------------
+ *
+ * Layout, little-endian, written byte by byte (no struct images):
+ *   header (64 bytes)   "SGLTOKT\0", u32 version, u32 header bytes (64),
+ *                       u64 DFA hash, u64 vocab hash, i32 vocab size, i32 EOS,
+ *                       i32 DFA states, i32 entries, i32 unique masks,
+ *                       u32 flags (0), u64 checksum (FNV-1a of bytes [0, 56)
+ *                       and [64, len))
+ *   masks (n_masks)     u8 kind; kind 0: varint n_runs, then per run varint
+ *                       gap (from the previous run's end) and varint len - 1;
+ *                       kind 1: n_words u32 words. Whichever is shorter.
+ *   entries (n_entries) varint state delta (state - previous state - 1, states
+ *                       ascending), varint mask index, varint forced length,
+ *                       the forced bytes.
+ * Entries cover every state reachable from the start state. Equal masks are
+ * stored once (JSON and string states share most of theirs).
+ */
+
+#define TABLES_MAGIC "SGLTOKT"
+#define TABLES_VERSION 1u
+#define TABLES_HEADER 64
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom;
+} Buf;
+
+static void buf_put(Buf *b, const void *src, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->len + n)
+            nc *= 2;
+        uint8_t *q = realloc(b->p, nc);
+        if (!q) {
+            b->oom = true;
+            return;
+        }
+        b->p = q;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void buf_varint(Buf *b, uint64_t v)
+{
+    uint8_t t[10];
+    size_t n = 0;
+    do {
+        t[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    buf_put(b, t, n);
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t tables_checksum(const uint8_t *p, size_t len)
+{
+    return fnv(fnv(0xcbf29ce484222325ull, p, 56), p + TABLES_HEADER, len - TABLES_HEADER);
+}
+
+/* Appends mask's encoding (the shorter of runs and bitmap) to b. */
+static void encode_mask(Buf *b, const uint32_t *mask, int32_t n_words, int32_t vocab, Buf *runs)
+{
+    uint64_t n_runs = 0;
+    int32_t prev_end = 0;
+    runs->len = 0;
+    for (int32_t id = 0; id < vocab;) {
+        if (!(mask[id >> 5] >> (id & 31) & 1)) {
+            id = mask[id >> 5] >> (id & 31) ? id + 1 : (id | 31) + 1;
+            continue;
+        }
+        int32_t end = id + 1;
+        while (end < vocab && (mask[end >> 5] >> (end & 31) & 1))
+            end++;
+        buf_varint(runs, (uint64_t)(id - prev_end));
+        buf_varint(runs, (uint64_t)(end - id - 1));
+        n_runs++;
+        prev_end = end;
+        id = end;
+    }
+    uint8_t t[10];
+    size_t nv = 0;
+    for (uint64_t v = n_runs;; v >>= 7) {
+        t[nv++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80)
+            break;
+    }
+    if (1 + nv + runs->len <= 1 + (size_t)n_words * 4) {
+        buf_put(b, "\0", 1);
+        buf_put(b, t, nv);
+        buf_put(b, runs->p, runs->len);
+        if (runs->oom)
+            b->oom = true;
+        return;
+    }
+    buf_put(b, "\1", 1);
+    for (int32_t w = 0; w < n_words; w++) {
+        uint8_t le[4];
+        put_le(le, mask[w], 4);
+        buf_put(b, le, 4);
+    }
+}
+
+SglStatus tokmask_tables_serialize(const SglDfa *dfa, const TokVocab *v, size_t cap_bytes,
+                                   uint8_t **out, size_t *len, TokTablesInfo *info, SglErr *err)
+{
+    SglStatus st = SGL_E_NOMEM;
+    TokFsm *f = NULL;
+    Buf masks = {0}, ents = {0}, runs = {0}, all = {0};
+    int32_t *queue = NULL, *seen = NULL;
+    size_t *mask_off = NULL;
+    uint64_t *mask_hash = NULL;
+    int32_t *slots = NULL;
+    uint32_t *mask = NULL;
+    *out = NULL;
+    *len = 0;
+    memset(info, 0, sizeof *info);
+    if ((st = tokfsm_new(dfa, v, &f, err)) != SGL_OK)
+        return st;
+    st = SGL_E_NOMEM;
+    int32_t n = dfa->n_states, k = dfa->n_classes, nw = f->n_words;
+    size_t n_slots = 64;
+    while (n_slots < 2 * (size_t)n)
+        n_slots *= 2;
+    queue = malloc((size_t)n * sizeof *queue);
+    seen = malloc((size_t)n * sizeof *seen);   /* -1, or the state's mask index */
+    mask_off = malloc(((size_t)n + 1) * sizeof *mask_off);
+    mask_hash = malloc((size_t)n * sizeof *mask_hash);
+    slots = malloc(n_slots * sizeof *slots);
+    mask = malloc((size_t)nw * sizeof *mask);
+    if (!queue || !seen || !mask_off || !mask_hash || !slots || !mask)
+        goto fail;
+    for (int32_t s = 0; s < n; s++)
+        seen[s] = -1;
+    for (size_t i = 0; i < n_slots; i++)
+        slots[i] = -1;
+    /* reachable states, breadth first; each state's mask deduplicated */
+    int32_t qh = 0, qt = 0, n_masks = 0;
+    queue[qt++] = dfa->start;
+    seen[dfa->start] = 0;
+    while (qh < qt) {
+        int32_t s = queue[qh++];
+        for (int32_t c = 0; c < k; c++) {
+            int32_t u = dfa->trans[(size_t)s * k + c];
+            if (u >= 0 && seen[u] < 0) {
+                seen[u] = 0;
+                queue[qt++] = u;
+            }
+        }
+        compute_mask(f, s, mask);
+        size_t at = masks.len;
+        encode_mask(&masks, mask, nw, v->n, &runs);
+        if (masks.oom || runs.oom)
+            goto fail;
+        uint64_t h = fnv(0xcbf29ce484222325ull, masks.p + at, masks.len - at);
+        size_t slot = h & (n_slots - 1);
+        int32_t idx = -1;
+        for (; slots[slot] >= 0; slot = (slot + 1) & (n_slots - 1)) {
+            int32_t m = slots[slot];
+            if (mask_hash[m] == h && mask_off[m + 1] - mask_off[m] == masks.len - at &&
+                !memcmp(masks.p + mask_off[m], masks.p + at, masks.len - at)) {
+                idx = m;
+                break;
+            }
+        }
+        if (idx >= 0) {
+            masks.len = at;          /* a repeat: drop the copy */
+        } else {
+            idx = n_masks++;
+            mask_off[idx] = at;
+            mask_off[idx + 1] = masks.len;
+            mask_hash[idx] = h;
+            slots[slot] = idx;
+        }
+        seen[s] = idx;
+        if (masks.len + TABLES_HEADER > cap_bytes) {
+            st = sgl_err(err, SGL_E_UNSUPPORTED,
+                         "token tables exceed the cap of %zu bytes (%d DFA states x %d tokens)",
+                         cap_bytes, n, v->n);
+            goto fail;
+        }
+    }
+    /* entries in state order */
+    int32_t prev = -1;
+    for (int32_t s = 0; s < n; s++) {
+        if (seen[s] < 0)
+            continue;
+        buf_varint(&ents, (uint64_t)(s - prev - 1));
+        buf_varint(&ents, (uint64_t)seen[s]);
+        buf_varint(&ents, (uint64_t)f->forced_len[s]);
+        if (f->forced_len[s])
+            buf_put(&ents, f->forced + f->forced_off[s], (size_t)f->forced_len[s]);
+        prev = s;
+    }
+    if (ents.oom)
+        goto fail;
+    if (TABLES_HEADER + masks.len + ents.len > cap_bytes) {
+        st = sgl_err(err, SGL_E_UNSUPPORTED, "token tables exceed the cap of %zu bytes", cap_bytes);
+        goto fail;
+    }
+    uint8_t h[TABLES_HEADER] = {0};
+    memcpy(h, TABLES_MAGIC, 8);
+    put_le(h + 8, TABLES_VERSION, 4);
+    put_le(h + 12, TABLES_HEADER, 4);
+    put_le(h + 16, dfa->hash, 8);
+    put_le(h + 24, v->hash, 8);
+    put_le(h + 32, (uint32_t)v->n, 4);
+    put_le(h + 36, (uint32_t)v->eos, 4);
+    put_le(h + 40, (uint32_t)n, 4);
+    put_le(h + 44, (uint32_t)qt, 4);
+    put_le(h + 48, (uint32_t)n_masks, 4);
+    buf_put(&all, h, sizeof h);
+    buf_put(&all, masks.p, masks.len);
+    buf_put(&all, ents.p, ents.len);
+    if (all.oom)
+        goto fail;
+    put_le(all.p + 56, tables_checksum(all.p, all.len), 8);
+    *out = all.p;
+    *len = all.len;
+    all.p = NULL;
+    *info = (TokTablesInfo){qt, n_masks, *len};
+    st = SGL_OK;
+    goto out;
+fail:
+    if (st == SGL_E_NOMEM)
+        sgl_err(err, st, "tokmask: out of memory serializing token tables");
+out:
+    tokfsm_free(f);
+    free(masks.p);
+    free(ents.p);
+    free(runs.p);
+    free(all.p);
+    free(queue);
+    free(seen);
+    free(mask_off);
+    free(mask_hash);
+    free(slots);
+    free(mask);
+    return st;
+}
+
+/* A bounds-checked reader: every get fails (ok = false) past the end. */
+typedef struct {
+    const uint8_t *p;
+    size_t len, off;
+    bool ok;
+} Rd;
+
+static uint64_t rd_varint(Rd *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; r->ok; shift += 7) {
+        if (r->off >= r->len || shift > 63) {
+            r->ok = false;
+            break;
+        }
+        uint8_t b = r->p[r->off++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    return 0;
+}
+
+/* Decodes one mask at r into mask (n_words words) and checks it against the
+ * vocab: ids in range, no never-allowed token (EOS aside), bits past the
+ * vocab clear. false: corrupt. */
+static bool decode_mask(Rd *r, const TokVocab *v, int32_t nw, uint32_t *mask)
+{
+    memset(mask, 0, (size_t)nw * sizeof *mask);
+    if (r->off >= r->len)
+        return false;
+    uint8_t kind = r->p[r->off++];
+    if (kind == 1) {
+        if (r->len - r->off < (size_t)nw * 4)
+            return false;
+        for (int32_t w = 0; w < nw; w++)
+            mask[w] = (uint32_t)get_le(r->p + r->off + (size_t)w * 4, 4);
+        r->off += (size_t)nw * 4;
+        if (v->n % 32 && (mask[nw - 1] >> (v->n % 32)))
+            return false;
+    } else if (kind == 0) {
+        uint64_t n_runs = rd_varint(r), pos = 0;
+        if (!r->ok || n_runs > (uint64_t)v->n)
+            return false;
+        for (uint64_t i = 0; i < n_runs; i++) {
+            uint64_t gap = rd_varint(r), l = rd_varint(r);
+            if (!r->ok || gap > (uint64_t)v->n || l >= (uint64_t)v->n ||
+                pos + gap + l + 1 > (uint64_t)v->n)
+                return false;
+            for (uint64_t id = pos + gap; id < pos + gap + l + 1; id++)
+                mask[id >> 5] |= 1u << (id & 31);
+            pos += gap + l + 1;
+        }
+    } else {
+        return false;
+    }
+    for (int32_t w = 0; w < nw; w++)
+        for (uint32_t m = mask[w]; m; m &= m - 1) {
+            int32_t id = w * 32 + __builtin_ctz(m);
+            if (v->excluded[id] && id != v->eos)
+                return false;
+        }
+    return true;
+}
+
+SglStatus tokfsm_new_from_tables(const SglDfa *dfa, const TokVocab *v, const void *bytes,
+                                 size_t len, TokFsm **out, SglErr *err)
+{
+    const uint8_t *p = bytes;
+    TokFsm *f = NULL;
+    int32_t *mask_at = NULL, *first = NULL;
+    SglStatus st;
+    *out = NULL;
+    if (len < TABLES_HEADER || memcmp(p, TABLES_MAGIC, 8) != 0)
+        return sgl_err(err, SGL_E_FORMAT, "token tables: not token tables (bad magic or %zu bytes)",
+                       len);
+    if (get_le(p + 8, 4) != TABLES_VERSION || get_le(p + 12, 4) != TABLES_HEADER)
+        return sgl_err(err, SGL_E_FORMAT, "token tables: format version %u, expected %u",
+                       (unsigned)get_le(p + 8, 4), TABLES_VERSION);
+    if (get_le(p + 56, 8) != tables_checksum(p, len))
+        return sgl_err(err, SGL_E_FORMAT, "token tables: checksum mismatch (damaged data)");
+    int32_t vn = (int32_t)get_le(p + 32, 4), veos = (int32_t)get_le(p + 36, 4);
+    int32_t ns = (int32_t)get_le(p + 40, 4), n_ent = (int32_t)get_le(p + 44, 4);
+    int32_t n_masks = (int32_t)get_le(p + 48, 4);
+    if (get_le(p + 24, 8) != v->hash || vn != v->n || veos != v->eos)
+        return sgl_err(err, SGL_E_INVAL,
+                       "token tables were made for another tokenizer: vocabulary hash %016llx, "
+                       "%d tokens, EOS %d; this tokenizer has %016llx, %d tokens, EOS %d",
+                       (unsigned long long)get_le(p + 24, 8), vn, veos,
+                       (unsigned long long)v->hash, v->n, v->eos);
+    if (get_le(p + 16, 8) != dfa->hash || ns != dfa->n_states)
+        return sgl_err(err, SGL_E_INVAL,
+                       "token tables were made for another constraint automaton: hash %016llx "
+                       "with %d states; this one has %016llx with %d states",
+                       (unsigned long long)get_le(p + 16, 8), ns, (unsigned long long)dfa->hash,
+                       dfa->n_states);
+    if (n_ent < 1 || n_ent > ns || n_masks < 1 || n_masks > n_ent)
+        return sgl_err(err, SGL_E_FORMAT, "token tables: %d entries and %d masks for %d states",
+                       n_ent, n_masks, ns);
+    if ((st = tokfsm_new(dfa, v, &f, err)) != SGL_OK)
+        return st;
+    st = SGL_E_NOMEM;
+    mask_at = malloc((size_t)n_masks * sizeof *mask_at);
+    first = malloc((size_t)n_masks * sizeof *first);
+    if (!mask_at || !first)
+        goto fail;
+    /* first pass: where each mask starts (each is validated when decoded) */
+    Rd r = {p, len, TABLES_HEADER, true};
+    for (int32_t m = 0; m < n_masks; m++) {
+        mask_at[m] = (int32_t)(r.off < INT32_MAX ? r.off : INT32_MAX);
+        if (r.off >= len || r.off >= INT32_MAX)
+            goto corrupt;
+        uint8_t kind = p[r.off++];
+        if (kind == 1) {
+            if (len - r.off < (size_t)f->n_words * 4)
+                goto corrupt;
+            r.off += (size_t)f->n_words * 4;
+        } else if (kind == 0) {
+            uint64_t nr = rd_varint(&r);
+            if (!r.ok || nr > (uint64_t)v->n)
+                goto corrupt;
+            for (uint64_t i = 0; i < 2 * nr && r.ok; i++)
+                rd_varint(&r);
+            if (!r.ok)
+                goto corrupt;
+        } else {
+            goto corrupt;
+        }
+    }
+    /* entries: each mask decoded (and validated) once, into the slot of the
+     * first state using it, then copied; forced strings checked against the
+     * DFA's own */
+    for (int32_t m = 0; m < n_masks; m++)
+        first[m] = -1;
+    int32_t s = -1;
+    size_t nwb = (size_t)f->n_words * sizeof *f->masks;
+    bool has_eos = v->eos >= 0 && v->eos < v->n;
+    for (int32_t e = 0; e < n_ent; e++) {
+        uint64_t ds = rd_varint(&r), mi = rd_varint(&r), fl = rd_varint(&r);
+        if (!r.ok || ds >= (uint64_t)(ns - s - 1) || mi >= (uint64_t)n_masks ||
+            fl > len - r.off)
+            goto corrupt;
+        s += (int32_t)ds + 1;
+        if (fl != (uint64_t)f->forced_len[s] ||
+            (fl && memcmp(p + r.off, f->forced + f->forced_off[s], (size_t)fl) != 0)) {
+            st = sgl_err(err, SGL_E_FORMAT,
+                         "token tables: the forced string of state %d differs from the "
+                         "automaton's", s);
+            goto fail;
+        }
+        r.off += (size_t)fl;
+        uint32_t *slot = f->masks + (size_t)s * (size_t)f->n_words;
+        if (first[mi] < 0) {
+            Rd mr = {p, len, (size_t)mask_at[mi], true};
+            if (!decode_mask(&mr, v, f->n_words, slot))
+                goto corrupt;
+            first[mi] = s;
+        } else {
+            memcpy(slot, f->masks + (size_t)first[mi] * (size_t)f->n_words, nwb);
+        }
+        bool eos_set = has_eos && (slot[v->eos >> 5] >> (v->eos & 31) & 1);
+        if (has_eos && eos_set != (dfa->accept[s] != 0)) {
+            st = sgl_err(err, SGL_E_FORMAT,
+                         "token tables: EOS %s in state %d, which is %saccepting",
+                         eos_set ? "allowed" : "not allowed", s, dfa->accept[s] ? "" : "not ");
+            goto fail;
+        }
+        atomic_store_explicit(&f->ready[s], 2, memory_order_release);
+    }
+    if (r.off != len || s < 0 || !atomic_load(&f->ready[dfa->start]))
+        goto corrupt;
+    free(mask_at);
+    free(first);
+    *out = f;
+    return SGL_OK;
+corrupt:
+    st = sgl_err(err, SGL_E_FORMAT, "token tables: malformed data near byte %zu of %zu", r.off,
+                 len);
+fail:
+    if (st == SGL_E_NOMEM)
+        sgl_err(err, st, "tokmask: out of memory loading token tables");
+    free(mask_at);
+    free(first);
+    tokfsm_free(f);
+    return st;
+}
+
+SglStatus tokreg_load_tables(TokRegistry *r, const SglDfa *dfa, const SglTokenizer *t,
+                             const void *bytes, size_t len, SglErr *err)
+{
+    TokVocab *v = NULL;
+    TokFsm *f = NULL;
+    SglStatus st;
+    pthread_mutex_lock(&r->mu);
+    if ((st = reg_vocab(r, t, &v, err)) != SGL_OK)
+        goto out;
+    if ((st = tokfsm_new_from_tables(dfa, v, bytes, len, &f, err)) != SGL_OK)
+        goto out;
+    for (int32_t i = 0; i < r->n_fsms; i++) {
+        TokFsm *g = r->fsms[i].fsm;
+        if (g->vocab == v && g->dfa->hash == dfa->hash && sgl_dfa_equal(g->dfa, dfa)) {
+            tokfsm_free(f);   /* already there (an equal constraint loaded before) */
+            goto out;
+        }
+    }
+    if (r->n_fsms == r->cap_fsms) {
+        int32_t nc = r->cap_fsms ? r->cap_fsms * 2 : 8;
+        RegFsm *q = realloc(r->fsms, (size_t)nc * sizeof *q);
+        if (!q) {
+            tokfsm_free(f);
+            st = sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
+            goto out;
+        }
+        r->fsms = q;
+        r->cap_fsms = nc;
+    }
+    r->fsms[r->n_fsms++] = (RegFsm){f, 0};
+out:
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+void tokreg_counters(const TokRegistry *r, uint64_t *hits, uint64_t *walks)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&r->mu);
+    *hits = *walks = 0;
+    for (int32_t i = 0; i < r->n_fsms; i++) {
+        uint64_t h, w;
+        tokfsm_counters(r->fsms[i].fsm, &h, &w);
+        *hits += h;
+        *walks += w;
+    }
+    pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
+}

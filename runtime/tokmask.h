@@ -75,6 +75,32 @@ void tokreg_unlock(TokRegistry *r, TokFsm *f);
 void tokreg_trim(TokRegistry *r);              /* frees entries nobody holds */
 int32_t tokreg_n_fsms(const TokRegistry *r);
 
+/* Precomputed tables (`sglc build --model`; format in tokmask.c): every
+ * state reachable from dfa's start, its mask and forced string, for one
+ * vocab, with the DFA and vocab hashes, sizes, EOS and a checksum.
+ * serialize: on SGL_OK *out (malloc'd) passes to the caller; SGL_E_UNSUPPORTED
+ * when the tables would exceed cap_bytes (nothing is returned). */
+typedef struct {
+    int32_t n_states;      /* entries: reachable states */
+    int32_t n_masks;       /* distinct masks stored */
+    size_t n_bytes;
+} TokTablesInfo;
+SglStatus tokmask_tables_serialize(const SglDfa *dfa, const TokVocab *v, size_t cap_bytes,
+                                   uint8_t **out, size_t *len, TokTablesInfo *info, SglErr *err);
+/* A TokFsm whose masks are already cached from tables (bytes borrowed, not
+ * kept). SGL_E_INVAL: made for another vocab or DFA (message names both
+ * hashes/sizes); SGL_E_FORMAT: damaged or malformed (every id, offset and
+ * length is checked; nothing is read out of bounds). *out NULL on failure. */
+SglStatus tokfsm_new_from_tables(const SglDfa *dfa, const TokVocab *v, const void *bytes,
+                                 size_t len, TokFsm **out, SglErr *err);
+/* Registers such a TokFsm for (dfa, t) unlocked (kept until trim/free), so
+ * later tokreg_lock calls compute no masks. Statuses as above; on failure
+ * the registry is unchanged (apart from a cached vocab). */
+SglStatus tokreg_load_tables(TokRegistry *r, const SglDfa *dfa, const SglTokenizer *t,
+                             const void *bytes, size_t len, SglErr *err);
+/* Sums of tokfsm_counters over the registry's TokFsms. */
+void tokreg_counters(const TokRegistry *r, uint64_t *hits, uint64_t *walks);
+
 /* Per-request cursor (caller-provided storage, no deinit needed). */
 typedef struct {
     const TokFsm *fsm;     /* borrowed */

@@ -7,7 +7,10 @@
  * build's sglc libraries. `./PROG --help` lists main's parameters and
  * `./PROG --model DIR --arg ...` behaves like `sglc run FILE.sgl --model DIR
  * --arg ...` (backend/run_main.h). With --model the binary defaults to that
- * model and refuses, at start, a model whose tokenizer vocabulary differs.
+ * model and refuses, at start, a model whose tokenizer vocabulary differs;
+ * the constraint token tables of that tokenizer are precomputed and embedded
+ * (sizes reported on stderr; one over --max-table-kib is left out and
+ * computed at run time).
  * --emit-c writes the C file there and keeps it (otherwise it is a temporary
  * file next to PROG, removed afterwards). Exit: 0 ok, 1 error, 2 usage.
  */
@@ -21,14 +24,17 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: sglc build FILE.sgl -o PROG [--model DIR] [--emit-c FILE.c]\n\n"
+    fprintf(f, "usage: sglc build FILE.sgl -o PROG [--model DIR [--max-table-kib N]] [--emit-c FILE.c]\n\n"
                "Compiles FILE.sgl into the executable PROG (the program's IR as C, linked by the\n"
                "system C compiler -- $CC, else cc -- against sglc's libraries).\n"
                "PROG takes the options of `sglc run` without FILE; `PROG --help` lists them\n"
                "and main's parameters.\n\n"
                "  -o PROG             the executable to write\n"
                "  --model DIR         the model PROG runs by default; its tokenizer is checked at\n"
-               "                      start (a model with another vocabulary is refused)\n"
+               "                      start (a model with another vocabulary is refused); the\n"
+               "                      constraints' token tables for its tokenizer are embedded\n"
+               "  --max-table-kib N   leave out (compute at run time) a constraint's token tables\n"
+               "                      larger than N KiB (default 65536)\n"
                "  --emit-c FILE.c     also keep the generated C file\n\n"
                "Libraries and headers come from the build sglc was made in; override with\n"
                "$SGLC_LIB_DIR (a meson build directory) and $SGLC_INCLUDE_DIR (source root).\n");
@@ -42,10 +48,12 @@ int cmd_build(int argc, char **argv)
     }
     SglArgs a;
     const char *file = NULL, *out = NULL, *model = NULL, *emit_c = NULL, *sv;
+    long cap_kib = 65536;
     args_init(&a, argc, argv);
     while (args_more(&a)) {
         if (args_str(&a, "-o", &out) || args_str(&a, "--model", &model) ||
-            args_str(&a, "--emit-c", &emit_c))
+            args_str(&a, "--emit-c", &emit_c) ||
+            args_long(&a, "--max-table-kib", 1, 1L << 30, &cap_kib))
             ;
         else if (args_positional(&a, &sv)) {
             if (file)
@@ -88,6 +96,9 @@ int cmd_build(int argc, char **argv)
             goto out;
         }
         ao.model_dir = model_abs;
+        ao.tok = tok;
+        ao.table_cap_bytes = (size_t)cap_kib << 10;
+        ao.notes = stderr;
     }
     if (emit_c) {
         snprintf(cpath, sizeof cpath, "%s", emit_c);
