@@ -77,7 +77,7 @@ python3 - "$tmp/damaged" <<'EOF' || fail "no embedded table found in the binary"
 import sys
 p = sys.argv[1]
 b = bytearray(open(p, "rb").read())
-at = b.rfind(b"SGLTOKT\0")
+at = b.rfind(b"SGLTOKT\0\1\0\0\0\x40\0\0\0")   # magic, version 1, header 64
 if at < 0:
     sys.exit(1)
 b[at + 70] ^= 0x5a        # a body byte: the checksum must catch it
