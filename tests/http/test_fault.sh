@@ -16,4 +16,24 @@ else
     check "malformed requests get 4xx, dropped clients are aborted, KV pool free" false
 fi
 stop_server
+
+# a full queue answers 503 (OpenAI-shaped), never grows without bound
+start_server --max-running-requests 1 --max-queued-requests 1
+pids=()
+for i in $(seq 1 12); do
+    curl -s -o "$TMP/q$i.json" -w '%{http_code}\n' --data-binary \
+        "{\"text\": \"Once upon a time $i\", \"sampling_params\": {\"max_new_tokens\": 300, \"ignore_eos\": true}}" \
+        "$BASE/generate" >"$TMP/q$i.code" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+codes=$(cat "$TMP"/q*.code | sort | uniq -c | tr '\n' ' ')
+echo "   status codes with a 1-request queue: $codes"
+check "full queue: some 503s, every other request 200" python3 -c '
+import sys,glob,json
+codes=[open(f).read().strip() for f in glob.glob(sys.argv[1]+"/q*.code")]
+bad=[c for c in codes if c not in ("200","503")]
+ok503=all(json.load(open(f[:-5]+".json"))["error"]["code"]==503 for f in glob.glob(sys.argv[1]+"/q*.code") if open(f).read().strip()=="503")
+sys.exit(0 if not bad and "503" in codes and "200" in codes and ok503 else 1)' "$TMP"
+stop_server
 finish
