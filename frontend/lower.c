@@ -825,9 +825,16 @@ static void fork_stmt(Lower *L, const AstNode *s)
         fork_gathers(L, n, s, &cnt);
 }
 
+/* True when the current region already ends in BREAK/CONTINUE/RETURN:
+ * what follows in the same block is dead and is not lowered. */
+static bool ended(const Lower *L)
+{
+    return L->r->n && ir_op_is_terminator(L->r->nodes[L->r->n - 1]->op);
+}
+
 static void stmt(Lower *L, const AstNode *s)
 {
-    if (!s || L->failed || L->p->oom)
+    if (!s || L->failed || L->p->oom || ended(L))
         return;
     switch (s->kind) {
     case AST_LET: {
@@ -916,6 +923,8 @@ static void stmt(Lower *L, const AstNode *s)
     case AST_CAPTURE: {
         IrNode *m = emit(L, IR_OP_CAPTURE_BEGIN, L->p->t_int, 0, 0, s->loc);
         stmts(L, s->capture.body);
+        if (ended(L))
+            break;             /* the body always leaves: nothing is bound */
         const SemaSym *sym = s->sym;
         IrNode *e = emit1(L, IR_OP_CAPTURE_END, L->p->t_str, m, s->loc);
         set_slot(L, sym, IR_SLOT_CAPTURE);
@@ -933,6 +942,8 @@ static void stmt(Lower *L, const AstNode *s)
         if (b)
             b->aop = role;
         stmts(L, s->role.body);
+        if (ended(L))
+            break;             /* the body always leaves: no end marker */
         IrNode *e = emit(L, IR_OP_ROLE_END, NULL, 0, 0, s->loc);
         if (e)
             e->aop = role;

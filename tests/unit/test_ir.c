@@ -568,6 +568,33 @@ static void test_forkjoin_await_before_exit(void **state)
     ir_program_free(p);
 }
 
+/* ------------------------------------------------------------ lowering */
+
+static void test_lower_dead_code_after_exits(void **state)
+{
+    (void)state;
+    /* statements after return/break/continue are not lowered; a role or
+     * capture whose body always leaves gets no end marker */
+    IrProgram *p = compile_passes(
+        "fn f(x: str) -> str {\n"
+        "    user { \"{x}\"\n return x\n \"dead\" }\n"
+        "    \"dead too\"\n    return x\n}\n"
+        "fn main(n: int) {\n"
+        "    for i in 0..n { continue\n \"dead\" }\n"
+        "    while n > 0 { capture c { break\n \"dead\" }\n \"dead\" }\n"
+        "    let r = f(\"a\")\n"
+        "}\n", NULL);
+    const IrFunc *f = func(p, "f");
+    assert_null(nth_op(f, IR_OP_ROLE_END, 0));
+    assert_non_null(nth_op(f, IR_OP_RETURN, 0));
+    assert_null(nth_op(f, IR_OP_RETURN, 1));
+    char *txt = print_str(p);
+    assert_null(strstr(txt, "dead"));
+    free(txt);
+    assert_null(nth_op(func(p, "main"), IR_OP_CAPTURE_END, 0));
+    ir_program_free(p);
+}
+
 /* ------------------------------------------------------------ examples */
 
 static void test_examples_all_passes_verify(void **state)
@@ -620,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_prefix_called_function_and_fork),
         cmocka_unit_test(test_forkjoin_pipeline),
         cmocka_unit_test(test_forkjoin_await_before_exit),
+        cmocka_unit_test(test_lower_dead_code_after_exits),
         cmocka_unit_test(test_examples_all_passes_verify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
