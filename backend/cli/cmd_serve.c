@@ -37,7 +37,7 @@ static void help(FILE *f)
             "Serves the model over HTTP: SGLang's native API (/generate, /health, ...),\n"
             "OpenAI's (/v1/completions, /v1/chat/completions, /v1/models) and /metrics.\n\n"
             "  --model DIR               Hugging Face model directory (default: $SGL_MODEL)\n"
-            "  --host ADDR               numeric address to bind (default 127.0.0.1)\n"
+            "  --host ADDR               numeric address (or localhost) to bind (default 127.0.0.1)\n"
             "  --port N                  TCP port (default 30000; 0 = any free port)\n"
             "  --port-file FILE          write the bound port to FILE once listening\n"
             "  --api-key KEY             require 'Authorization: Bearer KEY'\n"
@@ -90,7 +90,7 @@ int cmd_serve(int argc, char **argv)
     if (!model)
         model = getenv("SGL_MODEL");
     if (!model || !*model)
-        return args_usage_error(&a, "missing --model DIR (see 'sglc serve --help')");
+        return args_usage_error(&a, "missing --model DIR");
     const ChatTemplate *tmpl = NULL;
     if (tmpl_name && !(tmpl = chat_template_find(tmpl_name)))
         return args_usage_error(&a, "--chat-template: unknown template '%s' (one of %s)", tmpl_name,

@@ -478,7 +478,7 @@ bool srv_start(const SrvOpts *o, SglEngine *engine, Srv **out, char *msg, size_t
         return false;
     }
     s->o = *o;
-    if (!s->o.host)
+    if (!s->o.host || strcmp(s->o.host, "localhost") == 0)
         s->o.host = "127.0.0.1";
     if (!s->o.max_body_bytes)
         s->o.max_body_bytes = DEFAULT_MAX_BODY;
