@@ -36,4 +36,23 @@ bad=[c for c in codes if c not in ("200","503")]
 ok503=all(json.load(open(f[:-5]+".json"))["error"]["code"]==503 for f in glob.glob(sys.argv[1]+"/q*.code") if open(f).read().strip()=="503")
 sys.exit(0 if not bad and "503" in codes and "200" in codes and ok503 else 1)' "$TMP"
 stop_server
+
+# graceful shutdown with requests in flight: SIGTERM aborts them, the server
+# exits 0 (under ASan: without leaks) and every client gets its answer or EOF
+start_server
+pids=()
+for i in 1 2 3 4; do
+    curl -s -N --max-time 60 --data-binary "{\"text\": \"Story $i\", \"stream\": $([ $i -le 2 ] && echo true || echo false), \"sampling_params\": {\"max_new_tokens\": 500, \"ignore_eos\": true, \"n\": 8}}" \
+        "$BASE/generate" >"$TMP/sd$i.txt" 2>/dev/null &
+    pids+=($!)
+done
+for _ in $(seq 1 100); do
+    running=$(curl -s "$BASE/get_server_info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["num_running_reqs"])' 2>/dev/null)
+    [ "${running:-0}" -gt 0 ] && break
+    sleep 0.05
+done
+stop_server
+t0=$(date +%s)
+wait "${pids[@]}"
+check "clients return promptly after the shutdown" test $(( $(date +%s) - t0 )) -lt 10
 finish
