@@ -120,6 +120,12 @@ struct Sched {
     int32_t *logit_rows;           /* (max_rows) */
     float *logits;                 /* (max_rows, V) */
     uint32_t *mask;                /* ((V + 31) / 32) */
+    /* device sampling (runner forward_sample; see forward_step) */
+    SglRowSampling *gs_rows;       /* (max_rows) or NULL: off */
+    uint32_t *gs_masks;            /* (max_rows, (V + 31) / 32) */
+    int32_t *gs_ids;               /* (max_rows) */
+    float *gs_lp;                  /* (max_rows) */
+    bool gs_step;                  /* this step's tokens came from the device */
     int32_t *match_pages;          /* (max_ctx / P + 1) */
     SchedSeq **tmp;                /* (cap_waiting) ordering scratch */
     SglEngineStats st;
@@ -410,6 +416,7 @@ static bool ensure_free(Sched *s, int32_t n)
 }
 
 static bool is_decode(const SchedSeq *q);
+static bool device_sampling_init(Sched *s);
 
 /* Pages q needs beyond what it holds to have KV room for positions [0, upto). */
 static int32_t pages_needed(const Sched *s, const SchedSeq *q, int32_t upto)
@@ -623,6 +630,11 @@ Sched *sched_new(const SchedConfig *cfg, SglRunner *runner, KvPool *pool, RadixC
         sched_free(s);
         return NULL;
     }
+    if (!device_sampling_init(s)) {
+        sgl_err(err, SGL_E_NOMEM, "scheduler: out of memory for device sampling buffers");
+        sched_free(s);
+        return NULL;
+    }
     for (int32_t i = 0; i < R; i++)
         s->lanes_free[i] = R - 1 - i;
     s->n_lanes_free = R;
@@ -649,6 +661,10 @@ void sched_free(Sched *s)
     free(s->logit_rows);
     free(s->logits);
     free(s->mask);
+    free(s->gs_rows);
+    free(s->gs_masks);
+    free(s->gs_ids);
+    free(s->gs_lp);
     free(s->match_pages);
     free(s);
 }
@@ -1375,9 +1391,15 @@ static void emit_forced(SchedSeq *q, int32_t tok, int32_t n_rollback, const char
     emit(r, &ev);
 }
 
-/* finish_seq for a sequence that may still be in the waiting queue. */
+static void fork_samples(Sched *s, SchedReq *r);
+
+/* finish_seq for a sequence that may still be in the waiting queue. Sample
+ * 0 finishing there (its whole output forced) first creates the request's
+ * other samples, which otherwise fork only after its prompt prefill. */
 static void finish_any(Sched *s, SchedSeq *q, SglFinishKind kind, const char *text, size_t len)
 {
+    if (q->index == 0 && q->req->n_created < q->req->n_samples)
+        fork_samples(s, q->req);
     if (q->state == SEQ_WAITING)
         for (int32_t j = 0; j < s->n_waiting; j++)
             if (s->waiting[j] == q) {
@@ -1499,13 +1521,106 @@ static void jump_forward_waiting(Sched *s)
         return;
     for (int32_t i = 0; i < s->n_waiting;) {
         SchedSeq *q = s->waiting[i];
-        if (!q->jf_start_done && q->req->r.constraint.forced) {
+        /* (prompt logprobs need the prompt's forward: no start jump then) */
+        if (!q->jf_start_done && q->req->r.constraint.forced && !wants_lp(q)) {
             q->jf_start_done = true;
-            if (q->n_out == 0 && jump_forward(s, q))
-                continue; /* finished: removed from waiting[i] */
+            if (q->n_out == 0 && jump_forward(s, q)) {
+                i = 0; /* finished and removed; forked samples may be at the front */
+                continue;
+            }
         }
         i++;
     }
+}
+
+/* ---- device sampling --------------------------------------------------------
+ * With a runner that has forward_sample, a step whose every logits row is a
+ * sample row with device-supported params (no penalties, no banned ids before
+ * min_new_tokens, no top-n log-probs, no prompt log-probs) is sampled on the
+ * device: only ids and the chosen tokens' log-probs come back, instead of
+ * (rows x vocab) fp32 logits. The constraint masks are computed here, before
+ * the forward, for the state sample_seq would see. Any other step, or
+ * SGL_HOST_SAMPLING=1 in the environment, keeps the host path. The device
+ * draw is keyed by (seed, tokens output so far), not the CPU sampler's RNG
+ * stream: seeded samples differ between the paths, greedy ones do not. */
+
+static bool device_sampling_init(Sched *s)
+{
+    const char *env = getenv("SGL_HOST_SAMPLING");
+    if (!s->runner || !s->runner->ops->forward_sample || (env && *env && strcmp(env, "0") != 0))
+        return true;
+    size_t words = ((size_t)s->V + 31) / 32;
+    s->gs_rows = calloc((size_t)s->max_rows, sizeof *s->gs_rows);
+    s->gs_masks = malloc((size_t)s->max_rows * words * sizeof *s->gs_masks);
+    s->gs_ids = malloc((size_t)s->max_rows * sizeof *s->gs_ids);
+    s->gs_lp = malloc((size_t)s->max_rows * sizeof *s->gs_lp);
+    return s->gs_rows && s->gs_masks && s->gs_ids && s->gs_lp;
+}
+
+static bool device_row_ok(const SchedSeq *q)
+{
+    const SglSamplingParams *p = &q->req->r.params;
+    return q->n_lp == 0 && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f &&
+           p->repetition_penalty == 1.0f && p->top_logprobs_num == 0 &&
+           !(q->n_out < p->min_new_tokens && q->n_banned > 0);
+}
+
+/* Fills gs_rows/gs_masks for this step; false when a row needs the host. */
+static bool device_plan(Sched *s)
+{
+    size_t words = ((size_t)s->V + 31) / 32;
+    int32_t n_rows = 0;
+    for (int32_t b = 0; b < s->nb; b++) {
+        SchedSeq *q = s->bseq[b];
+        if (q->sample_row < 0)
+            continue;
+        if (!device_row_ok(q))
+            return false;
+        SchedReq *r = q->req;
+        const SglSamplingParams *p = &r->r.params;
+        SglRowSampling *g = &s->gs_rows[q->sample_row];
+        g->temperature = p->temperature;
+        g->top_k = p->top_k;
+        g->top_p = p->top_p;
+        g->min_p = p->min_p;
+        g->seed = p->has_seed ? p->seed + (uint64_t)q->index
+                              : (r->id * 0x2545F4914F6CDD1Dull ^ s->cfg.o.seed) + (uint64_t)q->index;
+        g->step = (uint64_t)q->n_out;
+        g->want_logprob = p->return_logprob;
+        g->use_mask = false;
+        if (r->r.constraint.mask) {
+            uint32_t *m = s->gs_masks + (size_t)q->sample_row * words;
+            memset(m, 0, words * sizeof *m);
+            g->use_mask = r->r.constraint.mask(r->r.constraint.ctx, q->index, m, s->V);
+        }
+        n_rows++;
+    }
+    return n_rows == s->nr && n_rows > 0;
+}
+
+static SglStatus forward_step(Sched *s, const SglBatch *batch, SglErr *err)
+{
+    s->gs_step = false;
+    if (s->gs_rows && device_plan(s)) {
+        SglStatus st = s->runner->ops->forward_sample(s->runner, batch, s->gs_rows, s->gs_masks,
+                                                      s->gs_ids, s->gs_lp, err);
+        if (st != SGL_E_UNSUPPORTED) {
+            s->gs_step = st == SGL_OK;
+            return st;
+        }
+    }
+    return sgl_runner_forward(s->runner, batch, s->logits, err);
+}
+
+/* The device's token for q: SGL_E_NOTFOUND when its mask allowed none. */
+static SglStatus device_token(const Sched *s, const SchedSeq *q, int32_t *tok, float *lp)
+{
+    int32_t t = s->gs_ids[q->sample_row];
+    if (t < 0 || t >= s->V)
+        return SGL_E_NOTFOUND;
+    *tok = t;
+    *lp = q->req->r.params.return_logprob ? s->gs_lp[q->sample_row] : 0.0f;
+    return SGL_OK;
 }
 
 static void sample_seq(Sched *s, SchedSeq *q)
@@ -1513,7 +1628,7 @@ static void sample_seq(Sched *s, SchedSeq *q)
     SchedReq *r = q->req;
     float *row = s->logits + (size_t)q->sample_row * (size_t)s->V;
     const uint32_t *allowed = NULL;
-    if (r->r.constraint.mask) {
+    if (r->r.constraint.mask && !s->gs_step) {
         memset(s->mask, 0, ((size_t)s->V + 31) / 32 * sizeof *s->mask);
         if (r->r.constraint.mask(r->r.constraint.ctx, q->index, s->mask, s->V))
             allowed = s->mask;
@@ -1522,8 +1637,9 @@ static void sample_seq(Sched *s, SchedSeq *q)
     int32_t tok = -1;
     float lp = 0.0f;
     bool want_lp = r->r.params.return_logprob || r->r.params.top_logprobs_num > 0;
-    if (sgl_sample(q->sampler, row, allowed, q->banned, n_banned, &tok, want_lp ? &lp : NULL,
-                   r->r.params.top_logprobs_num > 0 ? q->top : NULL) != SGL_OK) {
+    if (s->gs_step ? device_token(s, q, &tok, &lp) != SGL_OK
+                   : sgl_sample(q->sampler, row, allowed, q->banned, n_banned, &tok, want_lp ? &lp : NULL,
+                                r->r.params.top_logprobs_num > 0 ? q->top : NULL) != SGL_OK) {
         /* an unsatisfiable constraint state: end this sample, never spin */
         snprintf(q->error, sizeof q->error,
                  "constraint: no token of the vocabulary can continue the output after %d tokens",
@@ -1647,7 +1763,7 @@ SglStatus sched_step(Sched *s, SglErr *err)
         .seq_off = s->seq_off, .kv_len = s->kv_len, .slot_off = s->slot_off, .slots = s->slots,
         .n_logits = s->nr, .logit_rows = s->logit_rows,
     };
-    SglStatus st = sgl_runner_forward(s->runner, &batch, s->logits, err);
+    SglStatus st = forward_step(s, &batch, err);
     s->st.steps++;
     s->st.forward_tokens += s->nt;
     if (st != SGL_OK) {

@@ -480,6 +480,24 @@ static void test_start_prefix_one_extend(void **state)
     h_free(h);
 }
 
+/* A constraint that forces its whole text finishes before any forward. */
+static void test_fully_forced(void **state)
+{
+    (void)state;
+    H *h = h_new(64, 1, true);
+    sgl_dfa_free(h->dfa);
+    FsmErr fe;
+    assert_int_equal(regex_compile("\\{\"q0\"\\}", 8, NULL, &h->dfa, NULL, &fe), SGL_OK);
+    uint64_t a = submit(h, 3, 5, MAX_OUT, 2, 1.0f, NULL);
+    run_all(h);
+    for (int32_t i = 0; i < 2; i++) {
+        check_valid(h, a, i);
+        assert_string_equal(h->res[a].text[i], "{\"q0\"}");
+    }
+    assert_int_equal(h->n_steps, 0); /* nothing to compute: every sample was forced whole */
+    h_free(h);
+}
+
 /* max_new_tokens, stop strings inside forced text, n samples at temperature
  * 1 with a pool small enough to retract. */
 static void test_limits_stops_samples(void **state)
@@ -547,6 +565,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_jump_vs_token_by_token),
         cmocka_unit_test(test_start_prefix_one_extend),
+        cmocka_unit_test(test_fully_forced),
         cmocka_unit_test(test_limits_stops_samples),
         cmocka_unit_test(test_unsatisfiable_state),
     };
