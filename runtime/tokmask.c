@@ -97,12 +97,12 @@ static uint64_t vocab_hash(const char *const *toks, const size_t *lens, const ui
 
 /* Builds the vocab; excl[i] marks never-allowed ids (extended here with
  * empty and over-long tokens). */
+static SglStatus vocab_build_trie(TokVocab *v, SglErr *err);
+
 static SglStatus vocab_build(const char *const *toks, const size_t *lens, const uint8_t *excl_in,
-                             int32_t n, int32_t eos, TokVocab **out, SglErr *err)
+                             int32_t n, int32_t eos, bool trie, TokVocab **out, SglErr *err)
 {
     SglStatus st = SGL_E_NOMEM;
-    SortTok *sorted = NULL;
-    int32_t *path = NULL;
     TokVocab *v = calloc(1, sizeof *v);
     *out = NULL;
     if (!v)
@@ -122,15 +122,37 @@ static SglStatus vocab_build(const char *const *toks, const size_t *lens, const 
     }
     v->off[n] = total;
     v->blob = malloc(total + 1);
-    sorted = malloc(((size_t)n + 1) * sizeof *sorted);
-    if (!v->blob || !sorted)
+    if (!v->blob)
+        goto fail;
+    for (int32_t i = 0; i < n; i++)
+        memcpy(v->blob + v->off[i], toks[i], lens[i]);
+    v->hash = vocab_hash(toks, lens, v->excluded, n, eos);
+    if (trie && (st = vocab_build_trie(v, err)) != SGL_OK)
+        goto fail;
+    *out = v;
+    return SGL_OK;
+fail:
+    if (st == SGL_E_NOMEM)
+        sgl_err(err, st, "tokmask: out of memory building the vocabulary");
+    tokvocab_free(v);
+    return st;
+}
+
+/* The trie and its summaries, from v's own token bytes (compute_mask needs
+ * them; a vocab that only serves tables-loaded TokFsms goes without). On
+ * failure the trie fields stay NULL. */
+static SglStatus vocab_build_trie(TokVocab *v, SglErr *err)
+{
+    SglStatus st = SGL_E_NOMEM;
+    int32_t *path = NULL, n = v->n;
+    SortTok *sorted = malloc(((size_t)n + 1) * sizeof *sorted);
+    if (!sorted)
         goto fail;
     int32_t m = 0;
-    for (int32_t i = 0; i < n; i++) {
-        memcpy(v->blob + v->off[i], toks[i], lens[i]);
+    for (int32_t i = 0; i < n; i++)
         if (!v->excluded[i])
-            sorted[m++] = (SortTok){(const uint8_t *)v->blob + v->off[i], lens[i], i};
-    }
+            sorted[m++] = (SortTok){(const uint8_t *)v->blob + v->off[i],
+                                    v->off[i + 1] - v->off[i], i};
     qsort(sorted, (size_t)m, sizeof *sorted, cmp_tok);
     /* pre-order trie: at most one node per token byte, plus the root */
     size_t cap_nodes = 1;
@@ -205,17 +227,23 @@ static SglStatus vocab_build(const char *const *toks, const size_t *lens, const 
             v->desc_bytes[p][w] |= v->desc_bytes[i][w];
     }
     free(parent);
-    v->hash = vocab_hash(toks, lens, v->excluded, n, eos);
     free(sorted);
     free(path);
-    *out = v;
     return SGL_OK;
 fail:
     if (st == SGL_E_NOMEM)
         sgl_err(err, st, "tokmask: out of memory building the vocabulary");
     free(sorted);
     free(path);
-    tokvocab_free(v);
+    free(v->nodes);
+    free(v->trie_toks);
+    free(v->desc_bytes);
+    free(v->tok_at);
+    v->nodes = NULL;
+    v->trie_toks = NULL;
+    v->desc_bytes = NULL;
+    v->tok_at = NULL;
+    v->n_nodes = 0;
     return st;
 }
 
@@ -250,7 +278,7 @@ SglStatus tokvocab_new(const SglTokenizer *t, TokVocab **out, SglErr *err)
     *out = NULL;
     if (tokenizer_arrays(t, &toks, &lens, &excl, &n) != SGL_OK)
         return sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
-    SglStatus st = vocab_build(toks, lens, excl, n, sgl_tokenizer_eos(t), out, err);
+    SglStatus st = vocab_build(toks, lens, excl, n, sgl_tokenizer_eos(t), true, out, err);
     free(toks);
     free(lens);
     free(excl);
@@ -266,7 +294,7 @@ SglStatus tokvocab_new_from_bytes(const char *const *toks, const size_t *lens, i
     uint8_t *excl = calloc((size_t)n, 1);
     if (!excl)
         return sgl_err(err, SGL_E_NOMEM, "tokmask: out of memory");
-    SglStatus st = vocab_build(toks, lens, excl, n, eos, out, err);
+    SglStatus st = vocab_build(toks, lens, excl, n, eos, true, out, err);
     free(excl);
     return st;
 }
@@ -315,6 +343,9 @@ static void compute_mask(const TokFsm *f, int32_t s, uint32_t *mask)
     int32_t st[TOKMASK_MAX_TOKEN_BYTES + 1];
     memset(mask, 0, (size_t)f->n_words * sizeof *mask);
     st[0] = s;
+    /* v->n_nodes is 0 for a tables-only vocab: tokfsm_new_from_tables
+     * checked that every reachable state's mask is loaded, so no cursor
+     * gets here with one */
     for (int32_t i = 1; i < v->n_nodes;) {
         const TrieNode *nd = &nodes[i];
         int32_t t = trans[(size_t)st[nd->depth - 1] * k + cls[nd->byte]];
@@ -634,7 +665,8 @@ void tokreg_free(TokRegistry *r)
     free(r);
 }
 
-/* Finds or builds the vocab of t (called with the lock held). */
+/* Finds or builds the vocab of t (called with the lock held), without its
+ * trie: tokreg_lock builds that when it makes a TokFsm that computes masks. */
 static SglStatus reg_vocab(TokRegistry *r, const SglTokenizer *t, TokVocab **out, SglErr *err)
 {
     const char **toks;
@@ -669,7 +701,7 @@ static SglStatus reg_vocab(TokRegistry *r, const SglTokenizer *t, TokVocab **out
         r->vocabs = q;
         r->cap_vocabs = nc;
     }
-    if ((st = vocab_build(toks, lens, excl, n, eos, out, err)) == SGL_OK)
+    if ((st = vocab_build(toks, lens, excl, n, eos, false, out, err)) == SGL_OK)
         r->vocabs[r->n_vocabs++] = *out;
 out:
     free(toks);
@@ -677,6 +709,24 @@ out:
     free(excl);
     free(excl2);
     return st;
+}
+
+SglStatus tokvocab_hash_of(const SglTokenizer *t, uint64_t *out)
+{
+    const char **toks;
+    size_t *lens;
+    uint8_t *excl;
+    int32_t n;
+    if (tokenizer_arrays(t, &toks, &lens, &excl, &n) != SGL_OK)
+        return SGL_E_NOMEM;
+    int32_t eos = sgl_tokenizer_eos(t);
+    for (int32_t i = 0; i < n; i++) /* the exclusion rule of vocab_build */
+        excl[i] = excl[i] || lens[i] == 0 || lens[i] > TOKMASK_MAX_TOKEN_BYTES || i == eos;
+    *out = vocab_hash(toks, lens, excl, n, eos);
+    free(toks);
+    free(lens);
+    free(excl);
+    return SGL_OK;
 }
 
 SglStatus tokreg_lock(TokRegistry *r, const SglDfa *dfa, const SglTokenizer *t, TokFsm **out,
@@ -706,6 +756,10 @@ SglStatus tokreg_lock(TokRegistry *r, const SglDfa *dfa, const SglTokenizer *t, 
         r->fsms = q;
         r->cap_fsms = nc;
     }
+    /* a new TokFsm computes masks: the vocab needs its trie (one that only
+     * served tables-loaded TokFsms so far is built without) */
+    if (!v->nodes && (st = vocab_build_trie(v, err)) != SGL_OK)
+        goto out;
     if ((st = tokfsm_new(dfa, v, out, err)) == SGL_OK)
         r->fsms[r->n_fsms++] = (RegFsm){*out, 1};
 out:
@@ -1011,6 +1065,8 @@ SglStatus tokmask_tables_serialize(const SglDfa *dfa, const TokVocab *v, size_t 
     *out = NULL;
     *len = 0;
     memset(info, 0, sizeof *info);
+    if (!v->nodes)
+        return sgl_err(err, SGL_E_INVAL, "tokmask: token tables need a vocab with its trie");
     if ((st = tokfsm_new(dfa, v, &f, err)) != SGL_OK)
         return st;
     st = SGL_E_NOMEM;
@@ -1205,7 +1261,8 @@ SglStatus tokfsm_new_from_tables(const SglDfa *dfa, const TokVocab *v, const voi
 {
     const uint8_t *p = bytes;
     TokFsm *f = NULL;
-    int32_t *mask_at = NULL, *first = NULL;
+    int32_t *mask_at = NULL, *first = NULL, *queue = NULL;
+    uint8_t *reach = NULL;
     SglStatus st;
     *out = NULL;
     if (len < TABLES_HEADER || memcmp(p, TABLES_MAGIC, 8) != 0)
@@ -1239,8 +1296,30 @@ SglStatus tokfsm_new_from_tables(const SglDfa *dfa, const TokVocab *v, const voi
     st = SGL_E_NOMEM;
     mask_at = malloc((size_t)n_masks * sizeof *mask_at);
     first = malloc((size_t)n_masks * sizeof *first);
-    if (!mask_at || !first)
+    queue = malloc((size_t)ns * sizeof *queue);
+    reach = calloc((size_t)ns, 1);
+    if (!mask_at || !first || !queue || !reach)
         goto fail;
+    /* the entries must be exactly the reachable states: then no cursor ever
+     * meets a state without its mask (a tables-only vocab has no trie) */
+    int32_t qh = 0, qt = 0;
+    queue[qt++] = dfa->start;
+    reach[dfa->start] = 1;
+    while (qh < qt) {
+        int32_t q = queue[qh++];
+        for (int32_t c = 0; c < dfa->n_classes; c++) {
+            int32_t u = dfa->trans[(size_t)q * (size_t)dfa->n_classes + c];
+            if (u >= 0 && !reach[u]) {
+                reach[u] = 1;
+                queue[qt++] = u;
+            }
+        }
+    }
+    if (qt != n_ent) {
+        st = sgl_err(err, SGL_E_FORMAT, "token tables: %d entries for %d reachable states",
+                     n_ent, qt);
+        goto fail;
+    }
     /* first pass: where each mask starts (each is validated when decoded) */
     Rd r = {p, len, TABLES_HEADER, true};
     for (int32_t m = 0; m < n_masks; m++) {
@@ -1278,6 +1357,8 @@ SglStatus tokfsm_new_from_tables(const SglDfa *dfa, const TokVocab *v, const voi
             fl > len - r.off)
             goto corrupt;
         s += (int32_t)ds + 1;
+        if (!reach[s])
+            goto corrupt;
         if (fl != (uint64_t)f->forced_len[s] ||
             (fl && memcmp(p + r.off, f->forced + f->forced_off[s], (size_t)fl) != 0)) {
             st = sgl_err(err, SGL_E_FORMAT,
@@ -1308,6 +1389,8 @@ SglStatus tokfsm_new_from_tables(const SglDfa *dfa, const TokVocab *v, const voi
         goto corrupt;
     free(mask_at);
     free(first);
+    free(queue);
+    free(reach);
     *out = f;
     return SGL_OK;
 corrupt:
@@ -1318,6 +1401,8 @@ fail:
         sgl_err(err, st, "tokmask: out of memory loading token tables");
     free(mask_at);
     free(first);
+    free(queue);
+    free(reach);
     tokfsm_free(f);
     return st;
 }

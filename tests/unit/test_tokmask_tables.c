@@ -166,6 +166,33 @@ static void test_round_trip(void **state)
             assert_int_equal(walks, 0);
             assert_true(hits > 0);
             tokreg_unlock(reg, f);
+            /* a constraint without tables in the same registry: its masks
+             * are computed (the registry's vocab gets its trie then) */
+            SglDfa *d2 = make_dfa((di + 1) % N_DFAS);
+            TokFsm *lazy2, *f2;
+            assert_int_equal(tokfsm_new(d2, v, &lazy2, &err), SGL_OK);
+            assert_int_equal(tokreg_lock(reg, d2, g_tok[ti], &f2, &err), SGL_OK);
+            assert_int_equal(tokreg_n_fsms(reg), 2);
+            int32_t nw = tokfsm_n_words(lazy2);
+            uint32_t *m1 = malloc((size_t)nw * 4), *m2 = malloc((size_t)nw * 4);
+            uint8_t reach2[4096];
+            assert_true(m1 && m2 && d2->n_states <= 4096);
+            reachable(d2, reach2);
+            for (int32_t s2 = 0; s2 < d2->n_states; s2++) {
+                if (!reach2[s2])
+                    continue;
+                TokCursor c1 = {lazy2, s2, false}, c2 = {f2, s2, false};
+                tokmask_fill(&c1, m1);
+                tokmask_fill(&c2, m2);
+                assert_memory_equal(m1, m2, (size_t)nw * 4);
+            }
+            tokfsm_counters(f2, &hits, &walks);
+            assert_true(walks > 0);
+            free(m1);
+            free(m2);
+            tokreg_unlock(reg, f2);
+            tokfsm_free(lazy2);
+            sgl_dfa_free(d2);
             tokreg_free(reg);
             /* the cap: nothing comes back */
             uint8_t *none = (uint8_t *)"x";
