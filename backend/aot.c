@@ -774,14 +774,10 @@ out:
 
 bool sgl_aot_vocab_hash(const SglTokenizer *t, uint64_t *out, char *msg, size_t cap)
 {
-    TokVocab *v = NULL;
-    SglErr err = {{0}};
-    if (tokvocab_new(t, &v, &err) != SGL_OK) {
-        snprintf(msg, cap, "cannot read the tokenizer's vocabulary: %s", err.msg);
+    if (tokvocab_hash_of(t, out) != SGL_OK) {
+        snprintf(msg, cap, "cannot read the tokenizer's vocabulary: out of memory");
         return false;
     }
-    *out = tokvocab_hash(v);
-    tokvocab_free(v);
     return true;
 }
 

@@ -50,6 +50,9 @@ void tokvocab_free(TokVocab *v);
 int32_t tokvocab_size(const TokVocab *v);
 int32_t tokvocab_eos(const TokVocab *v);
 uint64_t tokvocab_hash(const TokVocab *v);
+/* tokvocab_hash of the vocab t would give, without building it (a start-up
+ * check). SGL_E_NOMEM only. */
+SglStatus tokvocab_hash_of(const SglTokenizer *t, uint64_t *out);
 /* Token bytes as the vocab sees them; *excluded set for never-allowed ids. */
 const char *tokvocab_bytes(const TokVocab *v, int32_t id, size_t *len, bool *excluded);
 
