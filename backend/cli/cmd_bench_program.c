@@ -249,11 +249,15 @@ static bool run_once(const BenchArgs *a, const BenchConfig *c, const IrProgram *
     b.x = x;
     b.args = calloc((size_t)n, sizeof *b.args);
     b.res = calloc((size_t)n, sizeof *b.res);
-    if (!b.args || !b.res)
+    if (!b.args || !b.res) {
+        fprintf(stderr, "sglc bench program: out of memory\n");
         goto out;
+    }
     for (int32_t i = 0; i < n; i++) {
-        if (!(b.args[i] = calloc(fn->n_params + 1, sizeof(Value *))))
+        if (!(b.args[i] = calloc(fn->n_params + 1, sizeof(Value *)))) {
+            fprintf(stderr, "sglc bench program: out of memory\n");
             goto out;
+        }
         if (!line_values(x, fn, d->lines[i % d->n], b.args[i], msg, sizeof msg)) {
             fprintf(stderr, "sglc bench program: %s: line %d: %s\n", a->data, (int)(i % d->n) + 1, msg);
             goto out;
