@@ -779,6 +779,13 @@ static void level_decls(Lower *L, IrNode *n, const AstNode *st, uint32_t lifts, 
 {
     if (!st)
         return;
+    if (st->kind == AST_ROLE) {
+        /* a role block opens no scope: its declarations belong to this level */
+        const AstList *rb = st->role.body ? st->role.body->block.stmts : NULL;
+        for (uint32_t i = 0; rb && i < rb->n; i++)
+            level_decls(L, n, rb->items[i], lifts, cnt);
+        return;
+    }
     if (st->kind != AST_FORK) {
         /* a name `lifts` forks down: each enclosing fork re-declared it as a list */
         const SemaSym *d = st->sym;

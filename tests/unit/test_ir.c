@@ -595,6 +595,25 @@ static void test_lower_dead_code_after_exits(void **state)
     ir_program_free(p);
 }
 
+/* A role block opens no scope, so a gen inside `assistant { }` at the top
+ * of a fork body is gathered into a list like any other declaration. */
+static void test_fork_gathers_through_role_blocks(void **state)
+{
+    (void)state;
+    IrProgram *p = compile_passes(
+        "fn main() {\n"
+        "    fork i in 0..2 {\n"
+        "        assistant { gen x(max_tokens: 4) }\n"
+        "        fork j in 0..2 { user { gen y(max_tokens: 2) } }\n"
+        "    }\n"
+        "    \"{len(x)} {len(y)}\"\n"
+        "}\n", NULL);
+    const IrNode *fork = nth_op(func(p, "main"), IR_OP_FORK, 0);
+    assert_non_null(fork);
+    assert_int_equal(fork->n_gather, 2);   /* x, and y re-gathered from the inner fork */
+    ir_program_free(p);
+}
+
 /* ------------------------------------------------------------ examples */
 
 static void test_examples_all_passes_verify(void **state)
@@ -648,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_forkjoin_pipeline),
         cmocka_unit_test(test_forkjoin_await_before_exit),
         cmocka_unit_test(test_lower_dead_code_after_exits),
+        cmocka_unit_test(test_fork_gathers_through_role_blocks),
         cmocka_unit_test(test_examples_all_passes_verify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
