@@ -449,8 +449,9 @@ AVX2 static inline void transpose8(__m256 r[8])
 
 /* PV for query heads [h0, h0 + nc), nc <= 8, of a head_dim-8 tile: each
  * head's output row (one register) is rescaled by corr[h] and then gets
- * p[h][j] * V[j] for every key j < nt (V of KV head kvh + c / G). Inlined with constant nc and G so the
- * accumulators stay in registers and heads of one group share the V load. */
+ * p[h][j] * V[j] for every key j < nt, V of KV head kvh + c / G for head
+ * h0 + c. Inlined with constant nc and G, so the accumulators stay in
+ * registers and the heads of one group share one V load. */
 AVX2 static inline __attribute__((always_inline)) void pv_hd8(int nc, int G, int h0, int kvh, int nt,
                                                                const float *v, int64_t stride,
                                                                const int32_t *sl, const float *p,
@@ -458,6 +459,7 @@ AVX2 static inline __attribute__((always_inline)) void pv_hd8(int nc, int G, int
 {
     __m256 acc[8];
     const float *vb = v + kvh * 8;   /* KV head of query head h0 */
+    const int v_bytes = (nc + G - 1) / G * 32;   /* V read per key */
 #pragma GCC unroll 8
     for (int c = 0; c < nc; c++)
         acc[c] = _mm256_mul_ps(_mm256_loadu_ps(out + (h0 + c) * 8), _mm256_set1_ps(corr[h0 + c]));
@@ -466,7 +468,8 @@ AVX2 static inline __attribute__((always_inline)) void pv_hd8(int nc, int G, int
         if (j + PREFETCH_KEYS < nt) {
             const char *pf = (const char *)(vb + (int64_t)sl[j + PREFETCH_KEYS] * stride);
             _mm_prefetch(pf, _MM_HINT_T0);
-            _mm_prefetch(pf + 64 * ((nc + G - 1) / G * 32 > 64), _MM_HINT_T0);
+            if (v_bytes > 64)
+                _mm_prefetch(pf + 64, _MM_HINT_T0);
         }
 #pragma GCC unroll 8
         for (int c = 0; c < nc; c++)
@@ -483,7 +486,7 @@ AVX2 static inline __attribute__((always_inline)) void pv_hd8(int nc, int G, int
  * slot table. Scores come 8 keys per register: the 8 K rows of a KV head
  * are transposed in registers and each query head of the group takes 8
  * FMAs. Softmax is two-pass within a tile (max, then exp and sum, 8 keys
- * per exp256); PV keeps up to 8 head outputs in registers over the tile. */
+ * per exp2_256); PV keeps up to 8 head outputs in registers over the tile. */
 AVX2 static void attend_hd8_avx2(const CpuAttnArgs *a)
 {
     const int NH = a->n_heads, G = a->n_heads / a->n_kv_heads;

@@ -1049,9 +1049,11 @@ static void test_kernels_agree(void **state)
         assert_true(s1[3 * hd] == 1234.5f);
     }
     /* attention: head_dim 8, 24 and 12 (generic fallback), GQA groups of 2,
-     * 3 and 1, n_keys across tile boundaries; K/V rows of 80 floats read at
-     * an 8-float offset */
-    static float K[300 * 80], Vv[300 * 80], q[6 * 24], o0[6 * 24], o1[6 * 24], scr[CPU_ATTN_SCRATCH(6, 72)];
+     * 3 and 1 with fewer than 8 heads and of 2 and 8 with 8 or 16 heads (the
+     * head_dim-8 kernel's 8-head PV path), n_keys across tile boundaries;
+     * K/V rows of 80 floats read at an 8-float offset */
+    static float K[300 * 80], Vv[300 * 80], q[16 * 24], o0[16 * 24], o1[16 * 24],
+        scr[CPU_ATTN_SCRATCH(16, 72)];
     static int32_t slots[300];
     for (int i = 0; i < 300 * 80; i++) {
         K[i] = 3 * rng_uniform(&rng);
@@ -1060,11 +1062,13 @@ static void test_kernels_agree(void **state)
     for (int i = 0; i < 300; i++)
         slots[i] = i;
     shuffle(slots, 300, &rng);
-    const int heads[3][2] = {{4, 2}, {6, 2}, {3, 3}}, hds[3] = {8, 24, 12};
-    for (int hc = 0; hc < 3; hc++)
+    const int heads[5][2] = {{4, 2}, {6, 2}, {3, 3}, {8, 4}, {16, 2}}, hds[3] = {8, 24, 12};
+    for (int hc = 0; hc < 5; hc++)
         for (int di = 0; di < 3; di++)
             for (int nk = 1; nk <= 300; nk += 37) {
                 int nh = heads[hc][0], nkv = heads[hc][1], hd = hds[di];
+                if (nkv * hd > 72)   /* the K/V rows hold 72 floats */
+                    continue;
                 for (int i = 0; i < nh * hd; i++)
                     q[i] = rng_uniform(&rng);
                 CpuAttnArgs a = {.n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .n_keys = nk, .q = q,
