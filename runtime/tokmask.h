@@ -17,7 +17,10 @@
  *   release:    tokreg_unlock(reg, f)
  * The cursor is plain data owned by the request; the TokFsm by the registry.
  * Or in one call: tokmask_constraint_new fills an SglConstraint (request.h)
- * whose hooks do all of the above per sample. Only the tokenizer's EOS is
+ * whose hooks do all of the above per sample. Precomputed tables (`sglc
+ * build --model`) serialize every reachable state's mask and forced string;
+ * tokreg_load_tables fills a registry from them, so no mask is computed
+ * (and the registry's vocab never builds its trie). Only the tokenizer's EOS is
  * ever set in a mask; an engine that also stops on other ids (a chat
  * template's end token) sets those bits itself when tokmask_is_accepting.
  */
@@ -91,9 +94,11 @@ typedef struct {
 SglStatus tokmask_tables_serialize(const SglDfa *dfa, const TokVocab *v, size_t cap_bytes,
                                    uint8_t **out, size_t *len, TokTablesInfo *info, SglErr *err);
 /* A TokFsm whose masks are already cached from tables (bytes borrowed, not
- * kept). SGL_E_INVAL: made for another vocab or DFA (message names both
- * hashes/sizes); SGL_E_FORMAT: damaged or malformed (every id, offset and
- * length is checked; nothing is read out of bounds). *out NULL on failure. */
+ * kept); v needs no trie. The entries must be exactly dfa's reachable states
+ * and their forced strings the DFA's own. SGL_E_INVAL: made for another
+ * vocab or DFA (message names both hashes/sizes); SGL_E_FORMAT: damaged or
+ * malformed (checksum, every id, offset and length checked; nothing read out
+ * of bounds). *out NULL on failure. */
 SglStatus tokfsm_new_from_tables(const SglDfa *dfa, const TokVocab *v, const void *bytes,
                                  size_t len, TokFsm **out, SglErr *err);
 /* Registers such a TokFsm for (dfa, t) unlocked (kept until trim/free), so
