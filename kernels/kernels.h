@@ -15,6 +15,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "kernels/sample_row.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -98,6 +100,23 @@ int sgl_k_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, in
 /* out[r] = index of the largest x[r, :] (lowest index on ties; NaN never wins). */
 int sgl_k_argmax(const float *x /* (n, cols) */, int n, int cols, int32_t *out /* (n) */,
                  cudaStream_t st);
+
+/* Per row r: ids[r] = a token drawn from softmax(x[r,:]/T) restricted to the
+ * allowed tokens (bit j of masks[r*((cols+31)/32) + j/32] when rows[r].use_mask;
+ * NaN/-inf never) after top-k, then top-p on the top-k set, then min-p
+ * (kernels/sample_row.h: the Philox/Gumbel draw); argmax when T <= 0 or
+ * top_k == 1; -1 when nothing is allowed. With want_logprob, logprobs[r] =
+ * raw log_softmax(x[r,:])[ids[r]] (before mask and temperature). rows: (n)
+ * device array; masks NULL when no row uses one. */
+int sgl_k_sample(const float *x /* (n, cols) */, int n, int cols, const SglKSampleRow *rows,
+                 const uint32_t *masks, int32_t *ids /* (n) */, float *logprobs /* (n) or NULL */,
+                 cudaStream_t st);
+
+/* Dummy weights on the device: out[i] uniform in [-a, a] (65536 levels; a
+ * pure function of (seed, i)), or 1 when a == 0. SGL_K_EINVAL for n < 0 or
+ * a < 0. The bf16 form rounds to nearest even. */
+int sgl_k_fill_bf16(uint16_t *out /* (n) */, int64_t n, float a, uint64_t seed, cudaStream_t st);
+int sgl_k_fill_f32(float *out /* (n) */, int64_t n, float a, uint64_t seed, cudaStream_t st);
 
 #ifdef __cplusplus
 }

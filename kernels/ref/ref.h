@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/sample_row.h"
+
 static inline float sgl_bf16_to_f32(uint16_t h)
 {
     uint32_t u = (uint32_t)h << 16;
@@ -51,6 +53,14 @@ void sgl_ref_attn_prefill(const float *q, int q_stride, const uint16_t *k_pool,
                           const int32_t *positions, int n, int n_heads, int n_kv_heads,
                           int head_dim, float scale, float *out);
 void sgl_ref_argmax(const float *x, int n, int cols, int32_t *out);
+/* sgl_k_sample on host arrays; sgl_ref_philox_u32 is its per-token hash. */
+void sgl_ref_sample(const float *x, int n, int cols, const SglKSampleRow *rows, const uint32_t *masks,
+                    int32_t *ids, float *logprobs);
+uint32_t sgl_ref_philox_u32(uint64_t seed, uint64_t step, uint32_t token);
+/* sgl_k_fill_bf16 / _f32 on host arrays; sgl_ref_fill_value is element i. */
+float sgl_ref_fill_value(uint64_t seed, int64_t i, float a);
+void sgl_ref_fill_bf16(uint16_t *out, int64_t n, float a, uint64_t seed);
+void sgl_ref_fill_f32(float *out, int64_t n, float a, uint64_t seed);
 void sgl_ref_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, int out, float beta);
 
 /* RoPE inverse frequencies (head_dim/2), HF default or llama3-scaled
