@@ -17,6 +17,7 @@
 #ifndef SGL_RUNNER_H
 #define SGL_RUNNER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "runtime/model.h"
@@ -46,12 +47,37 @@ typedef struct {
 
 typedef struct SglRunner SglRunner;
 
+/* How forward_sample picks the token of one logits row (the subset of
+ * SglSamplingParams a device sampler supports: no penalties, no banned ids,
+ * no top-n log-probs). The draw is a pure function of (seed, step, token id)
+ * (kernels/sample_row.h), not the CPU sampler's RNG stream: same-seed samples
+ * differ between the paths, greedy rows (temperature 0) are identical. */
+typedef struct {
+    float temperature;          /* 0: greedy */
+    int32_t top_k;              /* <= 0: off */
+    float top_p;                /* 1: off */
+    float min_p;                /* 0: off */
+    uint64_t seed, step;        /* the sequence's seed; step = tokens it has output */
+    bool use_mask;              /* the row of masks applies */
+    bool want_logprob;          /* logprobs[i] is written */
+} SglRowSampling;
+
 typedef struct {
     const char *name;           /* "cpu", "cuda" */
     /* logits: (n_logits, vocab) fp32 host memory. SGL_E_INVAL if the batch
      * exceeds the sizes given at creation; SGL_E_DEVICE on a device fault. */
     SglStatus (*forward)(SglRunner *r, const SglBatch *b, float *logits, SglErr *err);
     void (*free)(SglRunner *r);
+    /* Optional (NULL when the runner has none): forward, then sample on the
+     * device so only ids come back. rows: (n_logits); masks: NULL or
+     * (n_logits, (vocab+31)/32) words, bit j = token j allowed, read for
+     * rows with use_mask; ids: (n_logits), -1 where the mask (and NaN/-inf
+     * logits) leave no token; logprobs: (n_logits) raw log_softmax of the
+     * chosen token for rows with want_logprob, or NULL. SGL_E_UNSUPPORTED
+     * (nothing run, no state changed: call forward instead) when n_logits
+     * exceeds what one pass samples; otherwise as forward. */
+    SglStatus (*forward_sample)(SglRunner *r, const SglBatch *b, const SglRowSampling *rows,
+                                const uint32_t *masks, int32_t *ids, float *logprobs, SglErr *err);
 } SglRunnerOps;
 
 struct SglRunner {

@@ -93,6 +93,13 @@ typedef struct {
     /* pinned host */
     int32_t *meta_h;                  /* (meta_ints) */
     float *logits_h;                  /* (logit_chunk, vocab) */
+    /* device sampling (forward_sample): one allocation each side; ids and
+     * log-probs adjacent so one copy brings both back */
+    char *samp_d, *samp_h;
+    SglKSampleRow *samp_rows_d, *samp_rows_h; /* (logit_chunk) */
+    uint32_t *samp_masks_d, *samp_masks_h;    /* (logit_chunk, (vocab+31)/32) */
+    int32_t *samp_ids_d, *samp_ids_h;         /* (logit_chunk), then (logit_chunk) float log-probs */
+    float *samp_lp_d, *samp_lp_h;
 } CudaRunner;
 
 static int64_t align_up(int64_t n) { return (n + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES; }
@@ -212,10 +219,11 @@ static float tensor_f32(const SglTensor *t, int64_t i)
 }
 
 /* Checks t is (rows, cols) (or a vector of rows when cols == 0). */
-static SglStatus check_shape(const SglTensor *t, const char *name, int layer, int64_t rows,
+/* (a shapes-only dummy model's tensors have no data: they are generated) */
+static SglStatus check_shape(const SglModel *m, const SglTensor *t, const char *name, int layer, int64_t rows,
                              int64_t cols, SglErr *err)
 {
-    bool ok = t->data && (cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols)
+    bool ok = (t->data || m->dummy_shapes) && (cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols)
                                : (t->ndim == 1 && t->shape[0] == rows));
     if (ok) return SGL_OK;
     return sgl_err(err, SGL_E_FORMAT, "cuda runner: layer %d %s: expected shape (%lld%s%lld%s)",
@@ -227,11 +235,28 @@ typedef struct {
     uint16_t *stage;   /* host bf16 staging, stage_elems */
     int64_t stage_elems;
     SglErr *err;
+    uint64_t seed;     /* shapes-only dummy model: its seed */
 } Upload;
+
+/* Shapes-only dummy tensor: sgl_k_fill_* on the device, seeded by the model
+ * seed and the destination's offset in the weight buffer (so every tensor
+ * differs and the same model gives the same bytes). Matrices and biases
+ * uniform in +-0.02*sqrt(3) (std 0.02), vectors of bf16 (norms) ones: the
+ * host dummy's family. */
+static SglStatus fill_dummy(Upload *u, const SglTensor *t, void *dst, bool f32, int64_t n)
+{
+    float a = t->ndim == 1 && !f32 ? 0.0f : 0.02f * 1.7320508f;
+    uint64_t seed = u->seed ^ ((uint64_t)((char *)dst - u->r->weights_d) * 0x9E3779B97F4A7C15ull);
+    int rc = f32 ? sgl_k_fill_f32(dst, n, a, seed, u->r->stream) : sgl_k_fill_bf16(dst, n, a, seed, u->r->stream);
+    if (rc == 0) return SGL_OK;
+    return sgl_err(u->err, SGL_E_DEVICE, "cuda runner: dummy weight fill: %s",
+                   rc == SGL_K_EINVAL ? "rejected" : cudaGetErrorString((cudaError_t)rc));
+}
 
 /* Copies the first n elements of t to dst as bf16 (converted in the staging buffer). */
 static SglStatus upload_bf16(Upload *u, const SglTensor *t, uint16_t *dst, int64_t n)
 {
+    if (!t->data) return fill_dummy(u, t, dst, false, n);
     const void *src = t->data; /* bf16 checkpoints go up as they are */
     if (t->dtype != SGL_DT_BF16) {
         for (int64_t i = 0; i < n; i++) u->stage[i] = sgl_f32_to_bf16(tensor_f32(t, i));
@@ -246,6 +271,7 @@ static SglStatus upload_bf16(Upload *u, const SglTensor *t, uint16_t *dst, int64
 
 static SglStatus upload_f32(Upload *u, const SglTensor *t, float *dst, int64_t n)
 {
+    if (!t->data) return fill_dummy(u, t, dst, true, n);
     float *f = (float *)u->stage; /* stage holds >= 2n bf16 = n floats */
     for (int64_t i = 0; i < n; i++) f[i] = tensor_f32(t, i);
     char msg[400];
@@ -260,7 +286,7 @@ static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
     const Plan *p = &r->p;
     int64_t H = p->hidden, I = p->inter;
     SglStatus st = SGL_OK;
-    Upload u = {r, NULL, 0, err};
+    Upload u = {r, NULL, 0, err, m->dummy_seed};
     /* the largest single tensor bounds the staging buffer */
     int64_t big = p->vocab * H;
     if (p->q_dim * H > big) big = p->q_dim * H;
@@ -272,19 +298,19 @@ static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
 
     char *cur = r->weights_d;
     r->embed_d = take(&cur, p->vocab * H * 2);
-    if ((st = check_shape(&m->embed, "embed_tokens", -1, p->vocab, H, err)) ||
+    if ((st = check_shape(m, &m->embed, "embed_tokens", -1, p->vocab, H, err)) ||
         (st = upload_bf16(&u, &m->embed, r->embed_d, p->vocab * H)))
         goto out;
-    if (c->tie_word_embeddings || m->lm_head.data == m->embed.data) {
+    if (c->tie_word_embeddings || (!m->dummy_shapes && m->lm_head.data == m->embed.data)) {
         r->lm_head_d = r->embed_d;
     } else {
         r->lm_head_d = take(&cur, p->vocab * H * 2);
-        if ((st = check_shape(&m->lm_head, "lm_head", -1, p->vocab, H, err)) ||
+        if ((st = check_shape(m, &m->lm_head, "lm_head", -1, p->vocab, H, err)) ||
             (st = upload_bf16(&u, &m->lm_head, r->lm_head_d, p->vocab * H)))
             goto out;
     }
     r->final_norm_d = take(&cur, H * 2);
-    if ((st = check_shape(&m->final_norm, "norm", -1, H, 0, err)) ||
+    if ((st = check_shape(m, &m->final_norm, "norm", -1, H, 0, err)) ||
         (st = upload_bf16(&u, &m->final_norm, r->final_norm_d, H)))
         goto out;
     for (int l = 0; l < c->n_layers; l++) {
@@ -296,15 +322,15 @@ static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
         d->mlp_norm = take(&cur, H * 2);
         d->wgu = take(&cur, 2 * I * H * 2);
         d->wdown = take(&cur, H * I * 2);
-        if ((st = check_shape(&w->wq, "q_proj", l, p->q_dim, H, err)) ||
-            (st = check_shape(&w->wk, "k_proj", l, p->kv_dim, H, err)) ||
-            (st = check_shape(&w->wv, "v_proj", l, p->kv_dim, H, err)) ||
-            (st = check_shape(&w->wo, "o_proj", l, H, p->q_dim, err)) ||
-            (st = check_shape(&w->attn_norm, "input_layernorm", l, H, 0, err)) ||
-            (st = check_shape(&w->mlp_norm, "post_attention_layernorm", l, H, 0, err)) ||
-            (st = check_shape(&w->w_gate, "gate_proj", l, I, H, err)) ||
-            (st = check_shape(&w->w_up, "up_proj", l, I, H, err)) ||
-            (st = check_shape(&w->w_down, "down_proj", l, H, I, err)) ||
+        if ((st = check_shape(m, &w->wq, "q_proj", l, p->q_dim, H, err)) ||
+            (st = check_shape(m, &w->wk, "k_proj", l, p->kv_dim, H, err)) ||
+            (st = check_shape(m, &w->wv, "v_proj", l, p->kv_dim, H, err)) ||
+            (st = check_shape(m, &w->wo, "o_proj", l, H, p->q_dim, err)) ||
+            (st = check_shape(m, &w->attn_norm, "input_layernorm", l, H, 0, err)) ||
+            (st = check_shape(m, &w->mlp_norm, "post_attention_layernorm", l, H, 0, err)) ||
+            (st = check_shape(m, &w->w_gate, "gate_proj", l, I, H, err)) ||
+            (st = check_shape(m, &w->w_up, "up_proj", l, I, H, err)) ||
+            (st = check_shape(m, &w->w_down, "down_proj", l, H, I, err)) ||
             (st = upload_bf16(&u, &w->wq, d->wqkv, p->q_dim * H)) ||
             (st = upload_bf16(&u, &w->wk, d->wqkv + p->q_dim * H, p->kv_dim * H)) ||
             (st = upload_bf16(&u, &w->wv, d->wqkv + (p->q_dim + p->kv_dim) * H, p->kv_dim * H)) ||
@@ -318,9 +344,9 @@ static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
         d->bqkv = NULL;
         if (c->qkv_bias) {
             d->bqkv = take(&cur, p->qkv_dim * 4);
-            if ((st = check_shape(&w->bq, "q_proj.bias", l, p->q_dim, 0, err)) ||
-                (st = check_shape(&w->bk, "k_proj.bias", l, p->kv_dim, 0, err)) ||
-                (st = check_shape(&w->bv, "v_proj.bias", l, p->kv_dim, 0, err)) ||
+            if ((st = check_shape(m, &w->bq, "q_proj.bias", l, p->q_dim, 0, err)) ||
+                (st = check_shape(m, &w->bk, "k_proj.bias", l, p->kv_dim, 0, err)) ||
+                (st = check_shape(m, &w->bv, "v_proj.bias", l, p->kv_dim, 0, err)) ||
                 (st = upload_f32(&u, &w->bq, d->bqkv, p->q_dim)) ||
                 (st = upload_f32(&u, &w->bk, d->bqkv + p->q_dim, p->kv_dim)) ||
                 (st = upload_f32(&u, &w->bv, d->bqkv + p->q_dim + p->kv_dim, p->kv_dim)))
@@ -363,6 +389,8 @@ static void cuda_free(SglRunner *base)
     cudaFree(r->work_d);
     cudaFreeHost(r->meta_h);
     cudaFreeHost(r->logits_h);
+    cudaFree(r->samp_d);
+    cudaFreeHost(r->samp_h);
     free(r->layers);
     free(r);
 }
@@ -569,9 +597,10 @@ static SglStatus capture_graph(CudaRunner *r, const Fwd *f, SglErr *err)
     return st;
 }
 
-static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
+/* Packs and uploads the batch, then enqueues its layers (or replays the
+ * decode graph, which also computes every row's logits: *graph true). */
+static SglStatus launch_forward(CudaRunner *r, const SglBatch *b, Fwd *f, bool *graph, SglErr *err)
 {
-    CudaRunner *r = (CudaRunner *)base;
     const Plan *p = &r->p;
     int n_tiles = 0, max_kv = 1;
     bool decode_only = false;
@@ -579,7 +608,9 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
     SglStatus st = pack_batch(r, b, &n_tiles, &max_kv, &decode_only, &n_entries, err);
     if (st) return st;
     int n = b->n_tokens;
-    if (n == 0) return SGL_OK;
+    *graph = false;
+    f->n = 0;
+    if (n == 0) return SGL_OK; /* f->n 0: nothing enqueued */
     cudaStream_t s = r->stream;
     char msg[400];
     /* tokens, positions, slot_base, store_slot, tiles, tile_len (n each),
@@ -588,18 +619,30 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
     if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->meta_d, r->meta_h, meta_bytes, cudaMemcpyHostToDevice, s),
                         msg, sizeof msg))
         return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
-    bool graph = r->graphs_on && decode_only && n <= r->graph_max_bs && b->n_logits == n && n <= p->logit_chunk;
-    Fwd f = make_fwd(r, n, b->n_logits, n_tiles, graph ? (int)p->per_seq : max_kv, decode_only);
-    int c0 = 0;
-    if (graph) {
-        if (!r->graphs[n] && (st = capture_graph(r, &f, err)))
+    *graph = r->graphs_on && decode_only && n <= r->graph_max_bs && b->n_logits == n && n <= p->logit_chunk;
+    *f = make_fwd(r, n, b->n_logits, n_tiles, *graph ? (int)p->per_seq : max_kv, decode_only);
+    if (*graph) {
+        if (!r->graphs[n] && (st = capture_graph(r, f, err)))
             return st;
         if (SGL_CUDA_REPORT(cudaGraphLaunch(r->graphs[n], s), msg, sizeof msg))
             return sgl_err(err, SGL_E_DEVICE, "cuda runner: graph launch (batch %d): %s", n, msg);
         r->n_graph_replays++;
-    } else if ((st = enqueue_layers(r, &f, err))) {
-        return st;
+        return SGL_OK;
     }
+    return enqueue_layers(r, f, err);
+}
+
+static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
+{
+    CudaRunner *r = (CudaRunner *)base;
+    const Plan *p = &r->p;
+    cudaStream_t s = r->stream;
+    char msg[400];
+    Fwd f;
+    bool graph = false;
+    SglStatus st = launch_forward(r, b, &f, &graph, err);
+    if (st || f.n == 0) return st;
+    int c0 = 0;
     for (; c0 < b->n_logits; c0 += (int)p->logit_chunk) {
         int nc = b->n_logits - c0 < p->logit_chunk ? b->n_logits - c0 : (int)p->logit_chunk;
         if (!graph && (st = enqueue_logits(r, &f, c0, nc, err)))
@@ -629,6 +672,62 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
     return SGL_OK;
 }
 
+/* forward + sgl_k_sample on the device: only ids (and log-probs) come back. */
+static SglStatus cuda_forward_sample(SglRunner *base, const SglBatch *b, const SglRowSampling *rows,
+                                     const uint32_t *masks, int32_t *ids, float *logprobs, SglErr *err)
+{
+    CudaRunner *r = (CudaRunner *)base;
+    const Plan *p = &r->p;
+    if (b->n_logits > p->logit_chunk)
+        return sgl_err(err, SGL_E_UNSUPPORTED, "cuda runner: %d logit rows exceed the %lld sampled "
+                       "in one pass", b->n_logits, (long long)p->logit_chunk);
+    cudaStream_t s = r->stream;
+    char msg[400];
+    Fwd f;
+    bool graph = false;
+    SglStatus st = launch_forward(r, b, &f, &graph, err);
+    if (st || f.n == 0) return st;
+    int nl = b->n_logits, words = (int)((p->vocab + 31) / 32);
+    bool any_mask = false;
+    for (int i = 0; i < nl; i++) {
+        SglKSampleRow *k = &r->samp_rows_h[i];
+        k->seed = rows[i].seed;
+        k->step = rows[i].step;
+        k->temperature = rows[i].temperature;
+        k->top_k = rows[i].top_k;
+        k->top_p = rows[i].top_p;
+        k->min_p = rows[i].min_p;
+        k->use_mask = masks && rows[i].use_mask;
+        k->want_logprob = rows[i].want_logprob;
+        any_mask |= k->use_mask != 0;
+    }
+    if (any_mask) memcpy(r->samp_masks_h, masks, (size_t)nl * words * 4);
+    int rc = 0;
+    if (nl > 0) {
+        if (!graph && (st = enqueue_logits(r, &f, 0, nl, err)))
+            return st;
+        if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->samp_rows_d, r->samp_rows_h, (size_t)nl * sizeof *r->samp_rows_h,
+                                            cudaMemcpyHostToDevice, s), msg, sizeof msg) ||
+            (any_mask && SGL_CUDA_REPORT(cudaMemcpyAsync(r->samp_masks_d, r->samp_masks_h,
+                                                         (size_t)nl * words * 4, cudaMemcpyHostToDevice, s),
+                                         msg, sizeof msg)))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+        rc = sgl_k_sample(r->logits_d, nl, (int)p->vocab, r->samp_rows_d, any_mask ? r->samp_masks_d : NULL,
+                          r->samp_ids_d, r->samp_lp_d, s);
+        if (rc) return kcheck(rc, "sample", -1, err);
+        if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->samp_ids_h, r->samp_ids_d, ((size_t)p->logit_chunk + (size_t)nl) * 4,
+                                            cudaMemcpyDeviceToHost, s), msg, sizeof msg))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    }
+    if (SGL_CUDA_REPORT(cudaStreamSynchronize(s), msg, sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    memcpy(ids, r->samp_ids_h, (size_t)nl * 4);
+    if (logprobs)
+        for (int i = 0; i < nl; i++)
+            if (rows[i].want_logprob) logprobs[i] = r->samp_lp_h[i];
+    return SGL_OK;
+}
+
 void sgl_runner_cuda_set_gemv(SglRunner *base, bool on)
 {
     if (!base || base->ops != &cuda_ops) return;
@@ -653,7 +752,7 @@ int64_t sgl_runner_cuda_graph_replays(const SglRunner *base)
     return base && base->ops == &cuda_ops ? ((const CudaRunner *)base)->n_graph_replays : 0;
 }
 
-static const SglRunnerOps cuda_ops = {"cuda", cuda_forward, cuda_free};
+static const SglRunnerOps cuda_ops = {"cuda", cuda_forward, cuda_free, cuda_forward_sample};
 
 SglStatus sgl_runner_cuda_available(SglErr *err)
 {
@@ -773,6 +872,21 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
                          cublasGetStatusString(bs));
             goto fail;
         }
+    }
+    {
+        size_t nl = (size_t)p->logit_chunk, words = (size_t)(p->vocab + 31) / 32;
+        size_t rows_b = (nl * sizeof(SglKSampleRow) + 255) / 256 * 256, masks_b = (nl * words * 4 + 255) / 256 * 256;
+        size_t total = rows_b + masks_b + nl * 8;
+        CU_TRY(cudaMalloc((void **)&r->samp_d, total));
+        CU_TRY(cudaHostAlloc((void **)&r->samp_h, total, cudaHostAllocDefault));
+        r->samp_rows_d = (SglKSampleRow *)r->samp_d;
+        r->samp_rows_h = (SglKSampleRow *)r->samp_h;
+        r->samp_masks_d = (uint32_t *)(r->samp_d + rows_b);
+        r->samp_masks_h = (uint32_t *)(r->samp_h + rows_b);
+        r->samp_ids_d = (int32_t *)(r->samp_d + rows_b + masks_b);
+        r->samp_ids_h = (int32_t *)(r->samp_h + rows_b + masks_b);
+        r->samp_lp_d = (float *)(r->samp_ids_d + nl);
+        r->samp_lp_h = (float *)(r->samp_ids_h + nl);
     }
     if ((st = upload_weights(r, m, err))) goto fail;
     CU_TRY(cudaDeviceSynchronize());
