@@ -240,7 +240,9 @@ SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
     pthread_cond_init(&e->flush_cv, NULL);
     e->next_id = 1;
 
-    if ((st = sgl_model_load(o->model_dir, o->load_format, &e->model, err)) != SGL_OK)
+    /* dummy weights for the GPU are generated there (well under a second, not ~40 s of host RNG) */
+    SglLoadFormat lf = use_cuda && o->load_format == SGL_LOAD_DUMMY ? SGL_LOAD_DUMMY_SHAPES : o->load_format;
+    if ((st = sgl_model_load(o->model_dir, lf, &e->model, err)) != SGL_OK)
         goto fail;
     if ((st = sgl_tokenizer_load(o->model_dir, &e->tok, err)) != SGL_OK)
         goto fail;

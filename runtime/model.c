@@ -544,8 +544,9 @@ SglStatus sgl_model_load(const char *dir, SglLoadFormat fmt, SglModel **out, Sgl
     *out = NULL;
     if ((st = sgl_config_load(dir, &cfg, err)))
         goto out;
-    if (fmt == SGL_LOAD_DUMMY) {
-        if ((st = sgl_model_dummy(&cfg, 0x5EED, &m, err)))
+    if (fmt == SGL_LOAD_DUMMY || fmt == SGL_LOAD_DUMMY_SHAPES) {
+        if ((st = fmt == SGL_LOAD_DUMMY ? sgl_model_dummy(&cfg, 0x5EED, &m, err)
+                                        : sgl_model_dummy_shapes(&cfg, 0x5EED, &m, err)))
             goto out;
         m->dir = strdup(dir);
         if (!m->dir)
@@ -615,6 +616,10 @@ static void dummy_fill(SglTensor *t, SglDType dt, int ndim, int64_t d0, int64_t 
     t->ndim = ndim;
     t->shape[0] = d0;
     t->shape[1] = ndim == 2 ? d1 : 0;
+    if (!*cursor) { /* shapes only */
+        t->data = NULL;
+        return;
+    }
     const float step = 2.0f * a / 65535.0f;
     uint64_t bits = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -632,7 +637,21 @@ static void dummy_fill(SglTensor *t, SglDType dt, int ndim, int64_t d0, int64_t 
     *cursor += n * sgl_dtype_size(dt);
 }
 
+static SglStatus dummy_build(const SglModelConfig *cfg, uint64_t seed, bool shapes_only, SglModel **out,
+                             SglErr *err);
+
 SglStatus sgl_model_dummy(const SglModelConfig *cfg, uint64_t seed, SglModel **out, SglErr *err)
+{
+    return dummy_build(cfg, seed, false, out, err);
+}
+
+SglStatus sgl_model_dummy_shapes(const SglModelConfig *cfg, uint64_t seed, SglModel **out, SglErr *err)
+{
+    return dummy_build(cfg, seed, true, out, err);
+}
+
+static SglStatus dummy_build(const SglModelConfig *cfg, uint64_t seed, bool shapes_only, SglModel **out,
+                             SglErr *err)
 {
     SglModel *m = NULL;
     *out = NULL;
@@ -648,9 +667,12 @@ SglStatus sgl_model_dummy(const SglModelConfig *cfg, uint64_t seed, SglModel **o
             KV = (int64_t)c->n_kv_heads * c->head_dim, V = c->vocab_size;
     int64_t per_layer = 2 * H + Q * H + 2 * KV * H + H * Q + 3 * I * H + (c->qkv_bias ? Q + 2 * KV : 0);
     int64_t n = V * H * (c->tie_word_embeddings ? 1 : 2) + H + per_layer * c->n_layers;
-    SglDType dt = n * 4 > DUMMY_F32_LIMIT_BYTES ? SGL_DT_BF16 : SGL_DT_F32;
-    m->priv->owned = malloc((size_t)(n * sgl_dtype_size(dt)));
-    if (!m->priv->owned) {
+    SglDType dt = shapes_only || n * 4 > DUMMY_F32_LIMIT_BYTES ? SGL_DT_BF16 : SGL_DT_F32;
+    m->dummy_shapes = shapes_only;
+    m->dummy_seed = seed;
+    if (!shapes_only)
+        m->priv->owned = malloc((size_t)(n * sgl_dtype_size(dt)));
+    if (!shapes_only && !m->priv->owned) {
         sgl_model_free(m);
         return sgl_err(err, SGL_E_NOMEM, "dummy model: cannot allocate %lld bytes of weights",
                        (long long)(n * sgl_dtype_size(dt)));

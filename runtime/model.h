@@ -20,7 +20,9 @@
 
 typedef enum { SGL_ARCH_LLAMA, SGL_ARCH_MISTRAL, SGL_ARCH_QWEN2 } SglArch;
 typedef enum { SGL_DT_F32, SGL_DT_F16, SGL_DT_BF16 } SglDType;
-typedef enum { SGL_LOAD_AUTO, SGL_LOAD_DUMMY } SglLoadFormat;
+/* SGL_LOAD_DUMMY_SHAPES: sgl_model_dummy_shapes (no host weights; the CUDA
+ * runner generates them on the device) */
+typedef enum { SGL_LOAD_AUTO, SGL_LOAD_DUMMY, SGL_LOAD_DUMMY_SHAPES } SglLoadFormat;
 typedef enum { SGL_ROPE_DEFAULT, SGL_ROPE_LLAMA3 } SglRopeType;
 
 #define SGL_MAX_EOS 8
@@ -74,6 +76,8 @@ typedef struct SglModel {
     SglTensor lm_head;             /* (vocab, hidden); same data as embed when tied */
     SglLayerWeights *layers;       /* (n_layers) */
     struct SglModelPriv *priv;     /* mmaps and owned buffers */
+    bool dummy_shapes;             /* tensors have shapes but data NULL (sgl_model_dummy_shapes) */
+    uint64_t dummy_seed;           /* the seed a runner generates them from */
 } SglModel;
 
 /* Parses dir/config.json (+ generation_config.json, tokenizer_config.json when
@@ -95,6 +99,13 @@ SglStatus sgl_model_load(const char *dir, SglLoadFormat fmt, SglModel **out, Sgl
 /* A model from a config alone, with random weights (fixed seed: the same seed
  * gives the same bytes). SGL_E_INVAL for a non-positive size, SGL_E_NOMEM. */
 SglStatus sgl_model_dummy(const SglModelConfig *cfg, uint64_t seed, SglModel **out, SglErr *err);
+
+/* The same model with shapes only: every tensor's data is NULL (bf16 dtype),
+ * dummy_shapes is set and dummy_seed = seed, so a runner that supports it
+ * (sgl_runner_cuda_new) fills random weights of the same family on the
+ * device in a fraction of the host's time. The CPU runner needs host
+ * weights: give it sgl_model_dummy instead. Errors as sgl_model_dummy. */
+SglStatus sgl_model_dummy_shapes(const SglModelConfig *cfg, uint64_t seed, SglModel **out, SglErr *err);
 
 void sgl_model_free(SglModel *m);
 

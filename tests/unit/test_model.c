@@ -549,6 +549,39 @@ static void test_dummy(void **state)
     assert_null(a);
 }
 
+/* Shapes-only dummy (the CUDA runner fills it on the device): the same shapes
+ * as sgl_model_dummy, no data, bf16, the seed kept; errors as sgl_model_dummy. */
+static void test_dummy_shapes(void **state)
+{
+    (void)state;
+    write_text("config.json", k_config);
+    SglModelConfig c;
+    SglErr err = {{0}};
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_OK);
+    SglModel *a = NULL, *s = NULL, *d = NULL;
+    assert_int_equal(sgl_model_dummy(&c, 7, &a, &err), SGL_OK);
+    assert_int_equal(sgl_model_dummy_shapes(&c, 7, &s, &err), SGL_OK);
+    assert_int_equal(sgl_model_load(g_dir, SGL_LOAD_DUMMY_SHAPES, &d, &err), SGL_OK);
+    assert_true(s->dummy_shapes && d->dummy_shapes && !a->dummy_shapes);
+    assert_true(s->dummy_seed == 7);
+    const SglTensor *ta[] = {&a->embed, &a->final_norm, &a->layers[0].wq, &a->layers[0].w_down};
+    const SglTensor *ts[] = {&s->embed, &s->final_norm, &s->layers[0].wq, &s->layers[0].w_down};
+    for (int i = 0; i < 4; i++) {
+        assert_null(ts[i]->data);
+        assert_int_equal(ts[i]->dtype, SGL_DT_BF16);
+        assert_int_equal(ts[i]->ndim, ta[i]->ndim);
+        assert_true(ts[i]->shape[0] == ta[i]->shape[0] && ts[i]->shape[1] == ta[i]->shape[1]);
+    }
+    assert_int_equal(sgl_model_weight_bytes(s), 0);
+    assert_string_equal(d->dir, g_dir);
+    sgl_model_free(a);
+    sgl_model_free(s);
+    sgl_model_free(d);
+    c.n_layers = 0;
+    assert_int_equal(sgl_model_dummy_shapes(&c, 7, &s, &err), SGL_E_INVAL);
+    assert_null(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +592,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sharded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_never_crashes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dummy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dummy_shapes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
