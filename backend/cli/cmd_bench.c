@@ -45,7 +45,9 @@ static void help(FILE *f)
             "  --threads N              CPU threads for the forward pass\n"
             "  --seed S                 seed of the random prompts (default 42)\n"
             "  --shared-prefix-len S    the first S prompt tokens are the same in every\n"
-            "                           request (the warmup run caches them)\n"
+            "                           request\n"
+            "  --keep-cache             keep the prefix cache after the warmup and between\n"
+            "                           runs (warm: shared prefixes hit); default cold\n"
             CLI_DEVICE_HELP);
 }
 
@@ -192,11 +194,14 @@ static int one_batch(int argc, char **argv)
     const char *model = NULL, *fmt = NULL;
     long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42, shared = 0;
     CliDevice dev = {0};
+    bool keep_cache = false;
     args_init(&a, argc, argv);
     while (args_more(&a)) {
         if (args_str(&a, "--model", &model) || args_str(&a, "--load-format", &fmt) ||
             cli_device_arg(&a, &dev))
             ;
+        else if (args_flag(&a, "--keep-cache"))
+            keep_cache = true;
         else if (args_long(&a, "--batch-size", 1, 4096, &B) || args_long(&a, "--input-len", 1, 1 << 20, &I) ||
                  args_long(&a, "--output-len", 1, 1 << 20, &O) || args_long(&a, "--runs", 1, 1000, &runs) ||
                  args_long(&a, "--max-total-tokens", 0, 1 << 30, &max_total) ||
@@ -262,12 +267,14 @@ static int one_batch(int argc, char **argv)
     printf("Warmup ...\n");
     if (run_batch(e, (int32_t)B, (int32_t)I, S, O < 4 ? (int32_t)O : 4, &rng, &r, &t0) != 0)
         goto out_lat;
-    sgl_engine_flush_cache(e);
+    if (!keep_cache)
+        sgl_engine_flush_cache(e);
     printf("Benchmark ...\n");
     for (long run = 0; run < runs; run++) {
         if (run_batch(e, (int32_t)B, (int32_t)I, S, (int32_t)O, &rng, &r, &t0) != 0)
             goto out_lat;
-        sgl_engine_flush_cache(e);
+        if (!keep_cache)
+            sgl_engine_flush_cache(e);
         double *last = lat; /* last[k] = time the k-th token of every request is out */
         for (int32_t k = 0; k < O; k++) {
             last[k] = 0.0;

@@ -13,7 +13,12 @@
 #   2. batch 64 at 1k context: prompt 1024, 16 new (decode step)
 #   3. prefill 8 x 2048 (prefill tok/s)
 #   4. 64 requests = 1024-token shared prefix + 32 unique, 16 new each
-#      (total latency; the warmup run has cached the prefix)
+#      (total latency): cold (cache flushed after the warmup: the first
+#      request computes the prefix) and warm (--keep-cache: prefix cached)
+#   5. batch 64 again with SGL_HOST_SAMPLING=1 (logits to the host, CPU
+#      sampler) to show what device sampling saves
+# BENCH_PARTS=sglc or BENCH_PARTS=hf runs one half (a machine session's
+# 10-minute command limit); the summary reads whatever logs OUT_DIR holds.
 # then the same workloads through transformers eager bf16 (bench_hf.py), and
 # prints the roofline figures. Logs: OUT_DIR/bench_*.log; summary last.
 set -u
@@ -53,13 +58,21 @@ sglc() { # NAME ARGS...: one engine benchmark, log in OUT_DIR/bench_NAME.log
     echo "exit $?" >> "$out/bench_$name.log"
     grep -E "Prefill|Decode\.|Total|Engine|error|exit" "$out/bench_$name.log"
 }
+parts=${BENCH_PARTS:-sglc,hf}
 t0=$SECONDS
+if [[ $parts == *sglc* ]]; then
 sglc b1 --batch-size 1 --input-len 512 --output-len 128
 sglc b64 --batch-size 64 --input-len 1024 --output-len 16
 sglc prefill --batch-size 8 --input-len 2048 --output-len 2
 sglc shared --batch-size 64 --input-len 1056 --shared-prefix-len 1024 --output-len 16
+sglc shared_warm --batch-size 64 --input-len 1056 --shared-prefix-len 1024 --output-len 16 --keep-cache
+export SGL_HOST_SAMPLING=1
+sglc b64_host --batch-size 64 --input-len 1024 --output-len 16
+unset SGL_HOST_SAMPLING
 echo "--- sglc: $((SECONDS - t0)) s"
-timeout 300 python3 tests/gpu/bench_hf.py "$model" "$out/bench_hf.json" 2>&1 | tee "$out/bench_hf.log"
+fi
+[[ $parts == *hf* ]] &&
+    timeout 300 python3 tests/gpu/bench_hf.py "$model" "$out/bench_hf.json" 2>&1 | tee "$out/bench_hf.log"
 
 python3 - "$out" <<'PY'
 import json, os, re, sys
@@ -88,6 +101,10 @@ rows = [
      hf.get("prefill_8x2048_tok_s"), 16384 / (pf_flops / FL), "~27.7k (8k prompts)"),
     ("64 x (1024 shared + 32), 16 new: total s", grab("shared", r"Total\. latency:\s+([\d.]+)"), 1,
      hf.get("shared_prefix_s"), None, "-"),
+    ("  same, warm (prefix cached)", grab("shared_warm", r"Total\. latency:\s+([\d.]+)"), 1,
+     hf.get("shared_prefix_s"), None, "-"),
+    ("batch-64 step, host sampling, ms", grab("b64_host", r"Decode\.\s+median latency:\s+([\d.]+)"), 1e3,
+     hf.get("decode_b64_ms"), None, "-"),
 ]
 print("\n%-44s %12s %14s %12s %s" % ("workload (Llama-3-8B shape, bf16)", "sglc", "transformers",
                                      "roofline", "SGLang (published)"))
