@@ -12,9 +12,8 @@
 #include "backend/interp.h"
 #include "backend/remote.h"
 #include "backend/select.h"
-#include "ir/fsm/jsonschema.h"
 #include "ir/fsm/regex.h"
-#include "ir/fsm/typed.h"
+#include "ir/pass_constraint.h"
 
 /* ------------------------------------------------------------ run */
 
@@ -512,95 +511,15 @@ void concache_free(struct ConCache *c)
     free(c);
 }
 
-/* TypedType mirror of an IR type (malloc'd tree, freed by free_typed). */
-static TypedType *to_typed(const IrType *t, int depth)
-{
-    if (depth > TYPED_MAX_DEPTH)
-        return NULL;
-    TypedType *tt = calloc(1, sizeof *tt);
-    if (!tt)
-        return NULL;
-    switch (t->kind) {
-    case IR_TY_INT: tt->kind = TYPED_INT; break;
-    case IR_TY_FLOAT: tt->kind = TYPED_FLOAT; break;
-    case IR_TY_BOOL: tt->kind = TYPED_BOOL; break;
-    case IR_TY_STR: tt->kind = TYPED_STR; break;
-    case IR_TY_LIST:
-        tt->kind = TYPED_LIST;
-        tt->elem = to_typed(t->elem, depth + 1);
-        break;
-    case IR_TY_RECORD: {
-        tt->kind = TYPED_RECORD;
-        tt->n_fields = (int32_t)t->n_fields;
-        const char **names = calloc(t->n_fields + 1, sizeof *names);
-        const TypedType **fs = calloc(t->n_fields + 1, sizeof *fs);
-        tt->names = names;
-        tt->fields = fs;
-        for (uint32_t i = 0; names && fs && i < t->n_fields; i++) {
-            names[i] = t->fields[i].name;
-            fs[i] = to_typed(t->fields[i].type, depth + 1);
-        }
-        break;
-    }
-    default:
-        tt->kind = TYPED_STR;
-        break;
-    }
-    return tt;
-}
-
-static void free_typed(TypedType *t)
-{
-    if (!t)
-        return;
-    free_typed((TypedType *)t->elem);
-    for (int32_t i = 0; t->kind == TYPED_RECORD && t->fields && i < t->n_fields; i++)
-        free_typed((TypedType *)t->fields[i]);
-    free((void *)t->names);
-    free((void *)t->fields);
-    free(t);
-}
-
 /* The regex text of a constraint (malloc'd), or NULL with msg. The HTTP
- * backend sends it to the server; in-process it is compiled to a DFA. */
+ * backend sends it to the server; in-process it is compiled to a DFA. Both
+ * go through the constraint pass's compiler (ir/pass_constraint.h). */
 static char *constraint_regex(const IrConstraint *c, char *msg, size_t cap)
 {
-    FsmErr fe = {0};
+    FsmErr fe;
     char *re = NULL;
-    SglStatus st = SGL_OK;
-    switch (c->kind) {
-    case IR_CON_REGEX:
-        re = strndup(c->text, c->len);
-        st = re ? SGL_OK : SGL_E_NOMEM;
-        break;
-    case IR_CON_JSON_SCHEMA:
-        st = jsonschema_text_to_regex(c->text, c->len, NULL, &re, &fe);
-        break;
-    case IR_CON_TYPE: {
-        TypedType *tt = to_typed(c->type, 0);
-        st = tt ? typed_to_regex(tt, NULL, &re, &fe) : SGL_E_NOMEM;
-        free_typed(tt);
-        break;
-    }
-    case IR_CON_CHOICES: {
-        uint32_t n = c->choices->n_items;
-        const char **ch = calloc(n + 1, sizeof *ch);
-        if (!ch) {
-            st = SGL_E_NOMEM;
-            break;
-        }
-        for (uint32_t i = 0; i < n; i++)
-            ch[i] = c->choices->items[i]->s;
-        st = typed_choices_regex(ch, (int32_t)n, &re, &fe);
-        free(ch);
-        break;
-    }
-    default:
-        snprintf(msg, cap, "no constraint");
-        return NULL;
-    }
+    SglStatus st = ir_constraint_regex(c, &re, &fe);
     if (st != SGL_OK) {
-        free(re);
         snprintf(msg, cap, "cannot compile the constraint: %s", fe.msg[0] ? fe.msg : sgl_status_str(st));
         return NULL;
     }
@@ -609,13 +528,9 @@ static char *constraint_regex(const IrConstraint *c, char *msg, size_t cap)
 
 static SglDfa *compile_constraint(const IrConstraint *c, char *msg, size_t cap)
 {
-    FsmErr fe = {0};
-    char *re = constraint_regex(c, msg, cap);
-    if (!re)
-        return NULL;
+    FsmErr fe;
     SglDfa *dfa = NULL;
-    SglStatus st = regex_compile(re, strlen(re), NULL, &dfa, NULL, &fe);
-    free(re);
+    SglStatus st = ir_constraint_compile(c, &dfa, &fe);
     if (st != SGL_OK)
         snprintf(msg, cap, "cannot compile the constraint: %s", fe.msg[0] ? fe.msg : sgl_status_str(st));
     return dfa;

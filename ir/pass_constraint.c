@@ -8,6 +8,7 @@
  */
 #include "ir/pass_constraint.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +76,7 @@ static void free_typed(TypedType *t)
     free(t);
 }
 
-SglStatus ir_constraint_compile(const IrConstraint *c, SglDfa **out, FsmErr *err)
+SglStatus ir_constraint_regex(const IrConstraint *c, char **out, FsmErr *err)
 {
     char *re = NULL;
     SglStatus st = SGL_OK;
@@ -83,7 +84,9 @@ SglStatus ir_constraint_compile(const IrConstraint *c, SglDfa **out, FsmErr *err
     memset(err, 0, sizeof *err);
     switch (c->kind) {
     case IR_CON_REGEX:
-        return regex_compile(c->text, c->len, NULL, out, NULL, err);
+        re = strndup(c->text, c->len);
+        st = re ? SGL_OK : SGL_E_NOMEM;
+        break;
     case IR_CON_JSON_SCHEMA:
         st = jsonschema_text_to_regex(c->text, c->len, NULL, &re, err);
         break;
@@ -108,6 +111,23 @@ SglStatus ir_constraint_compile(const IrConstraint *c, SglDfa **out, FsmErr *err
         snprintf(err->msg, sizeof err->msg, "no constraint");
         return SGL_E_INVAL;
     }
+    if (st != SGL_OK) {
+        free(re);
+        return st;
+    }
+    *out = re;
+    return SGL_OK;
+}
+
+SglStatus ir_constraint_compile(const IrConstraint *c, SglDfa **out, FsmErr *err)
+{
+    *out = NULL;
+    if (c->kind == IR_CON_REGEX) {
+        memset(err, 0, sizeof *err);
+        return regex_compile(c->text, c->len, NULL, out, NULL, err);
+    }
+    char *re = NULL;
+    SglStatus st = ir_constraint_regex(c, &re, err);
     if (st == SGL_OK)
         st = regex_compile(re, strlen(re), NULL, out, NULL, err);
     free(re);

@@ -20,6 +20,9 @@
  * (err says why: bad regex or schema, unsatisfiable type), SGL_E_UNSUPPORTED
  * (a size limit), SGL_E_NOMEM. IR_CON_NONE gives SGL_E_INVAL. */
 SglStatus ir_constraint_compile(const IrConstraint *c, SglDfa **out, FsmErr *err);
+/* The constraint c as regex text in the ir/fsm dialect (what a remote server
+ * is sent). SGL_OK: *out malloc'd, owned by the caller; errors as above. */
+SglStatus ir_constraint_regex(const IrConstraint *c, char **out, FsmErr *err);
 /* One line per constrained GEN node of p (after the pass): location, kind,
  * DFA states, and the forced strings jump-forward will append (the
  * maximal runs of sgl_dfa_forced, at most 32 shown). */
