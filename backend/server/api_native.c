@@ -234,6 +234,7 @@ void api_generate(SrvCall *c, json_t *req)
         goto bad;
     }
     char msg[600];
+    j->direct = !json_is_true(stream);
     int st = job_submit(j, msg, sizeof msg);
     if (st) {
         call_error(c, st, NULL, "%s", msg);
@@ -289,6 +290,7 @@ void api_health_generate(SrvCall *c)
     j->n_prompt[0] = 1;
     j->p.max_new_tokens = 1;
     j->p.temperature = 0;
+    j->direct = true;
     (void)e;
     int st = job_submit(j, msg, sizeof msg);
     if (st || !job_wait(j, c) || j->smp[0].finish == SGL_FINISH_ERROR) {

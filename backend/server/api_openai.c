@@ -228,6 +228,7 @@ static void finish_request(SrvCall *c, SrvJob *j, const json_t *req, bool chat, 
 {
     Srv *s = c->s;
     char msg[600];
+    j->direct = !json_is_true(json_object_get(req, "stream"));
     int st = job_submit(j, msg, sizeof msg);
     if (st) {
         call_error(c, st, NULL, "%s", msg);

@@ -3,15 +3,20 @@
  * A job holds n_req prompts that share one SglSamplingParams (and one
  * constraint DFA); each prompt becomes one engine request with p.n samples.
  * They are submitted in one sgl_engine_submit_batch and their events land in
- * the job's own SglEventQueue. job_step folds one event into its SrvSample
- * (text, ids, logprobs, finish). Invariant: the queue is freed only after
- * every submitted request delivered its last event, so job_free aborts what
- * is still open and drains; the engine guarantees that final event.
+ * the job's own SglEventQueue; job_step folds one event into its SrvSample
+ * (text, ids, logprobs, finish) on the handler's thread, which streaming
+ * needs. A non-streaming job (direct) skips the queue: the engine thread
+ * folds each event under the job's mutex and wakes the handler only when the
+ * last request finished (no copy and no thread wake-up per token).
+ * Invariant: the job is freed only after every submitted request delivered
+ * its last event, so job_free aborts what is still open and drains; the
+ * engine guarantees that final event.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/server/srv_int.h"
 
@@ -28,10 +33,13 @@ SrvJob *job_new(Srv *s, int32_t n_req)
     j->n_prompt = calloc((size_t)n_req, sizeof *j->n_prompt);
     j->prompt_lps = calloc((size_t)n_req, sizeof *j->prompt_lps);
     j->ids = calloc((size_t)n_req, sizeof *j->ids);
+    j->rctx = calloc((size_t)n_req, sizeof *j->rctx);
     j->t0 = srv_now();
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
     snprintf(j->rid, sizeof j->rid, "%016llx",
              (unsigned long long)atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull);
-    if (!j->prompt || !j->n_prompt || !j->prompt_lps || !j->ids) {
+    if (!j->prompt || !j->n_prompt || !j->prompt_lps || !j->ids || !j->rctx) {
         job_free(j);
         return NULL;
     }
@@ -54,7 +62,7 @@ static void unlink_job(SrvJob *j)
 
 void job_abort(SrvJob *j)
 {
-    if (j->aborted || !j->q)
+    if (j->aborted || !j->submitted)
         return;
     j->aborted = true;
     for (int32_t i = 0; i < j->n_req; i++)
@@ -79,14 +87,16 @@ void job_free(SrvJob *j)
 {
     if (!j)
         return;
-    if (j->q) {
+    if (j->submitted) {
         job_abort(j);
-        while (j->open > 0)
-            job_step(j, 1000);
+        while (job_step(j, 1000) != -2)
+            ;
         unlink_job(j);
         sgl_evq_free(j->q);
         atomic_fetch_sub(&j->s->c.inflight, 1);
     }
+    pthread_cond_destroy(&j->cv);
+    pthread_mutex_destroy(&j->mu);
     for (int32_t i = 0; i < SGL_MAX_STOP; i++)
         free(j->stop_buf[i]);
     free(j->stop_ids);
@@ -109,8 +119,11 @@ void job_free(SrvJob *j)
     free(j->n_prompt);
     free(j->prompt_lps);
     free(j->ids);
+    free(j->rctx);
     free(j);
 }
+
+static void on_event_direct(void *user, const SglEvent *ev);
 
 int job_submit(SrvJob *j, char *msg, size_t cap)
 {
@@ -119,7 +132,7 @@ int job_submit(SrvJob *j, char *msg, size_t cap)
     SglRequest *reqs = calloc((size_t)j->n_req, sizeof *reqs);
     j->n = j->p.n;
     j->smp = calloc((size_t)j->n_req * (size_t)j->n, sizeof *j->smp);
-    if (!reqs || !j->smp || !(j->q = sgl_evq_new())) {
+    if (!reqs || !j->smp || (!j->direct && !(j->q = sgl_evq_new()))) {
         snprintf(msg, cap, "out of memory");
         goto out;
     }
@@ -131,8 +144,9 @@ int job_submit(SrvJob *j, char *msg, size_t cap)
         reqs[i].input_ids = j->prompt[i];
         reqs[i].n_input = j->n_prompt[i];
         reqs[i].params = j->p;
-        reqs[i].on_event = sgl_evq_on_event;
-        reqs[i].user = j->q;
+        reqs[i].on_event = j->direct ? on_event_direct : sgl_evq_on_event;
+        j->rctx[i] = (SrvReqCtx){j, i};
+        reqs[i].user = j->direct ? (void *)&j->rctx[i] : (void *)j->q;
         if (j->dfa && tokmask_constraint_new(s->tokreg, j->dfa, s->tok, j->n, &reqs[i].constraint,
                                              &err) != SGL_OK) {
             snprintf(msg, cap, "constraint: %s", err.msg);
@@ -140,13 +154,16 @@ int job_submit(SrvJob *j, char *msg, size_t cap)
             goto out;
         }
     }
+    /* before the submit: a direct job's events may arrive before it returns */
+    j->open = j->n_req;
     SglStatus st = sgl_engine_submit_batch(s->engine, reqs, j->n_req, j->ids, &err);
     if (st != SGL_OK) {
+        j->open = 0;
         snprintf(msg, cap, "%s", err.msg[0] ? err.msg : sgl_status_str(st));
         status = st == SGL_E_INVAL ? 400 : st == SGL_E_FULL ? 503 : st == SGL_E_CLOSED ? 503 : 500;
         goto out;
     }
-    j->open = j->n_req;
+    j->submitted = true;
     free(reqs);
     pthread_mutex_lock(&s->jobs_mu);
     j->next = s->jobs;
@@ -197,14 +214,9 @@ static int32_t req_index(const SrvJob *j, uint64_t id)
     return -1;
 }
 
-int job_step(SrvJob *j, int timeout_ms)
+/* Folds one event into its sample; the index of the sample, or -1. */
+static int fold(SrvJob *j, int32_t r, const SglEvent *ev)
 {
-    if (!j->q || j->open == 0)
-        return -2;
-    SglEvent *ev = NULL;
-    if (sgl_evq_get(j->q, timeout_ms, &ev) != SGL_OK)
-        return -1;
-    int32_t r = req_index(j, ev->id);
     int idx = -1;
     if (r >= 0 && ev->index >= 0 && ev->index < j->n) {
         idx = r * j->n + ev->index;
@@ -265,22 +277,68 @@ int job_step(SrvJob *j, int timeout_ms)
                 j->open--;
         }
     }
+    return idx;
+}
+
+/* The engine-thread callback of direct jobs. */
+static void on_event_direct(void *user, const SglEvent *ev)
+{
+    /* user: &j->rctx[r] (the engine id is not known here before submit returns) */
+    SrvReqCtx *rc = user;
+    SrvJob *j = rc->j;
+    pthread_mutex_lock(&j->mu);
+    fold(j, rc->r, ev);
+    if (j->open == 0)
+        pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+int job_step(SrvJob *j, int timeout_ms)
+{
+    if (!j->submitted)
+        return -2;
+    if (j->direct) {
+        pthread_mutex_lock(&j->mu);
+        if (j->open > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += timeout_ms / 1000;
+            ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        }
+        int r = j->open == 0 ? -2 : -1;
+        pthread_mutex_unlock(&j->mu);
+        return r;
+    }
+    if (j->open == 0)
+        return -2;
+    SglEvent *ev = NULL;
+    if (sgl_evq_get(j->q, timeout_ms, &ev) != SGL_OK)
+        return -1;
+    int idx = fold(j, req_index(j, ev->id), ev);
     free(ev);
     return idx;
 }
 
+
 bool job_wait(SrvJob *j, SrvCall *c)
 {
-    while (j->open > 0) {
-        if (job_step(j, 50) == -1 && call_gone(c)) {
+    for (;;) {
+        int r = job_step(j, 50);
+        if (r == -2)
+            return true;
+        if (r == -1 && call_gone(c)) {
             atomic_fetch_add(&j->s->c.disconnects, 1);
             job_abort(j);
-            while (j->open > 0)
-                job_step(j, 1000);
+            while (job_step(j, 1000) != -2)
+                ;
             return false;
         }
     }
-    return true;
 }
 
 void job_count(SrvJob *j)

@@ -101,6 +101,8 @@ typedef struct {
     int32_t prompt_tokens, completion_tokens, cached_tokens;
 } SrvSample;
 
+typedef struct { struct SrvJob *j; int32_t r; } SrvReqCtx;   /* a direct request's user */
+
 typedef struct SrvJob {
     Srv *s;
     SglSamplingParams p;           /* shared by every request; stops point into stop_buf */
@@ -112,10 +114,15 @@ typedef struct SrvJob {
     int32_t *n_prompt;
     float **prompt_lps;            /* (n_req) from the FINAL event, or NULL */
     SrvSample *smp;                /* (n_req * n) */
+    bool direct;                   /* set before submit: fold events on the engine thread
+                                    * (non-streaming); else through q */
     SglEventQueue *q;
-    uint64_t *ids;                 /* (n_req) engine ids */
+    pthread_mutex_t mu;            /* direct: guards the samples and open */
+    pthread_cond_t cv;             /* direct: signalled when open reaches 0 */
+    uint64_t *ids;                 /* (n_req) engine ids (set when submit returns) */
+    SrvReqCtx *rctx;               /* (n_req) */
     int32_t open;                  /* submitted requests without their last event */
-    bool aborted;
+    bool submitted, aborted;
     double t0;
     char rid[40];                  /* meta_info.id; /abort_request finds jobs by it */
     struct SrvJob *next, *prev;    /* Srv.jobs (guarded by jobs_mu) while submitted */
@@ -126,7 +133,8 @@ void job_free(SrvJob *j);         /* aborts and drains whatever is still open */
 /* Submits every request. 0 or an HTTP status (400/503/500) with msg. */
 int job_submit(SrvJob *j, char *msg, size_t cap);
 /* Waits for one event (up to timeout_ms). Returns the sample index it
- * touched, -1 on timeout, -2 when every request has finished. */
+ * touched (never for direct jobs), -1 on timeout, -2 when every request has
+ * finished (or none was submitted). */
 int job_step(SrvJob *j, int timeout_ms);
 /* Runs to completion, polling the connection; false when the client left
  * (the job is then aborted and drained). */
