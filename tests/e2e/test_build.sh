@@ -83,7 +83,8 @@ for src in "$SGL_SOURCE_ROOT"/examples/*.sgl "$SGL_SOURCE_ROOT"/tests/e2e/progra
     for m in $(sed -n 's/^import "\(std\/[A-Za-z0-9_]*\)".*/\1/p' "$src"); do
         srcs+=("$SGL_SOURCE_ROOT/stdlib/$m.sgl")
     done
-    grep -Eqs 'temperature: *(0*[1-9]|0*\.0*[1-9])' "${srcs[@]}" && how=shape
+    # (a temperature given by a variable counts as sampling too)
+    grep -Eqs 'temperature: *([A-Za-z_]|0*[1-9]|0*\.0*[1-9])' "${srcs[@]}" && how=shape
     for mode in json plain; do
         [ $how = shape ] && [ $mode = plain ] && continue
         extra=()

@@ -116,7 +116,8 @@ get /get_server_info
 check "/get_server_info" pyassert "$J" 'j["num_running_reqs"]==0 and j["http"]["requests"]>10 and "cache_hit_rate" in j and "gen_throughput" in j'
 get /metrics
 check "/metrics (Prometheus)" grep -q '^sglang:num_running_reqs{model_name="tiny"} 0' "$J"
-curl -s -N -H "$AUTH" --data-binary '{"text": "Once", "rid": "long-one", "stream": true, "sampling_params": {"max_new_tokens": 500, "ignore_eos": true, "n": 8}}' "$BASE/generate" >"$TMP/ab.txt" &
+# 128 samples x 500 tokens: long enough that the abort lands while it runs
+curl -s -N -H "$AUTH" --data-binary '{"text": "Once", "rid": "long-one", "stream": true, "sampling_params": {"max_new_tokens": 500, "ignore_eos": true, "n": 128}}' "$BASE/generate" >"$TMP/ab.txt" &
 CURL=$!
 for _ in $(seq 1 200); do
     post /abort_request '{"rid": "long-one"}'
