@@ -8,8 +8,8 @@ bash scripts/setup.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build
 
-echo "== sglc check examples/fork_gather.sgl =="
-./build/sglc check examples/fork_gather.sgl && echo "ok: no diagnostics"
+echo "== sglc check examples/parallel_judge.sgl =="
+./build/sglc check examples/parallel_judge.sgl && echo "ok: no diagnostics"
 
 model=${SGL_MODEL:-../shared/models/stories260K-hf}
 echo "== sglc run examples/few_shot_qa.sgl =="
