@@ -130,6 +130,26 @@ static void path_push(Rd *r, size_t *saved, const char *fmt, const char *a, long
     snprintf(r->path + *saved, sizeof r->path - *saved, fmt, a, i);
 }
 
+typedef SglStatus (*StepReader)(Rd *r, json_t *o, int depth);
+
+/* A `Sequence` step: each element of o[key] read by `read`, with the JSON
+ * path extended per element; nesting is bounded (depth > 4 is refused). */
+static SglStatus read_sequence(Rd *r, json_t *o, const char *key, int depth, StepReader read)
+{
+    json_t *arr = json_object_get(o, key);
+    if (!json_is_array(arr) || depth > 4)
+        return fail(r, SGL_E_FORMAT, "Sequence needs a '%s' array", key, NULL);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        size_t sv;
+        path_push(r, &sv, ".%s[%ld]", key, (long)i);
+        SglStatus st = read(r, json_array_get(arr, i), depth + 1);
+        if (st != SGL_OK)
+            return st;
+        r->path[sv] = '\0';
+    }
+    return SGL_OK;
+}
+
 /* ---- normalizers ------------------------------------------------------ */
 
 static SglStatus read_normalizer(Rd *r, json_t *o, int depth)
@@ -139,19 +159,8 @@ static SglStatus read_normalizer(Rd *r, json_t *o, int depth)
     SglStatus st;
     if (!ty)
         return fail(r, SGL_E_FORMAT, "missing 'type'", NULL, NULL);
-    if (strcmp(ty, "Sequence") == 0) {
-        json_t *arr = json_object_get(o, "normalizers");
-        if (!json_is_array(arr) || depth > 4)
-            return fail(r, SGL_E_FORMAT, "Sequence needs a 'normalizers' array", NULL, NULL);
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-            size_t sv;
-            path_push(r, &sv, ".normalizers[%s%ld]", "", (long)i);
-            if ((st = read_normalizer(r, json_array_get(arr, i), depth + 1)) != SGL_OK)
-                return st;
-            r->path[sv] = '\0';
-        }
-        return SGL_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0)
+        return read_sequence(r, o, "normalizers", depth, read_normalizer);
     if (t->n_norm >= TOK_MAX_STEPS)
         return fail(r, SGL_E_UNSUPPORTED, "more than %s normalizers", "32", NULL);
     NormStep *n = &t->norm[t->n_norm];
@@ -238,19 +247,8 @@ static SglStatus read_pretok(Rd *r, json_t *o, int depth)
     if (t->n_pre > 0 && t->pre[t->n_pre - 1].kind == PRE_BYTELEVEL)
         return fail(r, SGL_E_UNSUPPORTED, "a pre-tokenizer after ByteLevel is not supported",
                     NULL, NULL);
-    if (strcmp(ty, "Sequence") == 0) {
-        json_t *arr = json_object_get(o, "pretokenizers");
-        if (!json_is_array(arr) || depth > 4)
-            return fail(r, SGL_E_FORMAT, "Sequence needs a 'pretokenizers' array", NULL, NULL);
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-            size_t sv;
-            path_push(r, &sv, ".pretokenizers[%s%ld]", "", (long)i);
-            if ((st = read_pretok(r, json_array_get(arr, i), depth + 1)) != SGL_OK)
-                return st;
-            r->path[sv] = '\0';
-        }
-        return SGL_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0)
+        return read_sequence(r, o, "pretokenizers", depth, read_pretok);
     if (strcmp(ty, "Split") == 0) {
         const char *s, *b;
         size_t len, blen;
@@ -331,19 +329,8 @@ static SglStatus read_decoder(Rd *r, json_t *o, int depth)
     SglStatus st;
     if (!ty)
         return fail(r, SGL_E_FORMAT, "missing 'type'", NULL, NULL);
-    if (strcmp(ty, "Sequence") == 0) {
-        json_t *arr = json_object_get(o, "decoders");
-        if (!json_is_array(arr) || depth > 4)
-            return fail(r, SGL_E_FORMAT, "Sequence needs a 'decoders' array", NULL, NULL);
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-            size_t sv;
-            path_push(r, &sv, ".decoders[%s%ld]", "", (long)i);
-            if ((st = read_decoder(r, json_array_get(arr, i), depth + 1)) != SGL_OK)
-                return st;
-            r->path[sv] = '\0';
-        }
-        return SGL_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0)
+        return read_sequence(r, o, "decoders", depth, read_decoder);
     if (t->n_dec >= TOK_MAX_STEPS)
         return fail(r, SGL_E_UNSUPPORTED, "more than %s decoders", "32", NULL);
     DecStep *d = &t->dec[t->n_dec];
@@ -437,19 +424,8 @@ static SglStatus read_post(Rd *r, json_t *o, int depth)
         return fail(r, SGL_E_FORMAT, "missing 'type'", NULL, NULL);
     if (strcmp(ty, "ByteLevel") == 0)
         return SGL_OK;   /* only adjusts offsets */
-    if (strcmp(ty, "Sequence") == 0) {
-        json_t *arr = json_object_get(o, "processors");
-        if (!json_is_array(arr) || depth > 4)
-            return fail(r, SGL_E_FORMAT, "Sequence needs a 'processors' array", NULL, NULL);
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-            size_t sv;
-            path_push(r, &sv, ".processors[%s%ld]", "", (long)i);
-            if ((st = read_post(r, json_array_get(arr, i), depth + 1)) != SGL_OK)
-                return st;
-            r->path[sv] = '\0';
-        }
-        return SGL_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0)
+        return read_sequence(r, o, "processors", depth, read_post);
     if (strcmp(ty, "BertProcessing") == 0 || strcmp(ty, "RobertaProcessing") == 0) {
         json_t *cls = json_object_get(o, "cls"), *sep = json_object_get(o, "sep");
         json_t *a = json_array_get(cls, 1), *b = json_array_get(sep, 1);
