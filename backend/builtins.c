@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "backend/ops.h"
+#include "runtime/textfmt.h"
 
 #define ERR(...) (snprintf(msg, cap, __VA_ARGS__), false)
 
@@ -214,7 +215,7 @@ static bool float_to_int(double f, int64_t *out, char *msg, size_t cap)
 {
     if (!isfinite(f) || f >= 9223372036854775808.0 || f < -9223372036854775808.0) {
         char t[40];
-        val_format_float(f, t, sizeof t);
+        sgl_format_float(f, t, sizeof t);
         return ERR("int(%s) does not fit in 64 bits", t);
     }
     *out = (int64_t)f;

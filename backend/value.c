@@ -1,6 +1,8 @@
 /* value.c -- runtime values: construction, refcounts, text and JSON forms. */
 #include "backend/value.h"
 
+#include "runtime/textfmt.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -191,39 +193,6 @@ int val_compare(const Value *a, const Value *b)
     return x < y ? -1 : x > y;
 }
 
-void val_format_float(double f, char *buf, size_t cap)
-{
-    if (isnan(f)) {
-        snprintf(buf, cap, "nan");
-        return;
-    }
-    if (isinf(f)) {
-        snprintf(buf, cap, f < 0 ? "-inf" : "inf");
-        return;
-    }
-    /* shortest digits that round-trip, then Python repr's layout: plain
-     * decimal for exponents in [-4, 16), scientific otherwise */
-    int prec = 1;
-    char e[40];
-    for (; prec <= 17; prec++) {
-        snprintf(e, sizeof e, "%.*e", prec - 1, f);
-        if (strtod(e, NULL) == f)
-            break;
-    }
-    int exp10 = atoi(strchr(e, 'e') + 1);
-    if (exp10 >= -4 && exp10 < 16) {
-        int decimals = prec - 1 - exp10;
-        snprintf(buf, cap, "%.*f", decimals > 0 ? decimals : 0, f);
-    } else {
-        snprintf(buf, cap, "%s", e);
-    }
-    if (!strpbrk(buf, ".en")) {
-        size_t n = strlen(buf);
-        if (n + 3 <= cap)
-            memcpy(buf + n, ".0", 3);
-    }
-}
-
 /* Floats in JSON use the same text as str(), so `--json` and interpolation agree. */
 static json_t *float_json(double f)
 {
@@ -327,7 +296,7 @@ static void put_text(Buf *b, const Value *v, bool nested)
         if (nested && !isfinite(v->f))
             snprintf(tmp, sizeof tmp, "null");
         else
-            val_format_float(v->f, tmp, sizeof tmp);
+            sgl_format_float(v->f, tmp, sizeof tmp);
         buf_put(b, tmp, strlen(tmp));
         break;
     case VAL_BOOL:

@@ -72,8 +72,6 @@ int val_compare(const Value *a, const Value *b);
 char *val_to_text(const Value *v, size_t *len);
 /* to_json(v): compact JSON text (strings quoted, floats as in str()). */
 char *val_to_json_text(const Value *v, size_t *len);
-/* Shortest round-trip text of a double into buf (>= 32 bytes). */
-void val_format_float(double f, char *buf, size_t cap);
 
 /* JSON value (new reference), records as objects in field order. */
 json_t *val_to_json(const Value *v);

@@ -9,6 +9,7 @@
  * and size checks; it is used for consts and for gen/select options.
  */
 #include "frontend/sema_int.h"
+#include "runtime/textfmt.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -859,28 +860,6 @@ static void buf_put(Buf *b, const char *s, size_t n)
 
 /* Shortest round-trip text of a double, with ".0" when it reads as an
  * integer: the same text the runtime's str() gives (backend/value.c). */
-static void fmt_float(double f, char *out, size_t cap)
-{
-    if (isnan(f)) {
-        snprintf(out, cap, "nan");
-        return;
-    }
-    if (isinf(f)) {
-        snprintf(out, cap, f < 0 ? "-inf" : "inf");
-        return;
-    }
-    for (int p = 1; p <= 17; p++) {
-        snprintf(out, cap, "%.*g", p, f);
-        if (strtod(out, NULL) == f)
-            break;
-    }
-    if (!strpbrk(out, ".en")) {
-        size_t n = strlen(out);
-        if (n + 3 <= cap)
-            memcpy(out + n, ".0", 3);
-    }
-}
-
 /* A JSON string as jansson writes it (compact), like the runtime's to_json. */
 static void json_str(Buf *b, AstStr s)
 {
@@ -916,7 +895,7 @@ static void value_text(Buf *b, const SemaValue *v, bool json)
         if (json && !isfinite(v->f))
             snprintf(num, sizeof num, "null");
         else
-            fmt_float(v->f, num, sizeof num);
+            sgl_format_float(v->f, num, sizeof num);
         buf_put(b, num, strlen(num));
         break;
     case SEMA_VAL_BOOL:

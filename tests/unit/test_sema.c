@@ -105,6 +105,7 @@ static void test_annotations(void **state)
                        "const F: float = N\n"
                        "const G: list[float] = [1, 2.5]\n"
                        "const H = \"{F} {G} {[\"a\\n\\u{8}\"]}\"\n"
+                       "const E = \"{1e15} {1e16} {0.0001} {0.00001}\"\n"
                        "type City = { name: str, pop: int }\n"
                        "fn city(doc: str) -> City {\n"
                        "    assistant { gen info: City(max_tokens: 64, temperature: 0) }\n"
@@ -139,6 +140,9 @@ static void test_annotations(void **state)
     const SemaValue *hv = ((SemaSym *)decl(c->prog, "H")->sym)->value;
     assert_non_null(hv);
     assert_string_equal(hv->s.s, "14.0 [1.0,2.5] [\"a\\n\\b\"]");
+    /* folded floats print as the runtime prints them (Python repr layout) */
+    const SemaValue *ev = ((SemaSym *)decl(c->prog, "E")->sym)->value;
+    assert_string_equal(ev->s.s, "1000000000000000.0 1e+16 0.0001 1e-05");
     /* fn signature and the record type */
     AstNode *cf = decl(c->prog, "city");
     SemaSym *cs = cf->sym;

@@ -13,6 +13,7 @@
 
 #include "backend/ops.h"
 #include "backend/value.h"
+#include "runtime/textfmt.h"
 
 static const ValType T_STR = {.kind = VAL_STR}, T_INT = {.kind = VAL_INT},
                      T_FLOAT = {.kind = VAL_FLOAT}, T_BOOL = {.kind = VAL_BOOL};
@@ -55,7 +56,7 @@ static void test_text_forms(void **st)
     };
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
         char buf[64];
-        val_format_float(fl[i].f, buf, sizeof buf);
+        sgl_format_float(fl[i].f, buf, sizeof buf);
         assert_string_equal(buf, fl[i].s);
         assert_true(strtod(buf, NULL) == fl[i].f);
     }
