@@ -77,40 +77,6 @@ static void help(FILE *f, const SglRunMain *m)
             chat_template_names());
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-        if (n + 1 == cap) {
-            char *p = realloc(buf, cap * 2);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* ---- the built-in demo model: a byte-level BPE tokenizer (256 bytes + <s>
  * </s>) and a small Llama config, loaded with random weights ---- */
 
@@ -253,7 +219,7 @@ static bool args_to_values(const char *cmd, SglExec *x, const IrFunc *fn, const 
         size_t len = strlen(text);
         char *file = NULL;
         if (text[0] == '@') {
-            if (!(file = slurp(text + 1, &len))) {
+            if (!(file = cli_read_file(text + 1, &len))) {
                 fprintf(stderr, "%s: --arg %s: cannot read '%s'\n", cmd, pname, text + 1);
                 return false;
             }
@@ -353,7 +319,7 @@ static int run_batch(const char *cmd, SglExec *x, const IrFunc *fn, const char *
     (void)stats_json;
     (void)e;
     size_t len;
-    char *text = slurp(in, &len);
+    char *text = cli_read_file(in, &len);
     if (!text) {
         fprintf(stderr, "%s: --batch: cannot read '%s'\n", cmd, in);
         return 2;

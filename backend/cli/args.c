@@ -125,3 +125,43 @@ bool args_wants_help(int argc, char **argv)
             return true;
     return false;
 }
+
+char *cli_read_stream(FILE *f, size_t *len)
+{
+    size_t cap = 1 << 14, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (n + 1 == cap) {
+            char *p = cap < ((size_t)1 << 40) ? realloc(buf, cap * 2) : NULL;
+            if (!p) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+            cap *= 2;
+        }
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = cli_read_stream(f, len);
+    fclose(f);
+    return buf;
+}

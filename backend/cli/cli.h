@@ -9,6 +9,7 @@
 #define SGL_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 typedef struct {
     const char *name;
@@ -58,5 +59,11 @@ int args_unknown(SglArgs *a);
 int args_usage_error(SglArgs *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* True when argv holds -h or --help. */
 bool args_wants_help(int argc, char **argv);
+
+/* The whole of f (or of the file at path), byte-exact plus a terminating
+ * NUL not counted in *len; malloc'd, owned by the caller. NULL when it
+ * cannot be opened or read (errno says why) or memory runs out. */
+char *cli_read_stream(FILE *f, size_t *len);
+char *cli_read_file(const char *path, size_t *len);
 
 #endif

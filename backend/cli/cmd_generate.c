@@ -61,38 +61,6 @@ static void help(FILE *f)
             CLI_DEVICE_HELP);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 14, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-        if (n == cap) {
-            char *p = realloc(buf, cap * 2);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 /* "1,2,3", "1 2 3" or "[1, 2, 3]"; false on anything else. */
 static bool parse_ids(const char *s, int32_t **out, int32_t *n)
 {
@@ -166,7 +134,7 @@ static SglDfa *compile_output_constraint(const char *regex, const char *schema)
     } else {
         const char *text = schema;
         size_t len = strlen(schema);
-        if (schema[0] != '{' && !(text = file = read_file(schema, &len))) {
+        if (schema[0] != '{' && !(text = file = cli_read_file(schema, &len))) {
             fprintf(stderr, "sglc generate: --json-schema: %s: cannot read the file\n", schema);
             return NULL;
         }
@@ -269,7 +237,7 @@ int cmd_generate(int argc, char **argv)
     char *text = NULL;
     size_t text_len = 0;
     SglErr err = {{0}};
-    if (prompt_file && !(text = read_file(prompt_file, &text_len))) {
+    if (prompt_file && !(text = cli_read_file(prompt_file, &text_len))) {
         fprintf(stderr, "sglc generate: %s: cannot read the prompt file\n", prompt_file);
         goto out;
     }

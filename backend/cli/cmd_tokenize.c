@@ -27,33 +27,6 @@ static void help(FILE *f)
             "  --json                 print {\"ids\": [...], \"decoded\": \"...\"}\n");
 }
 
-static char *read_stdin(size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0)
-            break;
-        if (n == cap) {
-            char *p = cap < ((size_t)1 << 40) ? realloc(buf, cap * 2) : NULL;
-            if (!p) {
-                free(buf);
-                return NULL;
-            }
-            buf = p;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(stdin)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 int cmd_tokenize(int argc, char **argv)
 {
     if (args_wants_help(argc, argv)) {
@@ -90,7 +63,7 @@ int cmd_tokenize(int argc, char **argv)
     SglErr err = {{0}};
     size_t len = 0;
     if (strcmp(text, "-") == 0) {
-        if (!(input = read_stdin(&len))) {
+        if (!(input = cli_read_stream(stdin, &len))) {
             fprintf(stderr, "sglc tokenize: cannot read standard input\n");
             goto out;
         }
