@@ -567,34 +567,59 @@ static void declare_globals(SemaCtx *c, ModState *ms, AstList *decls)
     }
 }
 
-/* Resolves the module's type declarations in dependency order. */
-static void resolve_typedefs(SemaCtx *c, ModState *ms)
+/* The dependency graph of the module's own symbols of one kind (types on
+ * their definitions, consts on their initializers), numbered through
+ * SemaSym.state (0..n-1; the caller resets state to 0), and its
+ * topological order: order[0..n_ok) is checkable first to last, left[i]
+ * marks symbols on or behind a cycle. False when there are none (or on
+ * allocation failure, which sema_alloc has reported). */
+typedef struct {
+    uint32_t n, n_ok;
+    SemaSym **syms;
+    uint32_t **deps, *n_deps, *order;
+    bool *left;
+} DepGraph;
+
+static bool dep_graph(SemaCtx *c, ModState *ms, SemaSymKind kind, DepGraph *g)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < ms->n_own; i++)
-        if (ms->own[i]->kind == SYM_TYPE)
+        if (ms->own[i]->kind == kind)
             ms->own[i]->state = (int)n++;
     if (!n)
-        return;
-    SemaSym **syms = sema_alloc(c, n * sizeof *syms);
-    uint32_t **deps = sema_alloc(c, n * sizeof *deps);
-    uint32_t *n_deps = sema_alloc(c, n * sizeof *n_deps);
-    uint32_t *order = sema_alloc(c, n * sizeof *order);
-    bool *left = sema_alloc(c, n * sizeof *left);
+        return false;
+    g->n = n;
+    g->syms = sema_alloc(c, n * sizeof *g->syms);
+    g->deps = sema_alloc(c, n * sizeof *g->deps);
+    g->n_deps = sema_alloc(c, n * sizeof *g->n_deps);
+    g->order = sema_alloc(c, n * sizeof *g->order);
+    g->left = sema_alloc(c, n * sizeof *g->left);
     uint32_t *mark = sema_alloc(c, n * sizeof *mark);
-    if (!syms || !deps || !n_deps || !order || !left || !mark)
-        return;
+    if (!g->syms || !g->deps || !g->n_deps || !g->order || !g->left || !mark)
+        return false;
     for (uint32_t i = 0; i < ms->n_own; i++) {
         SemaSym *s = ms->own[i];
-        if (s->kind != SYM_TYPE)
+        if (s->kind != kind)
             continue;
-        DepSet ds = {c, SYM_TYPE, NULL, 0, 0, mark, (uint32_t)s->state};
-        collect_deps(&ds, s->decl->decl.type);
-        syms[s->state] = s;
-        deps[s->state] = ds.out;
-        n_deps[s->state] = ds.n;
+        DepSet ds = {c, kind, NULL, 0, 0, mark, (uint32_t)s->state};
+        collect_deps(&ds, kind == SYM_TYPE ? s->decl->decl.type : s->decl->decl.value);
+        g->syms[s->state] = s;
+        g->deps[s->state] = ds.out;
+        g->n_deps[s->state] = ds.n;
     }
-    uint32_t n_ok = topo_order(c, n, deps, n_deps, order, left);
+    g->n_ok = topo_order(c, n, g->deps, g->n_deps, g->order, g->left);
+    return true;
+}
+
+/* Resolves the module's type declarations in dependency order. */
+static void resolve_typedefs(SemaCtx *c, ModState *ms)
+{
+    DepGraph g;
+    if (!dep_graph(c, ms, SYM_TYPE, &g))
+        return;
+    uint32_t n = g.n, n_ok = g.n_ok, *order = g.order, **deps = g.deps, *n_deps = g.n_deps;
+    SemaSym **syms = g.syms;
+    bool *left = g.left;
     for (uint32_t k = 0; k < n_ok; k++) {
         SemaSym *s = syms[order[k]];
         AstNode *te = s->decl->decl.type;
@@ -721,31 +746,12 @@ static void resolve_signature(SemaCtx *c, SemaSym *s)
 /* Checks the module's consts in dependency order. */
 static void check_consts(SemaCtx *c, ModState *ms)
 {
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < ms->n_own; i++)
-        if (ms->own[i]->kind == SYM_CONST)
-            ms->own[i]->state = (int)n++;
-    if (!n)
+    DepGraph g;
+    if (!dep_graph(c, ms, SYM_CONST, &g))
         return;
-    SemaSym **syms = sema_alloc(c, n * sizeof *syms);
-    uint32_t **deps = sema_alloc(c, n * sizeof *deps);
-    uint32_t *n_deps = sema_alloc(c, n * sizeof *n_deps);
-    uint32_t *order = sema_alloc(c, n * sizeof *order);
-    bool *left = sema_alloc(c, n * sizeof *left);
-    uint32_t *mark = sema_alloc(c, n * sizeof *mark);
-    if (!syms || !deps || !n_deps || !order || !left || !mark)
-        return;
-    for (uint32_t i = 0; i < ms->n_own; i++) {
-        SemaSym *s = ms->own[i];
-        if (s->kind != SYM_CONST)
-            continue;
-        DepSet ds = {c, SYM_CONST, NULL, 0, 0, mark, (uint32_t)s->state};
-        collect_deps(&ds, s->decl->decl.value);
-        syms[s->state] = s;
-        deps[s->state] = ds.out;
-        n_deps[s->state] = ds.n;
-    }
-    uint32_t n_ok = topo_order(c, n, deps, n_deps, order, left);
+    uint32_t n = g.n, n_ok = g.n_ok, *order = g.order, **deps = g.deps, *n_deps = g.n_deps;
+    SemaSym **syms = g.syms;
+    bool *left = g.left;
     for (uint32_t i = 0; i < n; i++) {
         if (!left[i])
             continue;
