@@ -22,6 +22,7 @@
 
 #include "runtime/model.h"
 #include "runtime/status.h"
+#include "runtime/tp.h"
 
 typedef struct {
     int32_t n_seqs;
@@ -43,6 +44,9 @@ typedef struct {
     int n_threads;              /* CPU threads (0 = auto) */
     int32_t graph_max_bs;       /* CUDA: pure-decode batches of up to this many sequences
                                  * replay a captured CUDA graph (0 = never; CPU: ignored) */
+    int32_t device_id;          /* CUDA: the device this runner uses (its threads set it) */
+    SglTp tp;                   /* this runner's shard ({0, 0} or size 1: the whole model) */
+    SglComm *comm;              /* borrowed, required when tp.size > 1 (runtime/tp.h) */
 } SglRunnerOpts;
 
 typedef struct SglRunner SglRunner;
