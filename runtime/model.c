@@ -176,9 +176,19 @@ static SglStatus parse_arch(const char *file, json_t *root, SglArch *arch, SglEr
                    "MistralForCausalLM, Qwen2ForCausalLM)", file, first);
 }
 
+/* rope_scaling (transformers 4), or rope_parameters (transformers 5: the same
+ * keys plus rope_theta, which then replaces the top-level one). */
 static SglStatus parse_rope_scaling(const char *file, json_t *root, SglModelConfig *c, SglErr *err)
 {
-    json_t *rs = json_object_get(root, "rope_scaling");
+    const char *obj = "rope_scaling";
+    json_t *rs = json_object_get(root, obj);
+    if (!rs || json_is_null(rs)) {
+        json_t *rp = json_object_get(root, "rope_parameters");
+        if (rp && !json_is_null(rp)) {
+            obj = "rope_parameters";
+            rs = rp;
+        }
+    }
     c->rope_type = SGL_ROPE_DEFAULT;
     c->rope_factor = 1.0f;
     c->rope_low_freq_factor = 1.0f;
@@ -187,25 +197,28 @@ static SglStatus parse_rope_scaling(const char *file, json_t *root, SglModelConf
     if (!rs || json_is_null(rs))
         return SGL_OK;
     if (!json_is_object(rs))
-        return sgl_err(err, SGL_E_FORMAT, "%s: rope_scaling: expected an object or null", file);
+        return sgl_err(err, SGL_E_FORMAT, "%s: %s: expected an object or null", file, obj);
+    SglStatus st;
+    char fname[4200];
+    snprintf(fname, sizeof fname, "%s: %s", file, obj);
+    if (rs != json_object_get(root, "rope_scaling") && !json_object_get(root, "rope_theta") &&
+        (st = get_pos_float(fname, rs, "rope_theta", false, c->rope_theta, &c->rope_theta, err)))
+        return st;
     json_t *t = json_object_get(rs, "rope_type");
-    const char *key = "rope_scaling.rope_type";
+    const char *key = "rope_type";
     if (!t) {
         t = json_object_get(rs, "type");
-        key = "rope_scaling.type";
+        key = "type";
     }
     if (!json_is_string(t))
-        return sgl_err(err, SGL_E_FORMAT, "%s: %s: expected a string", file, key);
+        return sgl_err(err, SGL_E_FORMAT, "%s: %s.%s: expected a string", file, obj, key);
     const char *ts = json_string_value(t);
     if (!strcmp(ts, "default"))
         return SGL_OK;
     if (strcmp(ts, "llama3"))
-        return sgl_err(err, SGL_E_UNSUPPORTED, "%s: %s: \"%.32s\" is not supported (llama3, default)",
-                       file, key, ts);
-    SglStatus st;
-    char fname[4200];
+        return sgl_err(err, SGL_E_UNSUPPORTED, "%s: %s.%s: \"%.32s\" is not supported (llama3, default)",
+                       file, obj, key, ts);
     c->rope_type = SGL_ROPE_LLAMA3;
-    snprintf(fname, sizeof fname, "%s: rope_scaling", file);
     if ((st = get_pos_float(fname, rs, "factor", true, 0, &c->rope_factor, err)) ||
         (st = get_pos_float(fname, rs, "low_freq_factor", true, 0, &c->rope_low_freq_factor, err)) ||
         (st = get_pos_float(fname, rs, "high_freq_factor", true, 0, &c->rope_high_freq_factor, err)) ||
@@ -213,8 +226,8 @@ static SglStatus parse_rope_scaling(const char *file, json_t *root, SglModelConf
                       &c->rope_original_max_pos, err)))
         return st;
     if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
-        return sgl_err(err, SGL_E_FORMAT, "%s: rope_scaling: high_freq_factor must exceed low_freq_factor",
-                       file);
+        return sgl_err(err, SGL_E_FORMAT, "%s: %s: high_freq_factor must exceed low_freq_factor",
+                       file, obj);
     return SGL_OK;
 }
 

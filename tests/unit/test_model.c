@@ -289,6 +289,46 @@ static void test_config_fields(void **state)
     assert_non_null(strstr(err.msg, "config.json: use_sliding_window"));
 }
 
+/* transformers 5 writes rope_parameters (with rope_theta inside) instead of
+ * rope_scaling + rope_theta. */
+static void test_config_rope_parameters(void **state)
+{
+    (void)state;
+    write_text("config.json",
+               "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 100,"
+               " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
+               " \"vocab_size\": 300, \"rope_parameters\": {\"rope_type\": \"llama3\", \"rope_theta\": 500000.0,"
+               " \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+               " \"original_max_position_embeddings\": 8192}}");
+    SglModelConfig c;
+    SglErr err = {{0}};
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_OK);
+    assert_int_equal(c.rope_type, SGL_ROPE_LLAMA3);
+    assert_true(c.rope_theta == 500000.0f && c.rope_factor == 8.0f);
+    assert_int_equal(c.rope_original_max_pos, 8192);
+    /* default rope type: only the theta */
+    write_text("config.json",
+               "{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 100,"
+               " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 300,"
+               " \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1000000.0}}");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_OK);
+    assert_int_equal(c.rope_type, SGL_ROPE_DEFAULT);
+    assert_true(c.rope_theta == 1000000.0f);
+    /* errors name the object */
+    write_text("config.json",
+               "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 100,"
+               " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 300,"
+               " \"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 10000.0}}");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "config.json: rope_parameters.rope_type: \"yarn\""));
+    write_text("config.json",
+               "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 100,"
+               " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 300,"
+               " \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": -1}}");
+    assert_int_equal(sgl_config_load(g_dir, &c, &err), SGL_E_FORMAT);
+    assert_non_null(strstr(err.msg, "rope_parameters"));
+}
+
 static void test_stories_config(void **state)
 {
     (void)state;
@@ -587,6 +627,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_rope_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stories_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_safetensors_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded, setup, teardown),
