@@ -108,27 +108,6 @@ def with_dtype(fn, *args, dtype, **kw):
         return fn(*args, torch_dtype=dtype, **kw)
 
 
-def legacy_rope_keys(path):
-    """transformers 5 writes rope_parameters only; sglc reads rope_theta and
-    rope_scaling (the format of every published checkpoint). Adds the legacy
-    keys with the same values when they are missing; returns True if it did."""
-    f = os.path.join(path, "config.json")
-    c = json.load(open(f))
-    rp = c.get("rope_parameters")
-    if not isinstance(rp, dict):
-        return False
-    patched = False
-    if "rope_theta" not in c and "rope_theta" in rp:
-        c["rope_theta"] = rp["rope_theta"]
-        patched = True
-    if rp.get("rope_type", "default") != "default" and not c.get("rope_scaling"):
-        c["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
-        patched = True
-    if patched:
-        json.dump(c, open(f, "w"), indent=2)
-    return patched
-
-
 def build(torch, transformers, name, cfg, dtype, out_dir, seed):
     torch.manual_seed(seed)
     model = with_dtype(transformers.AutoModelForCausalLM.from_config, cfg, dtype=torch.float32)
@@ -141,7 +120,7 @@ def build(torch, transformers, name, cfg, dtype, out_dir, seed):
     model = model.to(dtype)
     path = os.path.join(out_dir, "models", name)
     model.save_pretrained(path, safe_serialization=True)
-    return path, legacy_rope_keys(path)
+    return path
 
 
 def hf_greedy(torch, model, prompt, steps):
@@ -168,10 +147,7 @@ def hf_greedy(torch, model, prompt, steps):
 
 def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, plen):
     """Builds, runs and compares one model; returns its result dict (with "ok")."""
-    path, patched = build(torch, transformers, name, cfg, dtype, out_dir, 1234 + k)
-    if patched:
-        print("%s: note: config.json had rope_parameters only (transformers 5 format); "
-              "added rope_theta/rope_scaling for sglc's loader" % name)
+    path = build(torch, transformers, name, cfg, dtype, out_dir, 1234 + k)
     if "llama3" in name and "llama3" not in open(os.path.join(path, "config.json")).read():
         print("%s: FAIL: the saved config.json lost the llama3 rope scaling" % name)
         return {"model": name, "ok": False, "error": "llama3 scaling not saved"}
@@ -252,7 +228,7 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
                 r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"],
                 "equal" if b_div is None else "differs from step %d" % b_div, r["decode_ms"]))
     print(line)
-    return {"model": name, "ok": ok, "config_patched": patched, "prompt_len": plen,
+    return {"model": name, "ok": ok, "prompt_len": plen,
             "steps": steps, "max_abs": max_abs, "max_abs_logit": scale, "cosine": cos,
             "tolerance": tol, "hf_bf16_max_abs": hf_bf16, "hf_bf16_cosine": hf_bf16_cos,
             "extend_max_abs_vs_fp32": ext_abs, "cpu_runner_max_abs": cpu_abs,
