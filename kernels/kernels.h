@@ -29,6 +29,12 @@ int sgl_k_embedding(const uint16_t *embed /* (vocab, hidden) bf16 */, int vocab,
                     const int32_t *tokens /* (n) */, int n, float *x /* (n, hidden) */,
                     cudaStream_t st);
 
+/* Vocab-parallel embedding: embed holds the rows of token ids [row0, row0+n_rows);
+ * x[i,:] = f32(embed[tokens[i]-row0,:]) for ids in that range, rows of 0 otherwise. */
+int sgl_k_embedding_range(const uint16_t *embed /* (n_rows, hidden) bf16 */, int row0, int n_rows,
+                          int hidden, const int32_t *tokens /* (n) */, int n,
+                          float *x /* (n, hidden) */, cudaStream_t st);
+
 /* For r in [0,n): i = rows ? rows[r] : r; if add, x[i] += add[i] (x updated in
  * place: the fused residual add); out[r] = bf16(x[i] * rsqrt(mean(x[i]^2)+eps) * w). */
 int sgl_k_rmsnorm(float *x /* (*, hidden) */, const float *add /* (*, hidden) or NULL */,
@@ -96,6 +102,38 @@ int sgl_k_attn_prefill_tile(int head_dim);
 #define SGL_K_GEMV_MAX_ROWS 8
 int sgl_k_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, int out, float beta,
                cudaStream_t st);
+
+/* Few-row products with the RMSNorm of their input fused in (decode steps).
+ * Row r (r < n <= SGL_K_NORM_GEMV_MAX_ROWS) of the product's input is
+ * xn = bf16(x[i] * rsqrt(mean(x[i]^2) + eps) * nw), i = rows ? rows[r] : r,
+ * the values sgl_k_rmsnorm writes. Then, with W (out, in) bf16:
+ *   silu_out NULL: y[r, o] = sum_k xn[k] W[o, k], y (n, out) fp32;
+ *   otherwise:     W is gate rows then up rows (out = 2*inter) and
+ *                  silu_out[r, j] = bf16(silu(g) * u), g = xn.W[j],
+ *                  u = xn.W[inter + j]; silu_out (n, inter); y unused.
+ * in a multiple of 8 with n*in <= SGL_K_NORM_GEMV_MAX_ELEMS; x, W 16-byte
+ * aligned; out even with silu_out. Launched with PDL (pdl.cuh). */
+#define SGL_K_NORM_GEMV_MAX_ROWS 2
+#define SGL_K_NORM_GEMV_MAX_ELEMS 24576 /* bf16 inputs staged in 48 KB of shared memory */
+int sgl_k_norm_gemv(const float *x /* (*, in) */, const int32_t *rows /* (n) or NULL */,
+                    const uint16_t *nw /* (in) bf16 */, float eps, int n, int in,
+                    const uint16_t *W, int out, float *y, uint16_t *silu_out, cudaStream_t st);
+
+/* sgl_k_rope and sgl_k_kv_store in one pass: per token i, the bias is added
+ * to the whole row, the q heads are rotated in place in qkv, and the rotated
+ * k heads and the v heads go to k_pool[slot_of[i]] / v_pool[slot_of[i]] as
+ * bf16 (skipped when the slot is outside [0, n_slots)). qkv's k and v
+ * columns are left as they were. Pools (n_slots, n_kv*head_dim) for one layer. */
+int sgl_k_rope_kv_store(float *qkv, int stride, int n, int n_q, int n_kv, int head_dim,
+                        const float *bias, const int32_t *positions /* (n) */,
+                        const float *inv_freq /* (head_dim/2) */, const int32_t *slot_of /* (n) */,
+                        int64_t n_slots, uint16_t *k_pool, uint16_t *v_pool, cudaStream_t st);
+
+/* Programmatic dependent launch of the decode-chain kernels (gemv, norm_gemv,
+ * rope_kv_store, attn_decode; kernels/pdl.cuh): process-wide, on by default
+ * on sm_90+. Graphs keep the setting they were captured with. */
+void sgl_k_set_pdl(int on);
+int sgl_k_pdl(void);
 
 /* out[r] = index of the largest x[r, :] (lowest index on ties; NaN never wins). */
 int sgl_k_argmax(const float *x /* (n, cols) */, int n, int cols, int32_t *out /* (n) */,

@@ -33,6 +33,8 @@ static inline uint16_t sgl_f32_to_bf16(float f)
 
 void sgl_ref_embedding(const uint16_t *embed, int vocab, int hidden, const int32_t *tokens,
                        int n, float *x);
+void sgl_ref_embedding_range(const uint16_t *embed, int row0, int n_rows, int hidden,
+                             const int32_t *tokens, int n, float *x);
 void sgl_ref_rmsnorm(float *x, const float *add, const uint16_t *w, int hidden, float eps,
                      const int32_t *rows, int n, uint16_t *out);
 void sgl_ref_rope(float *qkv, int stride, int n, int n_q, int n_kv, int head_dim,
@@ -62,6 +64,13 @@ float sgl_ref_fill_value(uint64_t seed, int64_t i, float a);
 void sgl_ref_fill_bf16(uint16_t *out, int64_t n, float a, uint64_t seed);
 void sgl_ref_fill_f32(float *out, int64_t n, float a, uint64_t seed);
 void sgl_ref_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, int out, float beta);
+
+/* References for the fused kernels: the unfused references composed. */
+void sgl_ref_norm_gemv(const float *x, const int32_t *rows, const uint16_t *nw, float eps, int n, int in,
+                       const uint16_t *W, int out, float *y, uint16_t *silu_out);
+void sgl_ref_rope_kv_store(float *qkv, int stride, int n, int n_q, int n_kv, int head_dim,
+                           const float *bias, const int32_t *positions, const float *inv_freq,
+                           const int32_t *slot_of, int64_t n_slots, uint16_t *k_pool, uint16_t *v_pool);
 
 /* RoPE inverse frequencies (head_dim/2), HF default or llama3-scaled
  * (factor, low_freq_factor, high_freq_factor, original_max_pos; factor <= 0 =
