@@ -26,6 +26,8 @@ int cmd_run(int argc, char **argv);       /* cmd_run.c */
 int cmd_build(int argc, char **argv);     /* cmd_build.c */
 int cmd_repl(int argc, char **argv);      /* cmd_repl.c */
 int cmd_serve(int argc, char **argv);     /* cmd_serve.c */
+int cmd_router(int argc, char **argv);    /* cmd_router.c */
+int cmd_serve_dp(int argc, char **argv);  /* cmd_router.c: `sglc serve --dp N` */
 
 #include "backend/run_main.h"
 /* cmd_run.c: FILE through the frontend, lowering and the passes (o may turn

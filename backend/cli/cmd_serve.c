@@ -49,7 +49,11 @@ static void help(FILE *f)
             "  --load-format F           auto or dummy (random weights of the config's shape)\n"
             "  --disable-radix-cache     no prefix caching\n"
             "  --max-total-tokens N      KV cache capacity in tokens\n"
-            "  --threads N               CPU threads for the forward pass\n" CLI_DEVICE_HELP,
+            "  --threads N               CPU threads for the forward pass\n"
+            "  --dp N                    N replicas (cuda: one GPU each) behind `sglc router`\n"
+            "  --router-policy P         with --dp: cache_aware (default), round_robin, ...\n"
+            "  --dp-timeout S            with --dp: seconds for the replicas to start (600)\n"
+            CLI_DEVICE_HELP,
             chat_template_names());
 }
 
@@ -59,6 +63,9 @@ int cmd_serve(int argc, char **argv)
         help(stdout);
         return 0;
     }
+    for (int i = 1; i < argc; i++)   /* data-parallel replicas behind the router */
+        if (strcmp(argv[i], "--dp") == 0 || strncmp(argv[i], "--dp=", 5) == 0)
+            return cmd_serve_dp(argc, argv);
     SglArgs a;
     const char *model = NULL, *host = "127.0.0.1", *key = NULL, *name = NULL, *tmpl_name = NULL,
                *fmt = NULL, *port_file = NULL;

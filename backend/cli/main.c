@@ -21,6 +21,7 @@ static const SglCommand commands[] = {
     {"build", "compile a .sgl program into an executable (-o PROG [--model DIR])", cmd_build},
     {"repl", "interactive prompting: statements run as entered on one prompt state (:help)", cmd_repl},
     {"serve", "serve a model over HTTP (SGLang native + OpenAI APIs, /metrics)", cmd_serve},
+    {"router", "route HTTP requests over several `sglc serve` workers (cache-aware)", cmd_router},
     {NULL, NULL, NULL},
 };
 
