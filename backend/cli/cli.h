@@ -22,6 +22,7 @@ int cmd_tokenize(int argc, char **argv);  /* cmd_tokenize.c */
 int cmd_generate(int argc, char **argv);  /* cmd_generate.c */
 int cmd_bench(int argc, char **argv);     /* cmd_bench.c */
 int cmd_bench_program(int argc, char **argv);  /* cmd_bench_program.c: `sglc bench program` */
+int cmd_bench_offline(int argc, char **argv);  /* cmd_bench_offline.c: `sglc bench offline` */
 int cmd_run(int argc, char **argv);       /* cmd_run.c */
 int cmd_build(int argc, char **argv);     /* cmd_build.c */
 int cmd_repl(int argc, char **argv);      /* cmd_repl.c */

@@ -2,6 +2,9 @@
  *
  *   sglc bench one-batch --model DIR [--load-format dummy] --batch-size B
  *                        --input-len I --output-len O
+ *                        [--json-schema FILE|JSON | --regex RE] [--dump FILE]
+ *   sglc bench offline ...   (cmd_bench_offline.c)
+ *   sglc bench program ...   (cmd_bench_program.c)
  *
  * one-batch (SGLang's bench_one_batch) submits B requests of I random token
  * ids at once (ignore_eos, greedy, O new tokens each) through the full engine
@@ -13,10 +16,18 @@
  *   Decode.  median latency: ... s, median throughput: ... token/s
  *   Total. latency: ... s, throughput: ... token/s
  * plus the median decode step in the engine thread's CPU time (robust on a
- * shared machine; with --threads > 1 the runner's workers are not in it).
- * A warmup run with the same shapes (4 new tokens) comes first. Exit 0 ok,
- * 1 model/engine error, 2 usage.
+ * shared machine; with --threads > 1 the runner's workers are not in it), and
+ * the median engine-loop period of the steps that decode the whole batch
+ * (scheduler on_step hook: schedule + forward + sample + postprocess).
+ * With --json-schema/--regex every request is constrained (one token mask per
+ * step from runtime/tokmask); a request then also ends when its output is
+ * complete, so only the loop-period figure compares with an unconstrained
+ * run (the per-token event lines are left out). --dump writes each output of
+ * the last run as a JSON line. A warmup run with the same shapes (4 new
+ * tokens) comes first. Exit 0 ok, 1 model/engine error, 2 usage.
  */
+#include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,14 +35,18 @@
 #include <time.h>
 
 #include "backend/cli/cli.h"
+#include "backend/cli/cli_constraint.h"
 #include "backend/cli/cli_device.h"
 #include "runtime/engine.h"
+#include "runtime/tokmask.h"
 
 static void help(FILE *f)
 {
     fprintf(f,
             "usage: sglc bench one-batch --model DIR [--load-format dummy] [--batch-size B]\n"
-            "                            [--input-len I] [--output-len O] [options]\n\n"
+            "                            [--input-len I] [--output-len O] [options]\n"
+            "       sglc bench offline --help\n"
+            "       sglc bench program --help\n\n"
             "Times one static batch through the engine, as SGLang's bench_one_batch does.\n\n"
             "  --model DIR              Hugging Face model directory (config.json is enough\n"
             "                           with --load-format dummy, plus the tokenizer)\n"
@@ -48,14 +63,30 @@ static void help(FILE *f)
             "                           request\n"
             "  --keep-cache             keep the prefix cache after the warmup and between\n"
             "                           runs (warm: shared prefixes hit); default cold\n"
+            CLI_CONSTRAINT_HELP
+            "                           (every request of the batch; it may end early once\n"
+            "                           its output is complete)\n"
+            "  --no-jump-forward        constrained: decode forced text token by token\n"
+            "  --dump FILE              write each output of the last run as a JSON line:\n"
+            "                           {\"index\", \"finish\", \"completion_tokens\", \"text\"}\n"
             CLI_DEVICE_HELP);
 }
+
+/* Engine-loop periods, written by the scheduler's on_step hook on the engine
+ * thread. Each hook call comes before that step's events, so everything a
+ * run wrote is visible to the thread its last event woke. */
+typedef struct {
+    double *t, *c;                 /* (cap) wall / engine-thread CPU time at each step */
+    int32_t *n_prefill, *n_decode; /* (cap) sequences of each kind in the step */
+    int32_t n, cap;                /* steps logged; later ones are dropped */
+} StepLog;
 
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int32_t n_left;
     int32_t out_len;
+    bool constrained;              /* a request may end before out_len */
     double *t;                     /* (B, out_len) event times (wall) */
     double *c;                     /* (B, out_len) engine-thread CPU times */
     bool failed;
@@ -78,10 +109,27 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static void on_step(void *user, int32_t n_prefill, int32_t n_decode, int32_t n_tokens)
+{
+    (void)n_tokens;
+    StepLog *l = user;
+    if (l->n >= l->cap)
+        return;
+    l->t[l->n] = now_s();
+    l->c[l->n] = cpu_s();
+    l->n_prefill[l->n] = n_prefill;
+    l->n_decode[l->n++] = n_decode;
+}
+
 typedef struct {
     Run *run;
     int32_t i;                     /* request index in the batch */
     int32_t n;                     /* tokens seen */
+    int32_t completion;            /* FINAL: completion tokens */
+    SglFinishKind finish;
+    bool keep_text;                /* --dump: copy the output text at FINAL */
+    char *text;                    /* FINAL: output text, malloc'd (NULL without memory) */
+    size_t text_len;
 } Slot;
 
 /* Engine thread: stamps each token; counts finished requests. */
@@ -97,8 +145,18 @@ static void on_event(void *user, const SglEvent *ev)
         }
         return;
     }
+    sl->completion = ev->completion_tokens;
+    sl->finish = ev->finish;
+    if (sl->keep_text && (sl->text = malloc(ev->output_text_len + 1))) {
+        memcpy(sl->text, ev->output_text, ev->output_text_len);
+        sl->text[ev->output_text_len] = '\0';
+        sl->text_len = ev->output_text_len;
+    }
     pthread_mutex_lock(&r->mu);
-    if (ev->finish == SGL_FINISH_ERROR || ev->finish == SGL_FINISH_ABORT || ev->completion_tokens != r->out_len) {
+    bool ok = ev->finish == SGL_FINISH_LENGTH && ev->completion_tokens == r->out_len;
+    if (r->constrained) /* the constraint completes the output (stop) or the length runs out */
+        ok = ev->finish == SGL_FINISH_STOP || ev->finish == SGL_FINISH_LENGTH;
+    if (!ok && !r->failed) {
         r->failed = true;
         snprintf(r->error, sizeof r->error, "request %d ended with %s after %d tokens%s%s", (int)i,
                  sgl_finish_name(ev->finish), (int)ev->completion_tokens, ev->error ? ": " : "",
@@ -122,18 +180,26 @@ static double median(double *v, int32_t n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* One batch; fills *t (B x O stamps) and t0. The first S prompt tokens of
- * every request come from one fixed stream (--shared-prefix-len), the rest
- * from rng. */
-static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t S, int32_t O, uint64_t *rng, Run *r,
-                     double *t0)
+/* What one batch needs besides its shapes: the constraint (dfa NULL: none)
+ * and whether outputs are kept for --dump. */
+typedef struct {
+    const SglDfa *dfa;
+    TokRegistry *reg;
+    bool keep_text;
+} BatchOpts;
+
+/* One batch; fills r (B x O stamps), slots (B) and t0. The first S prompt
+ * tokens of every request come from one fixed stream (--shared-prefix-len),
+ * the rest from rng. */
+static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t S, int32_t O, uint64_t *rng, const BatchOpts *bo,
+                     Run *r, Slot *slots, double *t0)
 {
     int32_t vocab = sgl_engine_model_config(e)->vocab_size;
     int32_t *ids = malloc((size_t)B * (size_t)I * sizeof *ids);
     SglRequest *rq = calloc((size_t)B, sizeof *rq);
-    Slot *slots = calloc((size_t)B, sizeof *slots);
     int rc = 1;
-    if (!ids || !rq || !slots) {
+    SglErr err = {{0}};
+    if (!ids || !rq) {
         fprintf(stderr, "sglc bench: out of memory\n");
         goto out;
     }
@@ -152,26 +218,32 @@ static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t S, int32_t O, u
     memset(r->c, 0, (size_t)B * (size_t)O * sizeof *r->c);
     r->n_left = B;
     r->out_len = O;
+    r->constrained = bo->dfa != NULL;
     r->failed = false;
     for (int32_t i = 0; i < B; i++) {
+        free(slots[i].text);
+        slots[i] = (Slot){.run = r, .i = i, .keep_text = bo->keep_text};
         rq[i].input_ids = ids + (size_t)i * (size_t)I;
         rq[i].n_input = I;
         sgl_sampling_params_default(&rq[i].params);
         rq[i].params.temperature = 0.0f;
         rq[i].params.max_new_tokens = O;
         rq[i].params.ignore_eos = true;
-        slots[i].run = r;
-        slots[i].i = i;
         rq[i].on_event = on_event;
         rq[i].user = &slots[i];
+        if (bo->dfa &&
+            tokmask_constraint_new(bo->reg, bo->dfa, sgl_engine_tokenizer(e), 1, &rq[i].constraint, &err) != SGL_OK) {
+            fprintf(stderr, "sglc bench: constraint: %s\n", err.msg);
+            goto out;
+        }
     }
-    SglErr err = {{0}};
     *t0 = now_s();
-    SglStatus st = sgl_engine_submit_batch(e, rq, B, NULL, &err);
-    if (st != SGL_OK) {
+    if (sgl_engine_submit_batch(e, rq, B, NULL, &err) != SGL_OK) {
         fprintf(stderr, "sglc bench: %s\n", err.msg);
         goto out;
     }
+    free(rq);
+    rq = NULL; /* the engine owns the constraints now */
     pthread_mutex_lock(&r->mu);
     while (r->n_left > 0)
         pthread_cond_wait(&r->cv, &r->mu);
@@ -182,26 +254,79 @@ static int run_batch(SglEngine *e, int32_t B, int32_t I, int32_t S, int32_t O, u
     }
     rc = 0;
 out:
+    /* the engine never saw these: their constraints are ours to release */
+    for (int32_t i = 0; rq && i < B; i++)
+        if (rq[i].constraint.release)
+            rq[i].constraint.release(rq[i].constraint.ctx);
     free(ids);
     free(rq);
-    free(slots);
     return rc;
+}
+
+/* Median wall and engine-thread CPU period of the logged steps that decode
+ * all B sequences and prefill none (the period ending at such a step: the
+ * previous step's postprocess, this step's schedule and forward). */
+static int32_t full_batch_steps(const StepLog *l, int32_t B, double *scratch, double *wall, double *cpu)
+{
+    int32_t n = 0;
+    for (int32_t k = 1; k < l->n; k++)
+        if (l->n_prefill[k] == 0 && l->n_decode[k] == B)
+            scratch[n++] = l->t[k] - l->t[k - 1];
+    if (n == 0)
+        return 0;
+    *wall = median(scratch, n);
+    n = 0;
+    for (int32_t k = 1; k < l->n; k++)
+        if (l->n_prefill[k] == 0 && l->n_decode[k] == B)
+            scratch[n++] = l->c[k] - l->c[k - 1];
+    *cpu = median(scratch, n);
+    return n;
+}
+
+/* --dump: one JSON line per request of the last run. */
+static bool dump_outputs(const char *path, const Slot *slots, int32_t B)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "sglc bench: --dump: cannot write '%s'\n", path);
+        return false;
+    }
+    bool ok = true;
+    for (int32_t i = 0; i < B && ok; i++) {
+        json_t *o = json_pack("{s:i, s:s, s:i, s:s%}", "index", (json_int_t)i, "finish",
+                              sgl_finish_name(slots[i].finish), "completion_tokens",
+                              (json_int_t)slots[i].completion, "text", slots[i].text ? slots[i].text : "",
+                              slots[i].text ? slots[i].text_len : 0);
+        char *line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        ok = line && fprintf(f, "%s\n", line) > 0;
+        free(line);
+        json_decref(o);
+    }
+    if (fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "sglc bench: --dump: cannot write '%s'\n", path);
+    return ok;
 }
 
 static int one_batch(int argc, char **argv)
 {
     SglArgs a;
-    const char *model = NULL, *fmt = NULL;
+    const char *model = NULL, *fmt = NULL, *regex = NULL, *schema = NULL, *dump = NULL;
     long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42, shared = 0;
     CliDevice dev = {0};
-    bool keep_cache = false;
+    bool keep_cache = false, no_jump = false;
     args_init(&a, argc, argv);
+    a.cmd = "bench one-batch";
     while (args_more(&a)) {
         if (args_str(&a, "--model", &model) || args_str(&a, "--load-format", &fmt) ||
-            cli_device_arg(&a, &dev))
+            args_str(&a, "--regex", &regex) || args_str(&a, "--json-schema", &schema) ||
+            args_str(&a, "--dump", &dump) || cli_device_arg(&a, &dev))
             ;
         else if (args_flag(&a, "--keep-cache"))
             keep_cache = true;
+        else if (args_flag(&a, "--no-jump-forward"))
+            no_jump = true;
         else if (args_long(&a, "--batch-size", 1, 4096, &B) || args_long(&a, "--input-len", 1, 1 << 20, &I) ||
                  args_long(&a, "--output-len", 1, 1 << 20, &O) || args_long(&a, "--runs", 1, 1000, &runs) ||
                  args_long(&a, "--max-total-tokens", 0, 1 << 30, &max_total) ||
@@ -216,6 +341,8 @@ static int one_batch(int argc, char **argv)
         return 2;
     if (!model)
         return args_usage_error(&a, "--model DIR is required");
+    if (regex && schema)
+        return args_usage_error(&a, "give only one of --regex, --json-schema");
     SglLoadFormat lf = SGL_LOAD_AUTO;
     if (fmt && strcmp(fmt, "dummy") == 0)
         lf = SGL_LOAD_DUMMY;
@@ -235,15 +362,42 @@ static int one_batch(int argc, char **argv)
     eo.sched.chunked_prefill_size = (int32_t)I;
     eo.sched.max_prefill_tokens = (int32_t)(B * I);
     eo.sched.max_queued_requests = (int32_t)B;
+    eo.sched.disable_jump_forward = no_jump;
     if (cli_device_apply(&a, &dev, &eo))
         return 2;
     int32_t S = (int32_t)(shared < I ? shared : I);
     SglEngine *e = NULL;
     SglErr err = {{0}};
     Run r = {0};
+    StepLog log = {.cap = 4 * (int32_t)O + 4096};
+    Slot *slots = NULL;
+    SglDfa *dfa = NULL;
+    BatchOpts bo = {.keep_text = dump != NULL};
+    double *lat = NULL;
     int rc = 1;
     pthread_mutex_init(&r.mu, NULL);
     pthread_cond_init(&r.cv, NULL);
+    if ((regex || schema) && !(dfa = cli_compile_output_constraint("bench one-batch", regex, schema)))
+        goto out;
+    if (dfa && !(bo.reg = tokreg_new())) {
+        fprintf(stderr, "sglc bench: out of memory\n");
+        goto out;
+    }
+    bo.dfa = dfa;
+    log.t = malloc((size_t)log.cap * sizeof *log.t);
+    log.c = malloc((size_t)log.cap * sizeof *log.c);
+    log.n_prefill = malloc((size_t)log.cap * sizeof *log.n_prefill);
+    log.n_decode = malloc((size_t)log.cap * sizeof *log.n_decode);
+    r.t = calloc((size_t)B * (size_t)O, sizeof *r.t);
+    r.c = calloc((size_t)B * (size_t)O, sizeof *r.c);
+    slots = calloc((size_t)B, sizeof *slots);
+    lat = malloc(((size_t)2 * (size_t)O + (size_t)log.cap) * sizeof *lat);
+    if (!log.t || !log.c || !log.n_prefill || !log.n_decode || !r.t || !r.c || !slots || !lat) {
+        fprintf(stderr, "sglc bench: out of memory\n");
+        goto out;
+    }
+    eo.sched.on_step = on_step;
+    eo.sched.on_step_user = &log;
     if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {
         fprintf(stderr, "sglc bench: %s\n", err.msg);
         goto out;
@@ -254,27 +408,27 @@ static int one_batch(int argc, char **argv)
                 B * (I + O), (long long)st0.pool_pages * st0.page_size);
         goto out;
     }
-    r.t = calloc((size_t)B * (size_t)O, sizeof *r.t);
-    r.c = calloc((size_t)B * (size_t)O, sizeof *r.c);
-    double *lat = malloc(2 * (size_t)O * sizeof *lat);
-    if (!r.t || !r.c || !lat) {
-        free(lat);
-        fprintf(stderr, "sglc bench: out of memory\n");
-        goto out;
-    }
     uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
     double t0;
     printf("Warmup ...\n");
-    if (run_batch(e, (int32_t)B, (int32_t)I, S, O < 4 ? (int32_t)O : 4, &rng, &r, &t0) != 0)
-        goto out_lat;
+    if (run_batch(e, (int32_t)B, (int32_t)I, S, O < 4 ? (int32_t)O : 4, &rng, &bo, &r, slots, &t0) != 0)
+        goto out;
     if (!keep_cache)
         sgl_engine_flush_cache(e);
     printf("Benchmark ...\n");
     for (long run = 0; run < runs; run++) {
-        if (run_batch(e, (int32_t)B, (int32_t)I, S, (int32_t)O, &rng, &r, &t0) != 0)
-            goto out_lat;
+        log.n = 0;
+        if (run_batch(e, (int32_t)B, (int32_t)I, S, (int32_t)O, &rng, &bo, &r, slots, &t0) != 0)
+            goto out;
         if (!keep_cache)
             sgl_engine_flush_cache(e);
+        int64_t n_out = 0;
+        int32_t o_min = INT32_MAX, o_max = 0;
+        for (int32_t i = 0; i < B; i++) {
+            n_out += slots[i].completion;
+            o_min = slots[i].completion < o_min ? slots[i].completion : o_min;
+            o_max = slots[i].completion > o_max ? slots[i].completion : o_max;
+        }
         double *last = lat; /* last[k] = time the k-th token of every request is out */
         for (int32_t k = 0; k < O; k++) {
             last[k] = 0.0;
@@ -282,40 +436,67 @@ static int one_batch(int argc, char **argv)
                 if (r.t[(size_t)i * (size_t)O + (size_t)k] > last[k])
                     last[k] = r.t[(size_t)i * (size_t)O + (size_t)k];
         }
-        double prefill = last[0] - t0, total = last[O - 1] - t0;
+        double prefill = last[0] - t0, total = 0.0;
+        for (int32_t k = 0; k < O; k++)
+            if (last[k] - t0 > total)
+                total = last[k] - t0;
         printf("Prefill. latency: %6.5f s, throughput: %9.2f token/s\n", prefill, (double)(B * I) / prefill);
-        for (int32_t k = O - 1; k >= 1; k--)
-            last[k] -= last[k - 1];
-        for (int32_t k = 1; k < O && k < 6; k++)
-            printf("Decode %d. Batch size: %ld, latency: %6.5f s, throughput: %9.2f token/s\n", (int)(k - 1), B,
-                   last[k], (double)B / last[k]);
-        /* the same from the engine thread's CPU clock (its events are
-         * stamped in order, so the last request's stamp is the step's end) */
-        double *cl = lat + O;
-        for (int32_t k = 0; k < O; k++) {
-            cl[k] = 0.0;
-            for (int32_t i = 0; i < B; i++)
-                if (r.c[(size_t)i * (size_t)O + (size_t)k] > cl[k])
-                    cl[k] = r.c[(size_t)i * (size_t)O + (size_t)k];
+        if (!dfa) {
+            for (int32_t k = O - 1; k >= 1; k--)
+                last[k] -= last[k - 1];
+            for (int32_t k = 1; k < O && k < 6; k++)
+                printf("Decode %d. Batch size: %ld, latency: %6.5f s, throughput: %9.2f token/s\n", (int)(k - 1),
+                       B, last[k], (double)B / last[k]);
+            /* the same from the engine thread's CPU clock (its events are
+             * stamped in order, so the last request's stamp is the step's end) */
+            double *cl = lat + O;
+            for (int32_t k = 0; k < O; k++) {
+                cl[k] = 0.0;
+                for (int32_t i = 0; i < B; i++)
+                    if (r.c[(size_t)i * (size_t)O + (size_t)k] > cl[k])
+                        cl[k] = r.c[(size_t)i * (size_t)O + (size_t)k];
+            }
+            for (int32_t k = O - 1; k >= 1; k--)
+                cl[k] -= cl[k - 1];
+            if (O > 1) {
+                double med = median(last + 1, O - 1), cmed = median(cl + 1, O - 1);
+                printf("Decode.  median latency: %6.5f s, median throughput: %9.2f token/s\n", med,
+                       (double)B / med);
+                printf("Decode.  median engine-thread cpu time: %8.6f s, throughput: %9.2f token/s%s\n", cmed,
+                       (double)B / cmed, threads > 1 ? " (runner workers not counted)" : "");
+            }
+        } else {
+            printf("Constrained. outputs: %lld tokens (%d to %d per request, at most %ld)\n", (long long)n_out,
+                   (int)o_min, (int)o_max, O);
         }
-        for (int32_t k = O - 1; k >= 1; k--)
-            cl[k] -= cl[k - 1];
-        if (O > 1) {
-            double med = median(last + 1, O - 1), cmed = median(cl + 1, O - 1);
-            printf("Decode.  median latency: %6.5f s, median throughput: %9.2f token/s\n", med, (double)B / med);
-            printf("Decode.  median engine-thread cpu time: %8.6f s, throughput: %9.2f token/s%s\n", cmed,
-                   (double)B / cmed, threads > 1 ? " (runner workers not counted)" : "");
-        }
-        printf("Total. latency: %6.3f s, throughput: %9.2f token/s\n", total, (double)(B * (I + O)) / total);
+        double sw = 0, sc = 0;
+        int32_t ns = full_batch_steps(&log, (int32_t)B, lat + 2 * O, &sw, &sc);
+        if (ns > 0)
+            printf("Steps.   full-batch decode steps: %d, median period: %8.6f s wall, %8.6f s engine-thread "
+                   "cpu, throughput: %9.2f token/s\n", (int)ns, sw, sc, (double)B / sw);
+        else
+            printf("Steps.   full-batch decode steps: 0 (every step had a prefill or a finished request)\n");
+        printf("Total. latency: %6.3f s, throughput: %9.2f token/s\n", total, (double)(B * I + n_out) / total);
     }
     SglEngineStats st = sgl_engine_stats(e);
-    printf("Engine. steps: %lld, forward tokens: %lld, generated: %lld, retractions: %lld\n", (long long)st.steps,
-           (long long)st.forward_tokens, (long long)st.generated_tokens, (long long)st.retractions);
+    printf("Engine. steps: %lld, forward tokens: %lld, generated: %lld, retractions: %lld, jump-forwards: %lld\n",
+           (long long)st.steps, (long long)st.forward_tokens, (long long)st.generated_tokens,
+           (long long)st.retractions, (long long)st.jump_forwards);
+    if (dump && !dump_outputs(dump, slots, (int32_t)B))
+        goto out;
     rc = 0;
-out_lat:
-    free(lat);
 out:
-    sgl_engine_close(e);
+    sgl_engine_close(e); /* releases the constraints: before the registry */
+    tokreg_free(bo.reg);
+    sgl_dfa_free(dfa);
+    for (int32_t i = 0; slots && i < B; i++)
+        free(slots[i].text);
+    free(slots);
+    free(lat);
+    free(log.t);
+    free(log.c);
+    free(log.n_prefill);
+    free(log.n_decode);
     free(r.t);
     free(r.c);
     pthread_cond_destroy(&r.cv);
@@ -336,8 +517,10 @@ int cmd_bench(int argc, char **argv)
         }
         return one_batch(argc - 1, argv + 1);
     }
+    if (strcmp(argv[1], "offline") == 0)   /* cmd_bench_offline.c */
+        return cmd_bench_offline(argc - 1, argv + 1);
     if (strcmp(argv[1], "program") == 0)   /* cmd_bench_program.c */
         return cmd_bench_program(argc - 1, argv + 1);
-    fprintf(stderr, "sglc bench: unknown benchmark '%s' (known: one-batch, program)\n", argv[1]);
+    fprintf(stderr, "sglc bench: unknown benchmark '%s' (known: one-batch, offline, program)\n", argv[1]);
     return 2;
 }

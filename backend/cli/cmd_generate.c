@@ -21,9 +21,8 @@
 #include <string.h>
 
 #include "backend/cli/cli.h"
+#include "backend/cli/cli_constraint.h"
 #include "backend/cli/cli_device.h"
-#include "ir/fsm/jsonschema.h"
-#include "ir/fsm/regex.h"
 #include "runtime/engine.h"
 #include "runtime/tokmask.h"
 
@@ -122,40 +121,6 @@ static json_t *ids_json(const int32_t *ids, int32_t n)
     return a;
 }
 
-/* --regex RE or --json-schema FILE|JSON -> DFA; NULL after printing why. */
-static SglDfa *compile_output_constraint(const char *regex, const char *schema)
-{
-    FsmErr fe = {0};
-    SglDfa *d = NULL;
-    char *re = NULL, *file = NULL;
-    SglStatus st;
-    if (regex) {
-        st = regex_compile(regex, strlen(regex), NULL, &d, NULL, &fe);
-    } else {
-        const char *text = schema;
-        size_t len = strlen(schema);
-        if (schema[0] != '{' && !(text = file = cli_read_file(schema, &len))) {
-            fprintf(stderr, "sglc generate: --json-schema: %s: cannot read the file\n", schema);
-            return NULL;
-        }
-        st = jsonschema_text_to_regex(text, len, NULL, &re, &fe);
-        if (st == SGL_OK)
-            st = regex_compile(re, strlen(re), NULL, &d, NULL, &fe);
-    }
-    if (st == SGL_OK && sgl_dfa_is_empty(d)) {
-        snprintf(fe.msg, sizeof fe.msg, "no output can satisfy it");
-        sgl_dfa_free(d);
-        d = NULL;
-        st = SGL_E_INVAL;
-    }
-    if (st != SGL_OK)
-        fprintf(stderr, "sglc generate: %s: %s\n", regex ? "--regex" : "--json-schema",
-                fe.msg[0] ? fe.msg : sgl_status_str(st));
-    free(re);
-    free(file);
-    return d;
-}
-
 int cmd_generate(int argc, char **argv)
 {
     if (args_wants_help(argc, argv)) {
@@ -250,7 +215,7 @@ int cmd_generate(int argc, char **argv)
     eo.n_threads = (int)threads;
     eo.sched.disable_radix_cache = no_cache;
     eo.sched.disable_jump_forward = no_jump;
-    if ((regex || schema) && !(dfa = compile_output_constraint(regex, schema)))
+    if ((regex || schema) && !(dfa = cli_compile_output_constraint("generate", regex, schema)))
         goto out;
     if (cli_device_apply(&a, &dev, &eo)) {
         rc = 2;
