@@ -51,9 +51,16 @@ typedef struct {
     uint16_t *wdown;       /* (hidden, inter) */
 } CuLayer;
 
-/* Sizes derived from config + opts; shared by sgl_runner_cuda_bytes and new. */
+/* Sizes derived from config + opts; shared by sgl_runner_cuda_bytes and new.
+ * With tensor parallelism (opts.tp.size > 1) the head, KV and intermediate
+ * sizes are this rank's shard (runtime/tp.h); vocab stays the whole
+ * vocabulary (the logits' width) and vocab_rows is the embedding / lm_head
+ * rows held (vocab_block, zero rows past the vocabulary's end). */
 typedef struct {
     int64_t T, hidden, inter, vocab, q_dim, kv_dim, qkv_dim;
+    int tp;                /* ranks (1: the whole model) */
+    SglTpShard sh;         /* this rank's part (the whole model when tp == 1) */
+    int64_t vocab_rows;    /* vocab (tp 1) or sh.vocab_block */
     int64_t weight_bytes, kv_bytes, work_bytes;
     int64_t slots_cap, meta_ints, ws_floats;
     int64_t logit_chunk;
@@ -100,6 +107,10 @@ typedef struct {
     uint32_t *samp_masks_d, *samp_masks_h;    /* (logit_chunk, (vocab+31)/32) */
     int32_t *samp_ids_d, *samp_ids_h;         /* (logit_chunk), then (logit_chunk) float log-probs */
     float *samp_lp_d, *samp_lp_h;
+    /* tensor parallelism (p.tp > 1): comm borrowed from opts */
+    SglComm *comm;
+    float *tp_logits_d;               /* (logit_chunk, vocab_rows) this rank's vocab block */
+    float *tp_gather_d;               /* (tp, logit_chunk, vocab_rows) every rank's, rank order */
 } CudaRunner;
 
 static int64_t align_up(int64_t n) { return (n + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES; }
@@ -108,17 +119,23 @@ static void make_plan(const SglModelConfig *c, const SglRunnerOpts *o, Plan *p)
 {
     memset(p, 0, sizeof *p);
     int64_t H = c->hidden_size, hd = c->head_dim;
+    p->tp = o->tp.size > 1 ? o->tp.size : 1;
+    if (p->tp == 1 || sgl_tp_shard(c, o->tp, &p->sh, NULL) != SGL_OK) { /* (new checks the shard) */
+        p->tp = 1;
+        sgl_tp_shard(c, (SglTp){0, 1}, &p->sh, NULL);
+    }
     p->T = o->max_batch_tokens;
     p->hidden = H;
-    p->inter = c->intermediate_size;
+    p->inter = p->sh.inter;
     p->vocab = c->vocab_size;
-    p->q_dim = (int64_t)c->n_heads * hd;
-    p->kv_dim = (int64_t)c->n_kv_heads * hd;
+    p->vocab_rows = p->tp > 1 ? p->sh.vocab_block : p->vocab;
+    p->q_dim = (int64_t)p->sh.n_heads * hd;
+    p->kv_dim = (int64_t)p->sh.n_kv_heads * hd;
     p->qkv_dim = p->q_dim + 2 * p->kv_dim;
     int64_t per_layer = align_up(p->qkv_dim * H * 2) + align_up(H * p->q_dim * 2) +
                         2 * align_up(H * 2) + align_up(2 * p->inter * H * 2) +
                         align_up(H * p->inter * 2) + (c->qkv_bias ? align_up(p->qkv_dim * 4) : 0);
-    int64_t embed = align_up(p->vocab * H * 2);
+    int64_t embed = align_up(p->vocab_rows * H * 2);
     p->weight_bytes = per_layer * c->n_layers + embed * (c->tie_word_embeddings ? 1 : 2) +
                       align_up(H * 2) + align_up(hd / 2 * 4);
     p->kv_bytes = 2 * (int64_t)c->n_layers * o->n_slots * p->kv_dim * 2;
@@ -140,7 +157,7 @@ static void make_plan(const SglModelConfig *c, const SglRunnerOpts *o, Plan *p)
 
     int max_n = o->max_seqs < p->T ? o->max_seqs : (int)p->T;
     for (int n = 1; n <= max_n; n++) {
-        int64_t f = sgl_k_attn_decode_ws_floats(n, c->n_heads, c->head_dim, (int)per_seq);
+        int64_t f = sgl_k_attn_decode_ws_floats(n, p->sh.n_heads, c->head_dim, (int)per_seq);
         if (f > p->ws_floats) p->ws_floats = f;
     }
     int64_t big = p->qkv_dim > 2 * p->inter ? p->qkv_dim : 2 * p->inter;
@@ -149,6 +166,9 @@ static void make_plan(const SglModelConfig *c, const SglRunnerOpts *o, Plan *p)
                     align_up(p->T * mid * 2) + align_up(p->logit_chunk * H * 2) +
                     align_up(p->logit_chunk * p->vocab * 4) + align_up(p->ws_floats * 4) +
                     align_up(p->meta_ints * 4) + (int64_t)CUBLAS_WS_BYTES;
+    if (p->tp > 1) /* local logits (logit_chunk, vocab_rows), then all ranks' (tp, logit_chunk, vocab_rows) */
+        p->work_bytes += align_up(p->logit_chunk * p->vocab_rows * 4) +
+                         align_up(p->tp * p->logit_chunk * p->vocab_rows * 4);
 }
 
 int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *opts)
@@ -161,6 +181,12 @@ int64_t sgl_runner_cuda_bytes(const SglModelConfig *cfg, const SglRunnerOpts *op
 int64_t sgl_runner_cuda_kv_bytes_per_token(const SglModelConfig *cfg)
 {
     return 2ll * cfg->n_layers * cfg->n_kv_heads * cfg->head_dim * 2;
+}
+
+int64_t sgl_runner_cuda_kv_bytes_per_token_tp(const SglModelConfig *cfg, int tp)
+{
+    int per = tp > 1 && cfg->n_kv_heads % tp == 0 ? cfg->n_kv_heads / tp : cfg->n_kv_heads;
+    return 2ll * cfg->n_layers * per * cfg->head_dim * 2;
 }
 
 SglStatus sgl_runner_cuda_mem_info(int64_t *free_bytes, int64_t *total_bytes, SglErr *err)
@@ -236,30 +262,81 @@ typedef struct {
     int64_t stage_elems;
     SglErr *err;
     uint64_t seed;     /* shapes-only dummy model: its seed */
+    void *scratch_d;   /* dummy fill of a whole tensor whose shard is not contiguous (tp > 1) */
+    int64_t scratch_bytes;
 } Upload;
 
-/* Shapes-only dummy tensor: sgl_k_fill_* on the device, seeded by the model
- * seed and the destination's offset in the weight buffer (so every tensor
- * differs and the same model gives the same bytes). Matrices and biases
- * uniform in +-0.02*sqrt(3) (std 0.02), vectors of bf16 (norms) ones: the
- * host dummy's family. */
-static SglStatus fill_dummy(Upload *u, const SglTensor *t, void *dst, bool f32, int64_t n)
+/* One part of a checkpoint tensor t, seen as a (R, C) row-major matrix
+ * (vectors: C = 1): rows [row0, row0 + rows) x columns [col0, col0 + cols).
+ * goff is where the part starts in the tp = 1 weight buffer (bytes): the
+ * dummy fill's seed, so every rank generates exactly the values the whole
+ * model would have there. */
+typedef struct {
+    const SglTensor *t;
+    int64_t goff, C, row0, rows, col0, cols;
+} Part;
+
+#define FILL_LANE_STEP 0x9E3779B97F4A7C15ull /* fill_value's per-4-elements seed step (fill.cu) */
+
+/* Shapes-only dummy tensor part: sgl_k_fill_* on the device, seeded by the
+ * model seed and the part's tp = 1 offset (so every tensor differs and the
+ * same model gives the same bytes at any tp). Matrices and biases uniform in
+ * +-0.02*sqrt(3) (std 0.02), vectors of bf16 (norms) ones: the host dummy's
+ * family. Element i of a tensor depends on (seed, i) only, and on i through
+ * (i/4, i%4), so a contiguous part starting at a multiple of 4 is the same
+ * fill with the seed advanced by i0/4 steps; other parts fill the whole
+ * tensor into scratch and copy the part out. */
+static SglStatus fill_dummy(Upload *u, const Part *pt, void *dst, bool f32)
 {
-    float a = t->ndim == 1 && !f32 ? 0.0f : 0.02f * 1.7320508f;
-    uint64_t seed = u->seed ^ ((uint64_t)((char *)dst - u->r->weights_d) * 0x9E3779B97F4A7C15ull);
-    int rc = f32 ? sgl_k_fill_f32(dst, n, a, seed, u->r->stream) : sgl_k_fill_bf16(dst, n, a, seed, u->r->stream);
+    char msg[400];
+    int64_t es = f32 ? 4 : 2, i0 = pt->row0 * pt->C + pt->col0;
+    float a = pt->t->ndim == 1 && !f32 ? 0.0f : 0.02f * 1.7320508f;
+    uint64_t seed = u->seed ^ ((uint64_t)pt->goff * 0x9E3779B97F4A7C15ull);
+    cudaStream_t s = u->r->stream;
+    int rc;
+    if (pt->cols == pt->C && i0 % 4 == 0) {
+        uint64_t sk = seed + FILL_LANE_STEP * (uint64_t)(i0 / 4);
+        int64_t n = pt->rows * pt->C;
+        rc = f32 ? sgl_k_fill_f32(dst, n, a, sk, s) : sgl_k_fill_bf16(dst, n, a, sk, s);
+    } else {
+        int64_t R = pt->row0 + pt->rows, need = R * pt->C * es;
+        if (need > u->scratch_bytes) {
+            cudaFree(u->scratch_d);
+            u->scratch_d = NULL;
+            u->scratch_bytes = 0;
+            if (SGL_CUDA_REPORT(cudaMalloc(&u->scratch_d, (size_t)need), msg, sizeof msg))
+                return sgl_err(u->err, SGL_E_NOMEM, "cuda runner: dummy weight scratch: %s", msg);
+            u->scratch_bytes = need;
+        }
+        rc = f32 ? sgl_k_fill_f32(u->scratch_d, R * pt->C, a, seed, s)
+                 : sgl_k_fill_bf16(u->scratch_d, R * pt->C, a, seed, s);
+        if (rc == 0 &&
+            SGL_CUDA_REPORT(cudaMemcpy2DAsync(dst, (size_t)(pt->cols * es), (char *)u->scratch_d + i0 * es,
+                                              (size_t)(pt->C * es), (size_t)(pt->cols * es), (size_t)pt->rows,
+                                              cudaMemcpyDeviceToDevice, s), msg, sizeof msg))
+            return sgl_err(u->err, SGL_E_DEVICE, "cuda runner: dummy weight slice: %s", msg);
+    }
     if (rc == 0) return SGL_OK;
     return sgl_err(u->err, SGL_E_DEVICE, "cuda runner: dummy weight fill: %s",
                    rc == SGL_K_EINVAL ? "rejected" : cudaGetErrorString((cudaError_t)rc));
 }
 
-/* Copies the first n elements of t to dst as bf16 (converted in the staging buffer). */
-static SglStatus upload_bf16(Upload *u, const SglTensor *t, uint16_t *dst, int64_t n)
+/* Uploads a part as bf16 (rows x cols, row-major) to dst: bf16 checkpoint
+ * rows that are whole go up as they are, anything else through the staging
+ * buffer (converted and gathered there). */
+static SglStatus upload_bf16(Upload *u, const Part *pt, uint16_t *dst)
 {
-    if (!t->data) return fill_dummy(u, t, dst, false, n);
-    const void *src = t->data; /* bf16 checkpoints go up as they are */
-    if (t->dtype != SGL_DT_BF16) {
-        for (int64_t i = 0; i < n; i++) u->stage[i] = sgl_f32_to_bf16(tensor_f32(t, i));
+    const SglTensor *t = pt->t;
+    if (!t->data) return fill_dummy(u, pt, dst, false);
+    int64_t n = pt->rows * pt->cols, i0 = pt->row0 * pt->C + pt->col0;
+    const void *src = (const uint16_t *)t->data + i0;
+    if (t->dtype != SGL_DT_BF16 || pt->cols != pt->C) {
+        for (int64_t r = 0; r < pt->rows; r++)
+            for (int64_t c = 0; c < pt->cols; c++) {
+                int64_t g = (pt->row0 + r) * pt->C + pt->col0 + c;
+                u->stage[r * pt->cols + c] = t->dtype == SGL_DT_BF16 ? ((const uint16_t *)t->data)[g]
+                                                                     : sgl_f32_to_bf16(tensor_f32(t, g));
+            }
         src = u->stage;
     }
     char msg[400];
@@ -269,50 +346,97 @@ static SglStatus upload_bf16(Upload *u, const SglTensor *t, uint16_t *dst, int64
     return SGL_OK;
 }
 
-static SglStatus upload_f32(Upload *u, const SglTensor *t, float *dst, int64_t n)
+/* A contiguous part of a vector (biases) as fp32. */
+static SglStatus upload_f32(Upload *u, const Part *pt, float *dst)
 {
-    if (!t->data) return fill_dummy(u, t, dst, true, n);
+    if (!pt->t->data) return fill_dummy(u, pt, dst, true);
+    int64_t n = pt->rows * pt->cols, i0 = pt->row0 * pt->C + pt->col0;
     float *f = (float *)u->stage; /* stage holds >= 2n bf16 = n floats */
-    for (int64_t i = 0; i < n; i++) f[i] = tensor_f32(t, i);
+    for (int64_t i = 0; i < n; i++) f[i] = tensor_f32(pt->t, i0 + i);
     char msg[400];
     if (SGL_CUDA_REPORT(cudaMemcpy(dst, f, (size_t)n * 4, cudaMemcpyHostToDevice), msg, sizeof msg))
         return sgl_err(u->err, SGL_E_DEVICE, "cuda runner: weight upload: %s", msg);
     return SGL_OK;
 }
 
+/* Parts: whole tensor; rows [row0, +rows) of a (R, C) matrix; columns. */
+static Part whole(const SglTensor *t, int64_t goff, int64_t n) { return (Part){t, goff, n, 0, 1, 0, n}; }
+static Part row_part(const SglTensor *t, int64_t goff, int64_t C, int64_t row0, int64_t rows)
+{
+    return (Part){t, goff, C, row0, rows, 0, C};
+}
+static Part col_part(const SglTensor *t, int64_t goff, int64_t R, int64_t C, int64_t col0, int64_t cols)
+{
+    return (Part){t, goff, C, 0, R, col0, cols};
+}
+
+/* Advances the tp = 1 layout cursor as take() would for the whole model. */
+static int64_t gtake(int64_t *g, int64_t n)
+{
+    int64_t o = *g;
+    *g += align_up(n);
+    return o;
+}
+
+/* Uploads the weights (this rank's shard when tp > 1: q/k/v rows and biases
+ * of its heads, o_proj columns, gate/up rows and down columns of its
+ * intermediate block, embedding / lm_head rows of its vocab block, zero rows
+ * past the vocabulary; norms whole) into the layout take() carves. Shapes are
+ * checked against the whole model's config. */
 static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
 {
     const SglModelConfig *c = &m->cfg;
     const Plan *p = &r->p;
-    int64_t H = p->hidden, I = p->inter;
+    const SglTpShard *sh = &p->sh;
+    int64_t H = p->hidden, I = p->inter, hd = c->head_dim;
+    /* whole-model sizes (the checkpoint's shapes) */
+    int64_t gq = (int64_t)c->n_heads * hd, gkv = (int64_t)c->n_kv_heads * hd, gI = c->intermediate_size;
+    int64_t V = p->vocab, g = 0;
     SglStatus st = SGL_OK;
-    Upload u = {r, NULL, 0, err, m->dummy_seed};
+    Upload u = {r, NULL, 0, err, m->dummy_seed, NULL, 0};
     /* the largest single tensor bounds the staging buffer */
-    int64_t big = p->vocab * H;
-    if (p->q_dim * H > big) big = p->q_dim * H;
-    if (I * H > big) big = I * H;
-    if (p->qkv_dim * 2 > big) big = p->qkv_dim * 2;
+    int64_t big = V * H;
+    if (gq * H > big) big = gq * H;
+    if (gI * H > big) big = gI * H;
+    if ((gq + 2 * gkv) * 2 > big) big = (gq + 2 * gkv) * 2;
     u.stage_elems = big;
     u.stage = malloc((size_t)big * 2);
     if (!u.stage) return sgl_err(err, SGL_E_NOMEM, "cuda runner: no host memory for weight staging");
 
     char *cur = r->weights_d;
-    r->embed_d = take(&cur, p->vocab * H * 2);
-    if ((st = check_shape(m, &m->embed, "embed_tokens", -1, p->vocab, H, err)) ||
-        (st = upload_bf16(&u, &m->embed, r->embed_d, p->vocab * H)))
+    char msg[400];
+    int64_t pad_rows = p->vocab_rows - sh->n_vocab; /* lm_head rows past the vocabulary: zero logits, dropped */
+    r->embed_d = take(&cur, p->vocab_rows * H * 2);
+    int64_t g_embed = gtake(&g, V * H * 2);
+    Part pt = row_part(&m->embed, g_embed, H, sh->vocab0, sh->n_vocab);
+    if ((st = check_shape(m, &m->embed, "embed_tokens", -1, V, H, err)) ||
+        (sh->n_vocab > 0 && (st = upload_bf16(&u, &pt, r->embed_d))))
         goto out;
+    if (pad_rows > 0 && SGL_CUDA_REPORT(cudaMemset(r->embed_d + sh->n_vocab * H, 0, (size_t)(pad_rows * H * 2)),
+                                        msg, sizeof msg)) {
+        st = sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+        goto out;
+    }
     if (c->tie_word_embeddings || (!m->dummy_shapes && m->lm_head.data == m->embed.data)) {
         r->lm_head_d = r->embed_d;
     } else {
-        r->lm_head_d = take(&cur, p->vocab * H * 2);
-        if ((st = check_shape(m, &m->lm_head, "lm_head", -1, p->vocab, H, err)) ||
-            (st = upload_bf16(&u, &m->lm_head, r->lm_head_d, p->vocab * H)))
+        r->lm_head_d = take(&cur, p->vocab_rows * H * 2);
+        pt = row_part(&m->lm_head, gtake(&g, V * H * 2), H, sh->vocab0, sh->n_vocab);
+        if ((st = check_shape(m, &m->lm_head, "lm_head", -1, V, H, err)) ||
+            (sh->n_vocab > 0 && (st = upload_bf16(&u, &pt, r->lm_head_d))))
             goto out;
+        if (pad_rows > 0 && SGL_CUDA_REPORT(cudaMemset(r->lm_head_d + sh->n_vocab * H, 0,
+                                                       (size_t)(pad_rows * H * 2)), msg, sizeof msg)) {
+            st = sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+            goto out;
+        }
     }
     r->final_norm_d = take(&cur, H * 2);
+    pt = whole(&m->final_norm, gtake(&g, H * 2), H);
     if ((st = check_shape(m, &m->final_norm, "norm", -1, H, 0, err)) ||
-        (st = upload_bf16(&u, &m->final_norm, r->final_norm_d, H)))
+        (st = upload_bf16(&u, &pt, r->final_norm_d)))
         goto out;
+    int64_t q0 = (int64_t)sh->head0 * hd, kv0 = (int64_t)sh->kv_head0 * hd;
     for (int l = 0; l < c->n_layers; l++) {
         const SglLayerWeights *w = &m->layers[l];
         CuLayer *d = &r->layers[l];
@@ -322,34 +446,49 @@ static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
         d->mlp_norm = take(&cur, H * 2);
         d->wgu = take(&cur, 2 * I * H * 2);
         d->wdown = take(&cur, H * I * 2);
-        if ((st = check_shape(m, &w->wq, "q_proj", l, p->q_dim, H, err)) ||
-            (st = check_shape(m, &w->wk, "k_proj", l, p->kv_dim, H, err)) ||
-            (st = check_shape(m, &w->wv, "v_proj", l, p->kv_dim, H, err)) ||
-            (st = check_shape(m, &w->wo, "o_proj", l, H, p->q_dim, err)) ||
+        int64_t g_qkv = gtake(&g, (gq + 2 * gkv) * H * 2), g_wo = gtake(&g, H * gq * 2);
+        int64_t g_an = gtake(&g, H * 2), g_mn = gtake(&g, H * 2);
+        int64_t g_gu = gtake(&g, 2 * gI * H * 2), g_down = gtake(&g, H * gI * 2);
+        Part pq = row_part(&w->wq, g_qkv, H, q0, p->q_dim);
+        Part pk = row_part(&w->wk, g_qkv + gq * H * 2, H, kv0, p->kv_dim);
+        Part pv = row_part(&w->wv, g_qkv + (gq + gkv) * H * 2, H, kv0, p->kv_dim);
+        Part po = col_part(&w->wo, g_wo, H, gq, q0, p->q_dim);
+        Part pan = whole(&w->attn_norm, g_an, H), pmn = whole(&w->mlp_norm, g_mn, H);
+        Part pg = row_part(&w->w_gate, g_gu, H, sh->inter0, I);
+        Part pu = row_part(&w->w_up, g_gu + gI * H * 2, H, sh->inter0, I);
+        Part pd = col_part(&w->w_down, g_down, H, gI, sh->inter0, I);
+        if ((st = check_shape(m, &w->wq, "q_proj", l, gq, H, err)) ||
+            (st = check_shape(m, &w->wk, "k_proj", l, gkv, H, err)) ||
+            (st = check_shape(m, &w->wv, "v_proj", l, gkv, H, err)) ||
+            (st = check_shape(m, &w->wo, "o_proj", l, H, gq, err)) ||
             (st = check_shape(m, &w->attn_norm, "input_layernorm", l, H, 0, err)) ||
             (st = check_shape(m, &w->mlp_norm, "post_attention_layernorm", l, H, 0, err)) ||
-            (st = check_shape(m, &w->w_gate, "gate_proj", l, I, H, err)) ||
-            (st = check_shape(m, &w->w_up, "up_proj", l, I, H, err)) ||
-            (st = check_shape(m, &w->w_down, "down_proj", l, H, I, err)) ||
-            (st = upload_bf16(&u, &w->wq, d->wqkv, p->q_dim * H)) ||
-            (st = upload_bf16(&u, &w->wk, d->wqkv + p->q_dim * H, p->kv_dim * H)) ||
-            (st = upload_bf16(&u, &w->wv, d->wqkv + (p->q_dim + p->kv_dim) * H, p->kv_dim * H)) ||
-            (st = upload_bf16(&u, &w->wo, d->wo, H * p->q_dim)) ||
-            (st = upload_bf16(&u, &w->attn_norm, d->attn_norm, H)) ||
-            (st = upload_bf16(&u, &w->mlp_norm, d->mlp_norm, H)) ||
-            (st = upload_bf16(&u, &w->w_gate, d->wgu, I * H)) ||
-            (st = upload_bf16(&u, &w->w_up, d->wgu + I * H, I * H)) ||
-            (st = upload_bf16(&u, &w->w_down, d->wdown, H * I)))
+            (st = check_shape(m, &w->w_gate, "gate_proj", l, gI, H, err)) ||
+            (st = check_shape(m, &w->w_up, "up_proj", l, gI, H, err)) ||
+            (st = check_shape(m, &w->w_down, "down_proj", l, H, gI, err)) ||
+            (st = upload_bf16(&u, &pq, d->wqkv)) ||
+            (st = upload_bf16(&u, &pk, d->wqkv + p->q_dim * H)) ||
+            (st = upload_bf16(&u, &pv, d->wqkv + (p->q_dim + p->kv_dim) * H)) ||
+            (st = upload_bf16(&u, &po, d->wo)) ||
+            (st = upload_bf16(&u, &pan, d->attn_norm)) ||
+            (st = upload_bf16(&u, &pmn, d->mlp_norm)) ||
+            (st = upload_bf16(&u, &pg, d->wgu)) ||
+            (st = upload_bf16(&u, &pu, d->wgu + I * H)) ||
+            (st = upload_bf16(&u, &pd, d->wdown)))
             goto out;
         d->bqkv = NULL;
         if (c->qkv_bias) {
             d->bqkv = take(&cur, p->qkv_dim * 4);
-            if ((st = check_shape(m, &w->bq, "q_proj.bias", l, p->q_dim, 0, err)) ||
-                (st = check_shape(m, &w->bk, "k_proj.bias", l, p->kv_dim, 0, err)) ||
-                (st = check_shape(m, &w->bv, "v_proj.bias", l, p->kv_dim, 0, err)) ||
-                (st = upload_f32(&u, &w->bq, d->bqkv, p->q_dim)) ||
-                (st = upload_f32(&u, &w->bk, d->bqkv + p->q_dim, p->kv_dim)) ||
-                (st = upload_f32(&u, &w->bv, d->bqkv + p->q_dim + p->kv_dim, p->kv_dim)))
+            int64_t g_b = gtake(&g, (gq + 2 * gkv) * 4);
+            Part bq = row_part(&w->bq, g_b, 1, q0, p->q_dim);
+            Part bk = row_part(&w->bk, g_b + gq * 4, 1, kv0, p->kv_dim);
+            Part bv = row_part(&w->bv, g_b + (gq + gkv) * 4, 1, kv0, p->kv_dim);
+            if ((st = check_shape(m, &w->bq, "q_proj.bias", l, gq, 0, err)) ||
+                (st = check_shape(m, &w->bk, "k_proj.bias", l, gkv, 0, err)) ||
+                (st = check_shape(m, &w->bv, "v_proj.bias", l, gkv, 0, err)) ||
+                (st = upload_f32(&u, &bq, d->bqkv)) ||
+                (st = upload_f32(&u, &bk, d->bqkv + p->q_dim)) ||
+                (st = upload_f32(&u, &bv, d->bqkv + p->q_dim + p->kv_dim)))
                 goto out;
         }
     }
@@ -360,12 +499,15 @@ static SglStatus upload_weights(CudaRunner *r, const SglModel *m, SglErr *err)
                           c->rope_low_freq_factor, c->rope_high_freq_factor,
                           c->rope_original_max_pos, inv);
         r->inv_freq_d = take(&cur, c->head_dim / 2 * 4);
-        char msg[400];
         if (SGL_CUDA_REPORT(cudaMemcpy(r->inv_freq_d, inv, (size_t)c->head_dim / 2 * 4,
                                        cudaMemcpyHostToDevice), msg, sizeof msg))
             st = sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
     }
 out:
+    if (u.scratch_d) { /* the fills and copies from it are queued on the stream */
+        cudaStreamSynchronize(r->stream);
+        cudaFree(u.scratch_d);
+    }
     free(u.stage);
     return st;
 }
@@ -375,6 +517,7 @@ static void cuda_free(SglRunner *base)
     CudaRunner *r = (CudaRunner *)base;
     if (!r) return;
     /* teardown: errors here cannot be acted on, so they are not reported */
+    if (r->p.tp > 1) cudaSetDevice(r->base.opts.device_id);
     if (r->stream) cudaStreamSynchronize(r->stream);
     for (int k = 0; k < LOGIT_PIPE; k++)
         if (r->pipe_ev[k]) cudaEventDestroy(r->pipe_ev[k]);
@@ -520,6 +663,23 @@ static Fwd make_fwd(const CudaRunner *r, int n, int n_logits, int n_tiles, int m
     return f;
 }
 
+/* Sums buf (n floats) over the ranks in place, on the stream (tp 1: nothing). */
+static SglStatus tp_all_reduce(CudaRunner *r, float *buf, int64_t n, SglErr *err)
+{
+    if (r->p.tp == 1) return SGL_OK;
+    return r->comm->ops->all_reduce_sum(r->comm, buf, n, SGL_COMM_F32, r->stream, err);
+}
+
+/* A runner of a tensor-parallel group is called from its rank's worker
+ * thread: each call first makes the runner's device current there. */
+static SglStatus use_device(CudaRunner *r, SglErr *err)
+{
+    char msg[400];
+    if (r->p.tp > 1 && SGL_CUDA_REPORT(cudaSetDevice(r->base.opts.device_id), msg, sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    return SGL_OK;
+}
+
 /* Enqueues the embedding and every layer on the stream (no sync). */
 static SglStatus enqueue_layers(CudaRunner *r, const Fwd *f, SglErr *err)
 {
@@ -528,9 +688,18 @@ static SglStatus enqueue_layers(CudaRunner *r, const Fwd *f, SglErr *err)
     int n = f->n;
     int64_t H = p->hidden, I = p->inter;
     SglStatus st;
-    if ((st = kcheck(sgl_k_embedding(r->embed_d, (int)p->vocab, (int)H, f->tok_d, n, r->x_d, s),
-                     "embedding", -1, err)))
+    if (p->tp > 1) /* vocab-parallel: rows of other ranks' blocks are zeros until the sum */
+        st = kcheck(sgl_k_embedding_range(r->embed_d, (int)p->sh.vocab0, (int)p->sh.n_vocab, (int)H, f->tok_d,
+                                          n, r->x_d, s), "embedding", -1, err);
+    else
+        st = kcheck(sgl_k_embedding(r->embed_d, (int)p->vocab, (int)H, f->tok_d, n, r->x_d, s),
+                    "embedding", -1, err);
+    if (st || (st = tp_all_reduce(r, r->x_d, n * H, err)))
         return st;
+    /* o_proj and down are row-parallel: each rank's product is a partial sum.
+     * The residual x (the same on every rank) is added by rank 0 only, so the
+     * all-reduce of x gives x + the whole product (tp 1: beta 1, no reduce). */
+    float rbeta = r->base.opts.tp.rank == 0 || p->tp == 1 ? 1.0f : 0.0f;
     for (int l = 0; l < r->n_layers; l++) {
         const CuLayer *w = &r->layers[l];
         int64_t pool_off = (int64_t)l * r->base.opts.n_slots * p->kv_dim;
@@ -552,12 +721,14 @@ static SglStatus enqueue_layers(CudaRunner *r, const Fwd *f, SglErr *err)
         else
             st = kcheck(sgl_k_attn_prefill(&a, f->tiles_d, f->tlen_d, f->n_tiles, s), "attn_prefill", l, err);
         if (st ||
-            (st = gemm(r, r->mid_d, w->wo, r->x_d, n, p->q_dim, H, 1.0f, "o_proj", err)) ||
+            (st = gemm(r, r->mid_d, w->wo, r->x_d, n, p->q_dim, H, rbeta, "o_proj", err)) ||
+            (st = tp_all_reduce(r, r->x_d, n * H, err)) ||
             (st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->mlp_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
                          "rmsnorm", l, err)) ||
             (st = gemm(r, r->xn_d, w->wgu, r->big_d, n, H, 2 * I, 0.0f, "gate_up", err)) ||
             (st = kcheck(sgl_k_silu_mul(r->big_d, n, (int)I, r->mid_d, s), "silu_mul", l, err)) ||
-            (st = gemm(r, r->mid_d, w->wdown, r->x_d, n, I, H, 1.0f, "down", err)))
+            (st = gemm(r, r->mid_d, w->wdown, r->x_d, n, I, H, rbeta, "down", err)) ||
+            (st = tp_all_reduce(r, r->x_d, n * H, err)))
             return st;
     }
     return SGL_OK;
@@ -571,7 +742,26 @@ static SglStatus enqueue_logits(CudaRunner *r, const Fwd *f, int c0, int nc, Sgl
     if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, r->final_norm_d, (int)p->hidden, r->eps, f->lrows_d + c0,
                                    nc, r->lnorm_d, r->stream), "final norm", -1, err)))
         return st;
-    return gemm(r, r->lnorm_d, r->lm_head_d, r->logits_d, nc, p->hidden, p->vocab, 0.0f, "lm_head", err);
+    if (p->tp == 1)
+        return gemm(r, r->lnorm_d, r->lm_head_d, r->logits_d, nc, p->hidden, p->vocab, 0.0f, "lm_head", err);
+    /* vocab-parallel lm_head: (nc, vocab_rows) here, all-gathered to
+     * (tp, nc, vocab_rows), then each rank's block copied into its columns
+     * of (nc, vocab), the zero rows past the vocabulary left out */
+    int64_t vb = p->vocab_rows;
+    if ((st = gemm(r, r->lnorm_d, r->lm_head_d, r->tp_logits_d, nc, p->hidden, vb, 0.0f, "lm_head", err)) ||
+        (st = r->comm->ops->all_gather(r->comm, r->tp_logits_d, r->tp_gather_d, nc * vb, SGL_COMM_F32, r->stream,
+                                       err)))
+        return st;
+    for (int q = 0; q < p->tp; q++) {
+        int64_t v0 = q * vb, w = p->vocab - v0 < vb ? p->vocab - v0 : vb;
+        char msg[400];
+        if (w > 0 && SGL_CUDA_REPORT(cudaMemcpy2DAsync(r->logits_d + v0, (size_t)p->vocab * 4,
+                                                       r->tp_gather_d + (int64_t)q * nc * vb, (size_t)vb * 4,
+                                                       (size_t)w * 4, (size_t)nc, cudaMemcpyDeviceToDevice,
+                                                       r->stream), msg, sizeof msg))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: logits re-layout: %s", msg);
+    }
+    return SGL_OK;
 }
 
 /* Captures the decode forward for batch size n into r->graphs[n]. */
@@ -640,7 +830,8 @@ static SglStatus cuda_forward(SglRunner *base, const SglBatch *b, float *logits,
     char msg[400];
     Fwd f;
     bool graph = false;
-    SglStatus st = launch_forward(r, b, &f, &graph, err);
+    SglStatus st = use_device(r, err);
+    if (st == SGL_OK) st = launch_forward(r, b, &f, &graph, err);
     if (st || f.n == 0) return st;
     int c0 = 0;
     for (; c0 < b->n_logits; c0 += (int)p->logit_chunk) {
@@ -685,7 +876,8 @@ static SglStatus cuda_forward_sample(SglRunner *base, const SglBatch *b, const S
     char msg[400];
     Fwd f;
     bool graph = false;
-    SglStatus st = launch_forward(r, b, &f, &graph, err);
+    SglStatus st = use_device(r, err);
+    if (st == SGL_OK) st = launch_forward(r, b, &f, &graph, err);
     if (st || f.n == 0) return st;
     int nl = b->n_logits, words = (int)((p->vocab + 31) / 32);
     bool any_mask = false;
@@ -734,6 +926,7 @@ void sgl_runner_cuda_set_gemv(SglRunner *base, bool on)
     CudaRunner *r = (CudaRunner *)base;
     if (r->use_gemv == on) return;
     r->use_gemv = on;
+    if (r->p.tp > 1) cudaSetDevice(r->base.opts.device_id);
     cudaStreamSynchronize(r->stream);
     for (int i = 0; i <= r->graph_max_bs; i++) /* captured with the other choice */
         if (r->graphs[i]) {
@@ -792,6 +985,16 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
                        "not supported (head_dim even and <= %d, heads a multiple of kv heads)",
                        c->head_dim, c->n_heads, c->n_kv_heads, SGL_K_MAX_HEAD_DIM);
     if ((st = sgl_runner_cuda_available(err))) return st;
+    if (opts->tp.size > 1) {
+        SglTpShard sh;
+        if ((st = sgl_tp_shard(c, opts->tp, &sh, err))) return st;
+        if (!opts->comm || opts->comm->size != opts->tp.size || opts->comm->rank != opts->tp.rank)
+            return sgl_err(err, SGL_E_INVAL, "cuda runner: tensor-parallel rank %d of %d needs a comm of "
+                           "that rank and size", opts->tp.rank, opts->tp.size);
+        char m_[400];
+        if (SGL_CUDA_REPORT(cudaSetDevice(opts->device_id), m_, sizeof m_))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: device %d: %s", opts->device_id, m_);
+    }
 
     r = calloc(1, sizeof *r);
     if (!r || !(r->layers = calloc((size_t)c->n_layers, sizeof *r->layers))) {
@@ -802,8 +1005,7 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
     r->base.cfg = c;
     r->base.opts = *opts;
     r->n_layers = c->n_layers;
-    r->n_heads = c->n_heads;
-    r->n_kv = c->n_kv_heads;
+    r->comm = opts->tp.size > 1 ? opts->comm : NULL;
     r->hd = c->head_dim;
     r->prefill_tile = sgl_k_attn_prefill_tile(c->head_dim);
     r->use_gemv = true;
@@ -817,6 +1019,8 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
     r->eps = c->rms_norm_eps;
     make_plan(c, opts, &r->p);
     const Plan *p = &r->p;
+    r->n_heads = p->sh.n_heads;      /* this rank's heads (all of them at tp 1) */
+    r->n_kv = p->sh.n_kv_heads;
 
     size_t free_b = 0, total_b = 0;
     CU_TRY(cudaMemGetInfo(&free_b, &total_b));
@@ -864,6 +1068,10 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
         r->attn_ws_d = p->ws_floats ? take(&cur, p->ws_floats * 4) : NULL;
         r->meta_d = take(&cur, p->meta_ints * 4);
         r->blas_ws_d = take(&cur, CUBLAS_WS_BYTES);
+        if (p->tp > 1) {
+            r->tp_logits_d = take(&cur, p->logit_chunk * p->vocab_rows * 4);
+            r->tp_gather_d = take(&cur, p->tp * p->logit_chunk * p->vocab_rows * 4);
+        }
     }
     {
         cublasStatus_t bs = cublasSetWorkspace(r->blas, r->blas_ws_d, CUBLAS_WS_BYTES);

@@ -13,6 +13,16 @@
  * (the only host allocation after creation). Products of at most 8 rows use
  * the bandwidth-bound sgl_k_gemv, larger ones cuBLAS. Thread-compatible, not
  * thread-safe.
+ *
+ * Tensor parallelism (opts->tp.size > 1, runtime/tp.h): the runner holds
+ * rank tp.rank's shard on device opts->device_id (made current at creation
+ * and at the start of every call, so each rank may run on its own thread)
+ * and meets the other ranks in opts->comm's collectives on its stream (an
+ * NCCL group, runtime/comm_nccl.h; they are part of the decode graphs): one
+ * all-reduce after the embedding, after o_proj and after down_proj, and an
+ * all-gather of the logits. Every rank returns the whole logits rows. A
+ * shapes-only dummy model gives every rank exactly its slice of the tp = 1
+ * weights, so tp = n computes what tp = 1 does up to summation order.
  */
 #ifndef SGL_RUNNER_CUDA_H
 #define SGL_RUNNER_CUDA_H
@@ -60,6 +70,9 @@ int64_t sgl_runner_cuda_graph_replays(const SglRunner *r);
 
 /* KV pool bytes per token slot (all layers, K and V, bf16). */
 int64_t sgl_runner_cuda_kv_bytes_per_token(const SglModelConfig *cfg);
+/* The same for one rank of tp (its KV heads only); tp <= 1 as above.
+ * (sgl_runner_cuda_bytes already counts the shard of opts->tp.) */
+int64_t sgl_runner_cuda_kv_bytes_per_token_tp(const SglModelConfig *cfg, int tp);
 
 /* Free and total device memory of the current device (cudaMemGetInfo).
  * SGL_E_DEVICE (err says why) when no device answers. */
