@@ -69,6 +69,7 @@ static void help(FILE *f)
             "  --no-jump-forward        constrained: decode forced text token by token\n"
             "  --dump FILE              write each output of the last run as a JSON line:\n"
             "                           {\"index\", \"finish\", \"completion_tokens\", \"text\"}\n"
+            "  --json FILE              also write the figures of every run as one JSON object\n"
             CLI_DEVICE_HELP);
 }
 
@@ -293,10 +294,11 @@ static bool dump_outputs(const char *path, const Slot *slots, int32_t B)
     }
     bool ok = true;
     for (int32_t i = 0; i < B && ok; i++) {
-        json_t *o = json_pack("{s:i, s:s, s:i, s:s%}", "index", (json_int_t)i, "finish",
+        /* text: null when it is not valid UTF-8 (or was not kept: no memory) */
+        json_t *text = slots[i].text ? json_stringn(slots[i].text, slots[i].text_len) : NULL;
+        json_t *o = json_pack("{s:I, s:s, s:I, s:o}", "index", (json_int_t)i, "finish",
                               sgl_finish_name(slots[i].finish), "completion_tokens",
-                              (json_int_t)slots[i].completion, "text", slots[i].text ? slots[i].text : "",
-                              slots[i].text ? slots[i].text_len : 0);
+                              (json_int_t)slots[i].completion, "text", text ? text : json_null());
         char *line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
         ok = line && fprintf(f, "%s\n", line) > 0;
         free(line);
@@ -309,10 +311,33 @@ static bool dump_outputs(const char *path, const Slot *slots, int32_t B)
     return ok;
 }
 
+/* --json: the shapes, every timed run's figures (runs: taken over) and the
+ * engine counters. */
+static bool write_json(const char *path, json_t *runs, long B, long I, long O, long S, const char *constraint,
+                       bool jump_forward, const char *device, const SglEngineStats *st)
+{
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:s, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "batch_size",
+                          (json_int_t)B, "input_len", (json_int_t)I, "output_len", (json_int_t)O, "shared_prefix_len",
+                          (json_int_t)S, "device", device, "runs", runs, "engine", "steps", (json_int_t)st->steps,
+                          "forward_tokens", (json_int_t)st->forward_tokens, "generated_tokens",
+                          (json_int_t)st->generated_tokens, "retractions", (json_int_t)st->retractions,
+                          "jump_forwards", (json_int_t)st->jump_forwards, "jump_forward_tokens",
+                          (json_int_t)st->jump_forward_tokens);
+    if (o) {
+        json_object_set_new(o, "constraint", constraint ? json_string(constraint) : json_null());
+        json_object_set_new(o, "jump_forward", json_boolean(jump_forward));
+    }
+    bool ok = o && json_dump_file(o, path, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0;
+    json_decref(o);
+    if (!ok)
+        fprintf(stderr, "sglc bench: --json: cannot write '%s'\n", path);
+    return ok;
+}
+
 static int one_batch(int argc, char **argv)
 {
     SglArgs a;
-    const char *model = NULL, *fmt = NULL, *regex = NULL, *schema = NULL, *dump = NULL;
+    const char *model = NULL, *fmt = NULL, *regex = NULL, *schema = NULL, *dump = NULL, *json_path = NULL;
     long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42, shared = 0;
     CliDevice dev = {0};
     bool keep_cache = false, no_jump = false;
@@ -321,7 +346,7 @@ static int one_batch(int argc, char **argv)
     while (args_more(&a)) {
         if (args_str(&a, "--model", &model) || args_str(&a, "--load-format", &fmt) ||
             args_str(&a, "--regex", &regex) || args_str(&a, "--json-schema", &schema) ||
-            args_str(&a, "--dump", &dump) || cli_device_arg(&a, &dev))
+            args_str(&a, "--dump", &dump) || args_str(&a, "--json", &json_path) || cli_device_arg(&a, &dev))
             ;
         else if (args_flag(&a, "--keep-cache"))
             keep_cache = true;
@@ -374,6 +399,7 @@ static int one_batch(int argc, char **argv)
     SglDfa *dfa = NULL;
     BatchOpts bo = {.keep_text = dump != NULL};
     double *lat = NULL;
+    json_t *jruns = json_path ? json_array() : NULL; /* one object per timed run */
     int rc = 1;
     pthread_mutex_init(&r.mu, NULL);
     pthread_cond_init(&r.cv, NULL);
@@ -436,7 +462,7 @@ static int one_batch(int argc, char **argv)
                 if (r.t[(size_t)i * (size_t)O + (size_t)k] > last[k])
                     last[k] = r.t[(size_t)i * (size_t)O + (size_t)k];
         }
-        double prefill = last[0] - t0, total = 0.0;
+        double prefill = last[0] - t0, total = 0.0, med = -1, cmed = -1;
         for (int32_t k = 0; k < O; k++)
             if (last[k] - t0 > total)
                 total = last[k] - t0;
@@ -459,7 +485,8 @@ static int one_batch(int argc, char **argv)
             for (int32_t k = O - 1; k >= 1; k--)
                 cl[k] -= cl[k - 1];
             if (O > 1) {
-                double med = median(last + 1, O - 1), cmed = median(cl + 1, O - 1);
+                med = median(last + 1, O - 1);
+                cmed = median(cl + 1, O - 1);
                 printf("Decode.  median latency: %6.5f s, median throughput: %9.2f token/s\n", med,
                        (double)B / med);
                 printf("Decode.  median engine-thread cpu time: %8.6f s, throughput: %9.2f token/s%s\n", cmed,
@@ -477,6 +504,19 @@ static int one_batch(int argc, char **argv)
         else
             printf("Steps.   full-batch decode steps: 0 (every step had a prefill or a finished request)\n");
         printf("Total. latency: %6.3f s, throughput: %9.2f token/s\n", total, (double)(B * I + n_out) / total);
+        if (jruns) {
+            json_t *jr = json_pack("{s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:I, s:I, s:I}", "prefill_latency_s", prefill,
+                                   "prefill_throughput", (double)(B * I) / prefill, "total_latency_s", total,
+                                   "total_throughput", (double)(B * I + n_out) / total, "full_batch_steps",
+                                   (json_int_t)ns, "step_median_s", sw, "step_median_cpu_s", sc, "output_tokens",
+                                   (json_int_t)n_out, "min_output_tokens", (json_int_t)o_min, "max_output_tokens",
+                                   (json_int_t)o_max);
+            if (jr && med >= 0) {
+                json_object_set_new(jr, "decode_median_s", json_real(med));
+                json_object_set_new(jr, "decode_median_cpu_s", json_real(cmed));
+            }
+            json_array_append_new(jruns, jr);
+        }
     }
     SglEngineStats st = sgl_engine_stats(e);
     printf("Engine. steps: %lld, forward tokens: %lld, generated: %lld, retractions: %lld, jump-forwards: %lld\n",
@@ -484,8 +524,12 @@ static int one_batch(int argc, char **argv)
            (long long)st.retractions, (long long)st.jump_forwards);
     if (dump && !dump_outputs(dump, slots, (int32_t)B))
         goto out;
+    if (json_path && !write_json(json_path, jruns, B, I, O, S, regex ? "regex" : schema ? "json-schema" : NULL,
+                                 !no_jump, dev.device ? dev.device : "cpu", &st))
+        goto out;
     rc = 0;
 out:
+    json_decref(jruns);
     sgl_engine_close(e); /* releases the constraints: before the registry */
     tokreg_free(bo.reg);
     sgl_dfa_free(dfa);

@@ -387,7 +387,7 @@ typedef struct {
 
 static json_t *dist_json(Dist d)
 {
-    return json_pack("{s:f, s:f, s:f, s:i}", "mean", d.mean, "p50", d.p50, "p99", d.p99, "n", (json_int_t)d.n);
+    return json_pack("{s:f, s:f, s:f, s:I}", "mean", d.mean, "p50", d.p50, "p99", d.p99, "n", (json_int_t)d.n);
 }
 
 static bool write_json(const char *path, const WorkloadSpec *sp, const SglEngineOpts *eo, const char *device,

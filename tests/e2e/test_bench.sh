@@ -134,12 +134,16 @@ schema='{"type": "object", "properties": {"name": {"type": "string", "maxLength"
   "ok": {"type": "boolean"}}, "required": ["name", "ok"]}'
 printf '%s\n' "$schema" >"$tmp/schema.json"
 run ob_schema bench one-batch --model "$model" --batch-size 6 --input-len 16 --output-len 64 \
-    --json-schema "$tmp/schema.json" --dump "$tmp/schema.jsonl"
+    --json-schema "$tmp/schema.json" --dump "$tmp/schema.jsonl" --json "$tmp/ob_schema.json"
 grep -q "^Constrained. outputs:" "$tmp/ob_schema.out" || fail "one-batch --json-schema: no summary"
 grep -q "^Steps\. " "$tmp/ob_schema.out" || fail "one-batch --json-schema: no step line"
-python3 - "$tmp/schema.jsonl" <<'PY' || fail "one-batch --json-schema: outputs do not satisfy the schema"
+python3 - "$tmp/schema.jsonl" "$tmp/ob_schema.json" <<'PY' || fail "one-batch --json-schema: outputs do not satisfy the schema"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+res = json.load(open(sys.argv[2]))
+assert res["constraint"] == "json-schema" and res["jump_forward"] and len(res["runs"]) == 1, res
+assert res["runs"][0]["output_tokens"] == sum(r["completion_tokens"] for r in rows), (res, rows)
+assert "decode_median_s" not in res["runs"][0], res
 assert [r["index"] for r in rows] == list(range(6)), rows
 for r in rows:
     assert r["finish"] == "stop", r
@@ -161,14 +165,20 @@ PY
 echo "ok: one-batch --regex"
 
 run ob_plain bench one-batch --model "$model" --batch-size 4 --input-len 16 --output-len 10 --runs 2 \
-    --dump "$tmp/plain.jsonl"
+    --dump "$tmp/plain.jsonl" --json "$tmp/ob_plain.json"
 grep -q "^Decode\.  median latency:" "$tmp/ob_plain.out" || fail "one-batch: no decode line"
 [ "$(grep -c '^Steps\.   full-batch decode steps: [1-9]' "$tmp/ob_plain.out")" -eq 2 ] ||
     { cat "$tmp/ob_plain.out"; fail "one-batch: no full-batch step figures"; }
-python3 - "$tmp/plain.jsonl" <<'PY' || fail "one-batch --dump: unexpected rows"
+python3 - "$tmp/plain.jsonl" "$tmp/ob_plain.json" <<'PY' || fail "one-batch --dump/--json: unexpected results"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 assert len(rows) == 4 and all(r["finish"] == "length" and r["completion_tokens"] == 10 for r in rows), rows
+res = json.load(open(sys.argv[2]))
+assert res["constraint"] is None and res["batch_size"] == 4 and len(res["runs"]) == 2, res
+for r in res["runs"]:
+    # the first token comes from the prefill step: 9 steps decode all 4 sequences
+    assert r["full_batch_steps"] == 9 and r["output_tokens"] == 40, r
+    assert 0 < r["decode_median_s"] and 0 < r["step_median_s"] and 0 < r["prefill_latency_s"] <= r["total_latency_s"], r
 PY
 run ob_256 bench one-batch --model "$model" --batch-size 256 --input-len 8 --output-len 4
 grep -q "Batch size: 256" "$tmp/ob_256.out" || fail "one-batch --batch-size 256"
