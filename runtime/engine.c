@@ -21,6 +21,7 @@
 #include "runtime/kv_pool.h"
 #include "runtime/radix_cache.h"
 #include "runtime/runner.h"
+#include "runtime/runner_tp.h"
 #ifdef SGL_HAVE_CUDA
 #include "runtime/runner_cuda.h"
 #endif
@@ -199,9 +200,10 @@ static SglStatus cuda_kv_tokens(const SglEngineOpts *o, const SglModelConfig *mc
     if (st != SGL_OK)
         return st;
     int64_t ctx = mc->max_position_embeddings > 0 ? mc->max_position_embeddings : 8192;
+    int tp = o->tp_size > 1 ? o->tp_size : 1;   /* every GPU holds 1/tp of the weights and KV heads */
     SglRunnerOpts ro = {.n_slots = ctx, .max_batch_tokens = so->max_prefill_tokens + so->max_running_requests,
-                        .max_seqs = so->max_running_requests};
-    int64_t per_token = sgl_runner_cuda_kv_bytes_per_token(mc);
+                        .max_seqs = so->max_running_requests, .tp = {0, tp}};
+    int64_t per_token = sgl_runner_cuda_kv_bytes_per_token_tp(mc, tp);
     int64_t fixed = sgl_runner_cuda_bytes(mc, &ro) - ctx * per_token; /* weights + workspace */
     double frac = o->mem_fraction_static > 0 ? o->mem_fraction_static : DEFAULT_MEM_FRACTION;
     int64_t avail = (int64_t)((double)(free_b - fixed) * frac);
@@ -219,6 +221,52 @@ static SglStatus cuda_kv_tokens(const SglEngineOpts *o, const SglModelConfig *mc
 #endif
 }
 
+/* Tensor parallelism: the dist part of o, checked. */
+static SglStatus tp_dist(const SglEngineOpts *o, int *tp, SglTpDist *d, SglErr *err)
+{
+    *tp = o->tp_size > 0 ? o->tp_size : 1;
+    *d = (SglTpDist){.nnodes = o->nnodes > 0 ? o->nnodes : 1, .node_rank = o->node_rank,
+                     .dist_init_addr = o->dist_init_addr, .timeout_ms = o->dist_timeout_ms};
+    if (d->node_rank < 0 || d->node_rank >= d->nnodes)
+        return sgl_err(err, SGL_E_INVAL, "node_rank %d must be in [0, nnodes %d)", d->node_rank, d->nnodes);
+    if (*tp % d->nnodes != 0)
+        return sgl_err(err, SGL_E_INVAL, "tp %d is not a multiple of nnodes %d", *tp, d->nnodes);
+    if (d->nnodes > 1 && (!d->dist_init_addr || !*d->dist_init_addr))
+        return sgl_err(err, SGL_E_INVAL, "nnodes %d needs dist_init_addr (HOST:PORT of node 0)", d->nnodes);
+    return SGL_OK;
+}
+
+static const SglTpFactory *tp_factory(bool use_cuda)
+{
+#ifdef SGL_HAVE_CUDA
+    if (use_cuda)
+        return &sgl_tp_cuda_factory;
+#endif
+    (void)use_cuda;
+    return &sgl_tp_cpu_factory;
+}
+
+SglStatus sgl_engine_run_worker(const SglEngineOpts *o, SglErr *err)
+{
+    bool use_cuda = false;
+    int tp = 1;
+    SglTpDist d;
+    SglStatus st;
+    if (!o || !o->model_dir)
+        return sgl_err(err, SGL_E_INVAL, "engine: no model directory given");
+    if ((st = pick_device(o, &use_cuda, err)) != SGL_OK || (st = tp_dist(o, &tp, &d, err)) != SGL_OK)
+        return st;
+    if (d.node_rank < 1)
+        return sgl_err(err, SGL_E_INVAL, "engine: node 0 opens the engine; workers have node_rank >= 1");
+    SglModel *m = NULL;
+    SglLoadFormat lf = use_cuda && o->load_format == SGL_LOAD_DUMMY ? SGL_LOAD_DUMMY_SHAPES : o->load_format;
+    if ((st = sgl_model_load(o->model_dir, lf, &m, err)) != SGL_OK)
+        return st;
+    st = sgl_tp_worker_run(m, tp, &d, tp_factory(use_cuda), err);
+    sgl_model_free(m);
+    return st;
+}
+
 SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
 {
     *out = NULL;
@@ -228,6 +276,13 @@ SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
     bool use_cuda = false;
     if ((st = pick_device(o, &use_cuda, err)) != SGL_OK)
         return st;
+    int tp = 1;
+    SglTpDist dist;
+    if ((st = tp_dist(o, &tp, &dist, err)) != SGL_OK)
+        return st;
+    if (dist.node_rank > 0)
+        return sgl_err(err, SGL_E_INVAL, "engine: node_rank %d is a worker (sgl_engine_run_worker); node 0 "
+                       "opens the engine", dist.node_rank);
     if (o->page_size < 0 || o->page_size > 4096)
         return sgl_err(err, SGL_E_INVAL, "page_size must be in [1, 4096], got %d", (int)o->page_size);
     if (o->max_total_tokens < 0 || o->kv_mem_bytes < 0)
@@ -296,9 +351,12 @@ SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
         .max_seqs = sc.o.max_running_requests,
         .n_threads = o->n_threads,
     };
-    if (use_cuda) {
+    if (use_cuda)
         ro.graph_max_bs = o->disable_cuda_graph ? 0
                           : o->cuda_graph_max_bs > 0 ? o->cuda_graph_max_bs : DEFAULT_GRAPH_MAX_BS;
+    if (tp > 1 || dist.nnodes > 1) {
+        st = sgl_runner_tp_new(e->model, &ro, tp, &dist, tp_factory(use_cuda), &e->runner, err);
+    } else if (use_cuda) {
 #ifdef SGL_HAVE_CUDA
         st = sgl_runner_cuda_new(e->model, &ro, &e->runner, err);
 #endif

@@ -33,6 +33,13 @@ typedef struct {
     int32_t page_size;             /* tokens per KV page; 0 = 1 */
     SglSchedOpts sched;            /* queues, chunking, policy (0 fields = defaults) */
     int n_threads;                 /* runner threads; 0 = auto */
+    /* tensor parallelism (runtime/runner_tp.h): tp_size ranks, one thread per
+     * rank within a host, nnodes hosts; node 0 runs the engine, the others
+     * sgl_engine_run_worker. 0 fields = 1 rank, 1 node. */
+    int tp_size;
+    int nnodes, node_rank;
+    const char *dist_init_addr;    /* HOST:PORT of node 0 (nnodes > 1; CPU ranks also use PORT+1) */
+    int dist_timeout_ms;           /* connect and collective waits; 0 = 60 s */
 } SglEngineOpts;
 
 typedef struct SglEngine SglEngine;
@@ -45,6 +52,12 @@ void sgl_engine_opts_default(SglEngineOpts *o);
  * SGL_E_INVAL (bad option), SGL_E_NOMEM. On success *out is owned by the
  * caller (sgl_engine_close); on failure *out is NULL and nothing leaks. */
 SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err);
+
+/* A node with node_rank > 0 of a multi-host tensor-parallel group: loads the
+ * model as sgl_engine_open would and runs node 0's steps on this host's ranks
+ * until node 0 closes its engine (SGL_OK). Blocks. The open errors, and
+ * SGL_E_IO when node 0 is unreachable or goes away. */
+SglStatus sgl_engine_run_worker(const SglEngineOpts *o, SglErr *err);
 
 /* Aborts every queued and running request (each gets its "abort" final
  * event), joins the loop thread and frees everything. NULL is a no-op. */

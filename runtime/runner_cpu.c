@@ -20,6 +20,15 @@
  * AUTO_MIN_MACS multiply-adds (batch-1 decode of a tiny model stays on the
  * caller); idle workers sleep outside a forward pass. The KV
  * layout is (n_layers, n_slots, n_kv_heads * head_dim) for K and for V.
+ *
+ * Tensor parallelism (opts.tp.size > 1, runtime/tp.h): the runner holds one
+ * shard -- its query/KV heads' rows of q/k/v (+bias) and columns of o_proj,
+ * its slice of gate/up rows and down columns, its vocabulary block of the
+ * embedding and lm_head -- and KV storage for its KV heads only; every
+ * dimension above is then the local one. opts.comm sums the partial o_proj
+ * and down outputs and the vocab-parallel embedding, and gathers the logits
+ * blocks (TP_LOGIT_ROWS rows at a time). tp.size 1 runs the code above
+ * unchanged.
  */
 #include <cblas.h>
 #include <math.h>
@@ -64,6 +73,9 @@
  * PAUSE for ~4000 iterations made a stories260K batch-32 step with 2 threads
  * 10 ms instead of ~1.5 ms with no spin at all (bench_runner). */
 #define SPIN_LIMIT 256
+/* Tensor parallelism: logits rows gathered per all_gather (bounds the
+ * gather buffers to tp * TP_LOGIT_ROWS * vocab_block floats). */
+#define TP_LOGIT_ROWS 64
 
 /* A fixed set of worker threads for one runner. pool_run(fn, ctx) calls
  * fn(ctx, t, n) on every thread t < n (t = 0 on the caller) and returns when
@@ -104,7 +116,7 @@ typedef struct {
 typedef struct {
     SglRunner base;
     const CpuKernels *k;
-    int H, F, Q, KV, QKV, V, hd, n_heads, n_kv, n_layers;
+    int H, F, Q, KV, QKV, V, hd, n_heads, n_kv, n_layers;   /* local (shard) sizes, V the whole vocabulary */
     int ld_h, ld_q, ld_i, ld_qkv, ld_gu;   /* padded row strides (floats) */
     float eps;
     int sgemm_min_tokens;  /* see matmul() */
@@ -137,6 +149,12 @@ typedef struct {
     unsigned n_large;      /* auto: passes of at least AUTO_MIN_MACS so far */
     const SglBatch *batch; /* the batch in flight, for the parallel regions */
     int layer;
+    /* tensor parallelism; comm NULL without it */
+    SglComm *comm;         /* borrowed (opts.comm) */
+    int tp_size;
+    int64_t vocab0, n_vocab, vocab_block; /* this rank's embedding / lm_head rows (n_vocab == V without tp) */
+    float *lg_local;       /* (TP_LOGIT_ROWS, vocab_block) this rank's logits block */
+    float *lg_all;         /* (tp_size, TP_LOGIT_ROWS, vocab_block) every rank's */
 } CpuRunner;
 
 static int pad(int n) { return (n + CPU_PAD - 1) / CPU_PAD * CPU_PAD; }
@@ -154,6 +172,20 @@ static void convert(const SglTensor *t, int64_t r0, int64_t rows, int64_t cols, 
         case SGL_DT_F16: cpu_f16_to_f32(cols, s, d); break;
         case SGL_DT_BF16: cpu_bf16_to_f32(cols, s, d); break;
         }
+    }
+}
+
+/* Columns [c0, c0 + cols) of rows [r0, r0 + rows) of t (row length t's
+ * last dimension) into dst with stride ld: the row-parallel shards. */
+static void convert_cols(const SglTensor *t, int64_t r0, int64_t rows, int64_t c0, int64_t cols, float *dst,
+                         int64_t ld)
+{
+    int esz = t->dtype == SGL_DT_F32 ? 4 : 2;
+    int64_t row_len = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    for (int64_t r = 0; r < rows; r++) {
+        SglTensor one = *t;
+        one.data = (const char *)t->data + ((r0 + r) * row_len + c0) * esz;
+        convert(&one, 0, 1, cols, dst + r * ld, ld);
     }
 }
 
@@ -452,7 +484,44 @@ static int64_t pass_macs(const CpuRunner *r, const SglBatch *b)
     for (int i = 0; i < b->n_tokens; i++)
         keys += b->positions[i] + 1;
     return r->n_layers * (per_tok * b->n_tokens + 2 * (int64_t)r->Q * keys) +
-           (int64_t)b->n_logits * r->V * r->ld_h;
+           (int64_t)b->n_logits * r->n_vocab * r->ld_h;
+}
+
+/* Tensor parallelism: row id of the embedding, zeros outside this rank's block. */
+static void tp_embed_row(const CpuRunner *r, int32_t id, float *x)
+{
+    if (id >= r->vocab0 && id < r->vocab0 + r->n_vocab)
+        memcpy(x, r->embed + (int64_t)(id - r->vocab0) * r->ld_h, sizeof(float) * (size_t)r->H);
+    else
+        memset(x, 0, sizeof(float) * (size_t)r->H);
+}
+
+/* Sums rows (T, ld_h) over the ranks (the padding columns are zeros on every rank). */
+static SglStatus tp_sum_rows(CpuRunner *r, float *rows, int T, SglErr *err)
+{
+    return r->comm->ops->all_reduce_sum(r->comm, rows, (int64_t)T * r->ld_h, SGL_COMM_F32, NULL, err);
+}
+
+/* Logits of the normed rows in r->xn: this rank's vocabulary block, gathered
+ * from every rank TP_LOGIT_ROWS rows at a time into (n, V). */
+static SglStatus tp_logits(CpuRunner *r, int n, float *logits, SglErr *err)
+{
+    const int64_t vb = r->vocab_block;
+    for (int c0 = 0; c0 < n; c0 += TP_LOGIT_ROWS) {
+        int rows = n - c0 < TP_LOGIT_ROWS ? n - c0 : TP_LOGIT_ROWS;
+        matmul(r, rows, (int)r->n_vocab, r->ld_h, r->xn + (int64_t)c0 * r->ld_h, r->ld_h, r->lm_head, r->ld_h,
+               r->lg_local, (int)vb);
+        SglStatus st = r->comm->ops->all_gather(r->comm, r->lg_local, r->lg_all, rows * vb, SGL_COMM_F32, NULL, err);
+        if (st != SGL_OK)
+            return st;
+        for (int q = 0; q < r->tp_size; q++) {
+            int64_t v0 = q * vb, cols = r->V - v0 < vb ? r->V - v0 : vb;
+            for (int i = 0; cols > 0 && i < rows; i++)
+                memcpy(logits + (int64_t)(c0 + i) * r->V + v0, r->lg_all + ((int64_t)q * rows + i) * vb,
+                       sizeof(float) * (size_t)cols);
+        }
+    }
+    return SGL_OK;
 }
 
 static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
@@ -480,7 +549,10 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
         for (int i = b->seq_off[s]; i < b->seq_off[s + 1]; i++)
             r->tok_seq[i] = s;
     for (int i = 0; i < T; i++) {
-        memcpy(r->x + (int64_t)i * r->ld_h, r->embed + (int64_t)b->tokens[i] * r->ld_h, sizeof(float) * (size_t)H);
+        if (!r->comm)
+            memcpy(r->x + (int64_t)i * r->ld_h, r->embed + (int64_t)b->tokens[i] * r->ld_h, sizeof(float) * (size_t)H);
+        else   /* vocab-parallel: ids outside this rank's block embed to zeros */
+            tp_embed_row(r, b->tokens[i], r->x + (int64_t)i * r->ld_h);
         float *c = r->rope_cos + (int64_t)i * h2, *s = r->rope_sin + (int64_t)i * h2;
         for (int j = 0; j < h2; j++) {
             float ang = (float)b->positions[i] * r->inv_freq[j];   /* float product, as HF */
@@ -488,6 +560,8 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
             s[j] = (float)sin((double)ang);
         }
     }
+    if (r->comm && (st = tp_sum_rows(r, r->x, T, err)) != SGL_OK)
+        goto out;
 
     for (int l = 0; l < r->n_layers; l++) {
         const CpuLayer *w = &r->layers[l];
@@ -518,6 +592,8 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
         else
             attend_tokens(r, 0, T, r->scratch);
         matmul(r, T, H, r->ld_q, r->att, r->ld_q, w->wo, r->ld_q, r->xn, r->ld_h);
+        if (r->comm && (st = tp_sum_rows(r, r->xn, T, err)) != SGL_OK)   /* row-parallel o_proj */
+            goto out;
         for (int i = 0; i < T; i++) {
             float *x = r->x + (int64_t)i * r->ld_h, *y = r->xn + (int64_t)i * r->ld_h;
             for (int j = 0; j < H; j++)
@@ -530,6 +606,8 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
             r->k->silu_mul(r->F, g, g + r->F, r->act + (int64_t)i * r->ld_i);
         }
         matmul(r, T, H, r->ld_i, r->act, r->ld_i, w->wdown, r->ld_i, r->xn, r->ld_h);
+        if (r->comm && (st = tp_sum_rows(r, r->xn, T, err)) != SGL_OK)   /* row-parallel down */
+            goto out;
         for (int i = 0; i < T; i++) {
             float *x = r->x + (int64_t)i * r->ld_h, *y = r->xn + (int64_t)i * r->ld_h;
             for (int j = 0; j < H; j++)
@@ -539,15 +617,18 @@ static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, 
     for (int i = 0; i < b->n_logits; i++)
         r->k->rmsnorm(H, r->x + (int64_t)b->logit_rows[i] * r->ld_h, r->final_norm, r->eps,
                     r->xn + (int64_t)i * r->ld_h);
-    if (b->n_logits > 0)
+    if (b->n_logits > 0 && !r->comm)
         matmul(r, b->n_logits, r->V, r->ld_h, r->xn, r->ld_h, r->lm_head, r->ld_h, logits, r->V);
+    else if (b->n_logits > 0)
+        st = tp_logits(r, b->n_logits, logits, err);
+out:
     if (r->par)
         pool_end(&r->pool);
-    if (t_start > 0) {   /* auto: fold this pass into its mode's average */
+    if (t_start > 0 && st == SGL_OK) {   /* auto: fold this pass into its mode's average */
         double v = (now_ns() - t_start) / (double)macs, *avg = &r->ns_per_mac[r->par];
         *avg = *avg == 0 ? v : 0.5 * (*avg + v);
     }
-    return SGL_OK;
+    return st;
 }
 
 static const SglRunnerOps cpu_ops = {.name = "cpu", .forward = cpu_forward, .free = cpu_free};
@@ -633,14 +714,31 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     }
     r->sgemm_min_tokens = SGEMM_MIN_TOKENS;
     r->sgemm_min_bytes = SGEMM_MIN_WEIGHT_BYTES;
+    /* this runner's shard; tp.size <= 1 (or {0, 0}): the whole model */
+    SglTp tp = opts->tp.size > 1 ? opts->tp : (SglTp){0, 1};
+    SglTpShard sh;
+    if (tp.size > 1 && (!opts->comm || opts->comm->size != tp.size || opts->comm->rank != tp.rank)) {
+        st = sgl_err(err, SGL_E_INVAL, "runner: tp rank %d of %d needs a comm endpoint of that rank and size",
+                     tp.rank, tp.size);
+        goto fail;
+    }
+    if ((st = sgl_tp_shard(c, tp, &sh, err)) != SGL_OK)
+        goto fail;
+    if (tp.size > 1) {
+        r->comm = opts->comm;
+        r->tp_size = tp.size;
+    }
+    r->vocab0 = sh.vocab0;
+    r->n_vocab = sh.n_vocab;
+    r->vocab_block = sh.vocab_block;
     r->H = c->hidden_size;
-    r->F = c->intermediate_size;
+    r->F = (int)sh.inter;
     r->hd = c->head_dim;
-    r->n_heads = c->n_heads;
-    r->n_kv = c->n_kv_heads;
+    r->n_heads = sh.n_heads;
+    r->n_kv = sh.n_kv_heads;
     r->n_layers = c->n_layers;
-    r->Q = c->n_heads * c->head_dim;
-    r->KV = c->n_kv_heads * c->head_dim;
+    r->Q = sh.n_heads * c->head_dim;
+    r->KV = sh.n_kv_heads * c->head_dim;
     r->QKV = r->Q + 2 * r->KV;
     r->V = c->vocab_size;
     r->eps = c->rms_norm_eps;
@@ -654,7 +752,7 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     /* weights */
     int64_t per_layer = rounded(H) * 2 + rounded(r->QKV * ldh) + rounded(r->QKV) + rounded(H * r->ld_q) +
                         rounded(2 * r->F * ldh) + rounded(H * r->ld_i);
-    int64_t wbytes = rounded(r->V * ldh) * (c->tie_word_embeddings ? 1 : 2) + rounded(H) +
+    int64_t wbytes = rounded(r->n_vocab * ldh) * (c->tie_word_embeddings ? 1 : 2) + rounded(H) +
                      rounded(r->hd / 2) + per_layer * r->n_layers;
     r->layers = calloc((size_t)r->n_layers, sizeof *r->layers);
     r->wmem = zalloc(wbytes);
@@ -665,6 +763,8 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     int64_t wsbytes = rounded(T * ldh) * 2 + rounded(T * r->ld_qkv) + rounded(T * r->ld_q) +
                       rounded(T * r->ld_gu) + rounded(T * r->ld_i) + 2 * rounded(T * (r->hd / 2)) +
                       rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV)) * r->base.opts.n_threads + rounded(T);
+    if (r->comm)
+        wsbytes += rounded(TP_LOGIT_ROWS * r->vocab_block) * (1 + r->tp_size);
     r->wsmem = zalloc(wsbytes);
     if (!r->layers || !r->wmem || !r->kvmem || !r->wsmem) {
         st = sgl_err(err, SGL_E_NOMEM, "runner: cannot allocate %lld bytes of weights, %lld of KV storage "
@@ -672,13 +772,13 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
         goto fail;
     }
     char *cur = r->wmem;
-    r->embed = take(&cur, r->V * ldh);
-    convert(&m->embed, 0, r->V, H, r->embed, ldh);
+    r->embed = take(&cur, r->n_vocab * ldh);
+    convert(&m->embed, r->vocab0, r->n_vocab, H, r->embed, ldh);
     if (c->tie_word_embeddings)
         r->lm_head = r->embed;
     else {
-        r->lm_head = take(&cur, r->V * ldh);
-        convert(&m->lm_head, 0, r->V, H, r->lm_head, ldh);
+        r->lm_head = take(&cur, r->n_vocab * ldh);
+        convert(&m->lm_head, r->vocab0, r->n_vocab, H, r->lm_head, ldh);
     }
     r->final_norm = take(&cur, H);
     convert(&m->final_norm, 0, 1, H, r->final_norm, H);
@@ -692,23 +792,25 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
         w->mlp_norm = take(&cur, H);
         convert(&lw->mlp_norm, 0, 1, H, w->mlp_norm, H);
         w->wqkv = take(&cur, r->QKV * ldh);
-        convert(&lw->wq, 0, r->Q, H, w->wqkv, ldh);
-        convert(&lw->wk, 0, r->KV, H, w->wqkv + r->Q * ldh, ldh);
-        convert(&lw->wv, 0, r->KV, H, w->wqkv + (r->Q + r->KV) * ldh, ldh);
+        /* column-parallel q/k/v and gate/up (rows), row-parallel o_proj and down (columns) */
+        int64_t q0 = (int64_t)sh.head0 * r->hd, kv0 = (int64_t)sh.kv_head0 * r->hd;
+        convert(&lw->wq, q0, r->Q, H, w->wqkv, ldh);
+        convert(&lw->wk, kv0, r->KV, H, w->wqkv + r->Q * ldh, ldh);
+        convert(&lw->wv, kv0, r->KV, H, w->wqkv + (r->Q + r->KV) * ldh, ldh);
         float *bq = take(&cur, r->QKV);
         if (c->qkv_bias && lw->bq.data && lw->bk.data && lw->bv.data) {
             w->bqkv = bq;
-            convert(&lw->bq, 0, 1, r->Q, bq, r->Q);
-            convert(&lw->bk, 0, 1, r->KV, bq + r->Q, r->KV);
-            convert(&lw->bv, 0, 1, r->KV, bq + r->Q + r->KV, r->KV);
+            convert_cols(&lw->bq, 0, 1, q0, r->Q, bq, r->Q);
+            convert_cols(&lw->bk, 0, 1, kv0, r->KV, bq + r->Q, r->KV);
+            convert_cols(&lw->bv, 0, 1, kv0, r->KV, bq + r->Q + r->KV, r->KV);
         }
         w->wo = take(&cur, H * r->ld_q);
-        convert(&lw->wo, 0, H, r->Q, w->wo, r->ld_q);
+        convert_cols(&lw->wo, 0, H, q0, r->Q, w->wo, r->ld_q);
         w->wgu = take(&cur, 2 * r->F * ldh);
-        convert(&lw->w_gate, 0, r->F, H, w->wgu, ldh);
-        convert(&lw->w_up, 0, r->F, H, w->wgu + r->F * ldh, ldh);
+        convert(&lw->w_gate, sh.inter0, r->F, H, w->wgu, ldh);
+        convert(&lw->w_up, sh.inter0, r->F, H, w->wgu + r->F * ldh, ldh);
         w->wdown = take(&cur, H * r->ld_i);
-        convert(&lw->w_down, 0, H, r->F, w->wdown, r->ld_i);
+        convert_cols(&lw->w_down, 0, H, sh.inter0, r->F, w->wdown, r->ld_i);
     }
     cur = r->kvmem;
     r->kcache = take(&cur, (int64_t)r->n_layers * opts->n_slots * r->KV);
@@ -725,6 +827,10 @@ SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts, SglRu
     r->scratch_len = rounded(CPU_ATTN_SCRATCH(r->n_heads, r->KV)) / 4;
     r->scratch = take(&cur, r->scratch_len * r->base.opts.n_threads);
     r->tok_seq = take(&cur, T);
+    if (r->comm) {
+        r->lg_local = take(&cur, TP_LOGIT_ROWS * r->vocab_block);
+        r->lg_all = take(&cur, TP_LOGIT_ROWS * r->vocab_block * r->tp_size);
+    }
     /* OpenBLAS keeps a process-wide thread count. The runner splits work
      * over its own threads, so OpenBLAS runs single-threaded inside each:
      * results and timings stay deterministic. */
