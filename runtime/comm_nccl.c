@@ -86,10 +86,11 @@ SglStatus sgl_comm_nccl_unique_id(uint8_t id[SGL_NCCL_ID_BYTES], SglErr *err)
 SglStatus sgl_comm_nccl_new(const uint8_t id[SGL_NCCL_ID_BYTES], int size, int rank0, int n_local,
                             const int *devices, SglComm **out, SglErr *err)
 {
+    if (out)
+        for (int i = 0; i < n_local; i++) out[i] = NULL;
     if (!id || !devices || !out || size < 1 || n_local < 1 || rank0 < 0 || rank0 > size - n_local)
         return sgl_err(err, SGL_E_INVAL, "nccl: bad group (size %d, first rank %d, %d local ranks)",
                        size, rank0, n_local);
-    for (int i = 0; i < n_local; i++) out[i] = NULL;
     /* NVLink multicast (NVLS) stays off on shared hosts unless the user set it */
     setenv("NCCL_NVLS_ENABLE", "0", 0);
     ncclUniqueId u;
@@ -166,9 +167,10 @@ SglStatus sgl_comm_nccl_new(const uint8_t id[SGL_NCCL_ID_BYTES], int size, int r
 SglStatus sgl_comm_nccl_new_local(int n, const int *devices, SglComm **out, SglErr *err)
 {
     uint8_t id[SGL_NCCL_ID_BYTES];
+    if (out)
+        for (int i = 0; i < n; i++) out[i] = NULL;
     if (n < 1 || !devices || !out)
         return sgl_err(err, SGL_E_INVAL, "nccl: a local group needs at least one device");
-    for (int i = 0; i < n; i++) out[i] = NULL;
     SglStatus st = sgl_comm_nccl_unique_id(id, err);
     if (st != SGL_OK) return st;
     return sgl_comm_nccl_new(id, n, 0, n, devices, out, err);

@@ -36,7 +36,8 @@ SglStatus sgl_comm_nccl_unique_id(uint8_t id[SGL_NCCL_ID_BYTES], SglErr *err);
  * ncclGroupStart/End, so one thread may create several). Blocks until every
  * rank of the group has joined. On success, ownership of out[0..n_local)
  * passes to the caller (sgl_comm_free each, after every user is done);
- * on failure out[] is all NULL. Leaves the current device as it found it.
+ * on failure out[0..n_local) is all NULL. Leaves the current device as it
+ * found it.
  *   SGL_E_INVAL       size < 1, rank0/n_local out of range, NULL args.
  *   SGL_E_DEVICE      a CUDA or NCCL call failed (err: call and NCCL message).
  *   SGL_E_NOMEM       no host memory.
