@@ -12,7 +12,8 @@
 #      from transformers, tp=2 (two threads; two processes joined by
 #      --nnodes/--node-rank/--dist-init-addr) equals tp=1; dummy weights too
 #   4. Llama-3-8B-shaped dummy model: decode steps at batch 1 and 64 (1k
-#      context) at tp=1 and tp=2 (tp_forward --bench), HBM copy bandwidth
+#      context) and a prefill of 8 x 1024 tokens at tp=1 and tp=2
+#      (tp_forward --bench), HBM copy bandwidth
 #   5. Llama-3-70B-shaped dummy model (hidden 8192, intermediate 28672, 80
 #      layers, 64 heads, 8 KV heads, vocab 128256) at tp=2: batch-1 decode and
 #      batch-64 step (1k context) against the roofline: the bytes each step
@@ -88,7 +89,7 @@ sed 's/"hidden_size": 4096/"hidden_size": 8192/; s/"intermediate_size": 14336/"i
 
 bench() { # NAME TP MODEL: tp_forward --bench, JSON in OUT_DIR/bench_NAME.json
     timeout "$(limit "$4")" "$build/tests/gpu/tp_forward" --bench --membw --dummy --model "$3" --tp "$2" \
-        --batches 1,64 --ctx 1024 --bench-steps 30 > "$out/bench_$1.json" 2> "$out/logs/bench_$1.log"
+        --batches 1,64 --ctx 1024 --bench-steps 30 --prefill 8x1024 > "$out/bench_$1.json" 2> "$out/logs/bench_$1.log"
     local rc=$?
     echo "$1: $(cat "$out/bench_$1.json")"
     tail -n 3 "$out/logs/bench_$1.log"
@@ -170,6 +171,11 @@ print("%-10s %3s %5s %5s %9s %12s %8s %10s" % ("run", "tp", "batch", "ctx", "ste
 for x in rows:
     print("%-10s %3d %5d %5d %9.3f %12.3f %7.1f%% %10.0f" % (x["run"], x["tp"], x["batch"], x["ctx"], x["step_ms"],
           x["roofline_ms"], 100 * x["of_roofline"], x["membw_gbs_per_gpu"]))
+for name, r in res.items():
+    if name.startswith("bench_") and "prefill" in r:
+        pf = r["prefill"]
+        print("%s prefill %dx%d: %.1f ms, %.0f tok/s" % (name[6:], pf["seqs"], pf["len"], pf["ms"],
+                                                        pf["tokens"] / pf["ms"] * 1e3))
 by = {(x["run"], x["batch"]): x["step_ms"] for x in rows}
 for b in (1, 64):
     if ("8b_tp1", b) in by and ("8b_tp2", b) in by:

@@ -4,6 +4,7 @@
  *   tp_forward --model DIR [--dummy] [--tp N] [--nnodes K --node-rank R --dist-init-addr H:P]
  *              [--prompt-ids 1,2,3 --steps S --batch B]        greedy run, JSON with logits
  *              [--bench --ctx C --batches 1,64 --bench-steps K] decode-step timing
+ *              [--prefill SEQSxLEN]                            with --bench: one prefill timed
  *              [--membw]                                      HBM copy bandwidth per local GPU
  *
  * Every local rank runs the same program on its own thread (the runners meet
@@ -18,7 +19,8 @@
  * same ids), "init_ms", "decode_ms"}; with --bench, "bench": [{"batch", "ctx",
  * "step_ms"}] (decode steps of batch sequences whose KV holds ctx tokens: the
  * slots are assigned, their content is whatever the pool holds, which costs
- * the same reads); with --membw, "membw_gbs": [per local device].
+ * the same reads); --prefill 8x1024 adds "prefill": {"tokens", "ms"} (the
+ * second of two identical prefills); with --membw, "membw_gbs": [per local device].
  * Multi-node: node 0 and the others each run this with their --node-rank; node
  * 0 makes the NCCL id and sends it over the tcp bootstrap (runtime/comm_host.h).
  * Exit 0 on success, 1 on error, 77 when no GPU (or too few for tp).
@@ -45,7 +47,7 @@
 typedef struct {
     /* shared, read-only */
     const SglModel *m;
-    int P, S, B, bench, ctx, bench_steps, n_batches;
+    int P, S, B, bench, ctx, bench_steps, n_batches, pf_seqs, pf_len;
     int batches[8];
     const int32_t *prompt;
     /* per rank */
@@ -55,7 +57,7 @@ typedef struct {
     double init_ms, decode_ms;
     float *logits0, *last_logits, *margins;   /* (V), (V), (S+1) */
     int32_t *greedy, *batched;                /* (S+1), (B*S) */
-    double bench_ms[8];
+    double bench_ms[8], prefill_ms;
     char err[600];
 } Rank;
 
@@ -109,19 +111,23 @@ static void *run_rank(void *arg)
     Arr a = {0};
     float *logits = NULL;
     int len_cap = P + S + 1, maxb = B;
+    int64_t max_tokens = (int64_t)B * (P + 1);
     if (k->bench) {
         len_cap = k->ctx + k->bench_steps + 8;
+        if (k->pf_len > len_cap) len_cap = k->pf_len;
+        maxb = k->pf_seqs;
         for (int i = 0; i < k->n_batches; i++) maxb = k->batches[i] > maxb ? k->batches[i] : maxb;
+        max_tokens = (int64_t)k->pf_seqs * k->pf_len > maxb ? (int64_t)k->pf_seqs * k->pf_len : maxb;
     }
     int64_t cap_tokens = (int64_t)maxb * len_cap;
     k->status = 1;
-    a.tokens = malloc(sizeof(int32_t) * (size_t)(k->bench ? maxb : B * (P + 1)));
-    a.positions = malloc(sizeof(int32_t) * (size_t)(k->bench ? maxb : B * (P + 1)));
+    a.tokens = malloc(sizeof(int32_t) * (size_t)max_tokens);
+    a.positions = malloc(sizeof(int32_t) * (size_t)max_tokens);
     a.slots = malloc(sizeof(int32_t) * (size_t)cap_tokens);
     logits = malloc(sizeof(float) * (size_t)V * (size_t)(B > 0 ? B : 1));
     if (!a.tokens || !a.positions || !a.slots || !logits) FAIL("out of host memory");
     k->opts.n_slots = cap_tokens;
-    k->opts.max_batch_tokens = k->bench ? maxb : B * P > P + S ? B * P : P + S;
+    k->opts.max_batch_tokens = k->bench ? (int32_t)max_tokens : B * P > P + S ? B * P : P + S;
     k->opts.max_seqs = maxb;
     k->opts.graph_max_bs = maxb;
     double t0 = now_ms();
@@ -135,6 +141,24 @@ static void *run_rank(void *arg)
     int kv[MAX_B], nn[MAX_B];
 
     if (k->bench) {
+        if (k->pf_len > 0) {
+            uint32_t x = 999;
+            for (int s = 0; s < k->pf_seqs; s++) kv[s] = nn[s] = k->pf_len;
+            for (int64_t t = 0; t < (int64_t)k->pf_seqs * k->pf_len; t++) {
+                x = x * 1664525u + 1013904223u;
+                a.tokens[t] = (int32_t)(x % (uint32_t)V);
+            }
+            layout(&a, k->pf_seqs, kv, nn, len_cap);
+            int nt = k->pf_seqs * k->pf_len;
+            SglBatch b = {k->pf_seqs, nt, a.tokens, a.positions, a.seq_off, a.kv_len, a.slot_off, a.slots,
+                          k->pf_seqs, a.rows};
+            for (int rep = 0; rep < 2; rep++) {
+                double tp0 = now_ms();
+                if ((st = k->r->ops->forward_sample(k->r, &b, rows, NULL, ids, NULL, &err)))
+                    FAIL("bench prefill: %s: %s", sgl_status_str(st), err.msg);
+                k->prefill_ms = now_ms() - tp0;
+            }
+        }
         for (int bi = 0; bi < k->n_batches; bi++) {
             int nb = k->batches[bi];
             uint32_t x = 12345;
@@ -282,7 +306,7 @@ int main(int argc, char **argv)
 {
     const char *dir = NULL, *ids_arg = NULL, *addr = NULL, *batches = "1,64";
     int tp = 1, nnodes = 1, node_rank = 0, S = 16, B = 4, dummy = 0, bench = 0, ctx = 1024, bsteps = 20;
-    int do_membw = 0;
+    int do_membw = 0, pf_seqs = 0, pf_len = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dummy")) dummy = 1;
         else if (!strcmp(argv[i], "--bench")) bench = 1;
@@ -298,6 +322,10 @@ int main(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(argv[i], "--ctx")) ctx = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--batches")) batches = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--bench-steps")) bsteps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--prefill") &&
+                 sscanf(argv[i + 1], "%dx%d", &pf_seqs, &pf_len) == 2 && pf_seqs >= 1 && pf_seqs <= MAX_B &&
+                 pf_len >= 1 && (int64_t)pf_seqs * pf_len <= 65536)
+            i++;
         else {
             fprintf(stderr, "tp_forward: unknown or incomplete argument %s (see the file comment)\n", argv[i]);
             return 2;
@@ -357,6 +385,7 @@ int main(int argc, char **argv)
         Rank *k = &ranks[i];
         k->m = m;
         k->P = P, k->S = S, k->B = B, k->bench = bench, k->ctx = ctx, k->bench_steps = bsteps;
+        k->pf_seqs = pf_seqs, k->pf_len = pf_len;
         k->n_batches = parse_list(batches, k->batches, 8);
         for (int j = 0; j < k->n_batches; j++)
             if (k->batches[j] < 1 || k->batches[j] > MAX_B) k->batches[j] = 1;
@@ -404,6 +433,9 @@ int main(int argc, char **argv)
             printf("%s{\"batch\": %d, \"ctx\": %d, \"step_ms\": %.4f}", j ? ", " : "", k->batches[j], ctx,
                    k->bench_ms[j]);
         printf("]");
+        if (pf_len > 0)
+            printf(", \"prefill\": {\"seqs\": %d, \"len\": %d, \"tokens\": %d, \"ms\": %.3f}", pf_seqs, pf_len,
+                   pf_seqs * pf_len, k->prefill_ms);
     } else {
         printf(", \"decode_ms\": %.4f", k->decode_ms);
         print_ids("greedy_ids", k->greedy, S + 1);
