@@ -7,7 +7,8 @@
 # -Dcuda=enabled and built elsewhere (no meson needed here). Steps, each
 # under a time limit inside a budget of SGL_GPU_BUDGET_S seconds (default 400):
 #   1. the machine: GPUs, NVLink topology (nvidia-smi topo -m)
-#   2. kernel test test_k_embedding_range (the vocab-parallel embedding)
+#   2. kernel test test_k_embedding_range (the vocab-parallel embedding) and
+#      test_comm_nccl (a one-rank NCCL group on a stream)
 #   3. check_tp.py: random-weight Llama (GQA) and Qwen2 (biases) checkpoints
 #      from transformers, tp=2 (two threads; two processes joined by
 #      --nnodes/--node-rank/--dist-init-addr) equals tp=1; dummy weights too
@@ -63,6 +64,12 @@ timeout "$(limit 60)" "$t" > "$out/logs/test_k_embedding_range.log" 2>&1
 rc=$?
 tail -n 2 "$out/logs/test_k_embedding_range.log"
 record test_k_embedding_range "$rc"
+if [ -x "$build/tests/test_comm_nccl" ]; then # CMocka (libcmocka may ride in BUILD_DIR/lib)
+    timeout "$(limit 60)" "$build/tests/test_comm_nccl" > "$out/logs/test_comm_nccl.log" 2>&1
+    rc=$?
+    tail -n 2 "$out/logs/test_comm_nccl.log"
+    record test_comm_nccl "$rc"
+fi
 
 timeout "$(limit 200)" python3 tests/gpu/check_tp.py "$build/tests/gpu/tp_forward" "$out/check" \
     > "$out/logs/check_tp.log" 2>&1
