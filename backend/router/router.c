@@ -11,7 +11,8 @@
  * else is read whole (bounded) and answered with the worker's status and
  * content type. A worker that fails before sending a status line is marked
  * down and the request tries one other worker; after that, 502 (or 504 on a
- * timeout) with a JSON error. The health thread probes every worker's
+ * timeout) with a JSON error. Answers that come from a worker name it in an
+ * X-Sglc-Worker header. The health thread probes every worker's
  * /health each interval and flips workers up and down.
  */
 #include <arpa/inet.h>
@@ -118,8 +119,10 @@ static void count_status(Router *r, int status)
         atomic_fetch_add(&r->errors_4xx, 1);
 }
 
-/* Answers with buf (ownership passes to libmicrohttpd). */
-static void send_buf(Call *c, int status, const char *ctype, char *buf, size_t len)
+/* Answers with buf (ownership passes to libmicrohttpd); worker, when not
+ * NULL, is named in an X-Sglc-Worker header. */
+static void send_buf_from(Call *c, int status, const char *ctype, char *buf, size_t len,
+                          const char *worker)
 {
     if (c->answered) {
         free(buf);
@@ -135,8 +138,15 @@ static void send_buf(Call *c, int status, const char *ctype, char *buf, size_t l
         return;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (worker)
+        MHD_add_response_header(resp, "X-Sglc-Worker", worker);
     MHD_queue_response(c->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
+}
+
+static void send_buf(Call *c, int status, const char *ctype, char *buf, size_t len)
+{
+    send_buf_from(c, status, ctype, buf, len, NULL);
 }
 
 static void send_json(Call *c, int status, json_t *obj)
@@ -476,6 +486,7 @@ static void forward(Call *c, bool routed, const char *text, size_t text_len)
             }
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, x->ctype);
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+            MHD_add_response_header(resp, "X-Sglc-Worker", r->w[w].url);
             c->answered = true;
             MHD_queue_response(c->conn, 200, resp);
             MHD_destroy_response(resp);
@@ -502,7 +513,7 @@ static void forward(Call *c, bool routed, const char *text, size_t text_len)
             char *b = x->out.buf;
             size_t n = x->out.len;
             x->out.buf = NULL;
-            send_buf(c, (int)x->status, ctype, b, n);
+            send_buf_from(c, (int)x->status, ctype, b, n, r->w[w].url);
         }
         proxy_free(x);
         return;
