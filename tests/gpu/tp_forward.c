@@ -8,7 +8,8 @@
  *              [--membw]                                      HBM copy bandwidth per local GPU
  *
  * Every local rank runs the same program on its own thread (the runners meet
- * in their collectives): (1) the prompt as one prefill, then S greedy steps
+ * in their collectives): (1) the prompt's first half as one prefill, the
+ * rest as an extend over the cached half, then S greedy steps
  * (argmax on the host of the whole logits row every rank gets back); (2) B
  * sequences (the prompt and B-1 random ones) prefilled in one batch, then S
  * greedy batched decode steps through forward_sample (device greedy; CUDA
@@ -187,11 +188,19 @@ static void *run_rank(void *arg)
     {
         int32_t seq[MAX_P + 4096];
         memcpy(seq, k->prompt, sizeof(int32_t) * (size_t)P);
-        int n = P;
-        kv[0] = P, nn[0] = P;
-        memcpy(a.tokens, seq, sizeof(int32_t) * (size_t)P);
+        int n = P, c = P / 2;
+        if (c > 0) { /* first half without logits, then the rest over the cached half (extend) */
+            kv[0] = c, nn[0] = c;
+            memcpy(a.tokens, seq, sizeof(int32_t) * (size_t)c);
+            layout(&a, 1, kv, nn, len_cap);
+            SglBatch h = {1, c, a.tokens, a.positions, a.seq_off, a.kv_len, a.slot_off, a.slots, 0, a.rows};
+            if ((st = sgl_runner_forward(k->r, &h, NULL, &err)))
+                FAIL("prefill (first half): %s: %s", sgl_status_str(st), err.msg);
+        }
+        kv[0] = P, nn[0] = P - c;
+        memcpy(a.tokens, seq + c, sizeof(int32_t) * (size_t)(P - c));
         layout(&a, 1, kv, nn, len_cap);
-        SglBatch b = {1, P, a.tokens, a.positions, a.seq_off, a.kv_len, a.slot_off, a.slots, 1, a.rows};
+        SglBatch b = {1, P - c, a.tokens, a.positions, a.seq_off, a.kv_len, a.slot_off, a.slots, 1, a.rows};
         if ((st = sgl_runner_forward(k->r, &b, logits, &err)))
             FAIL("prefill: %s: %s", sgl_status_str(st), err.msg);
         memcpy(k->logits0, logits, sizeof(float) * (size_t)V);
