@@ -22,7 +22,9 @@
  * With --json-schema/--regex every request is constrained (one token mask per
  * step from runtime/tokmask); a request then also ends when its output is
  * complete, so only the loop-period figure compares with an unconstrained
- * run (the per-token event lines are left out). --dump writes each output of
+ * run (the per-token event lines are left out); prefill then ends at each
+ * request's first sampled token (jump-forward text comes without a forward
+ * pass) and the total at the last request's final event. --dump writes each output of
  * the last run as a JSON line. A warmup run with the same shapes (4 new
  * tokens) comes first. Exit 0 ok, 1 model/engine error, 2 usage.
  */
@@ -63,6 +65,8 @@ static void help(FILE *f)
             "                           request\n"
             "  --keep-cache             keep the prefix cache after the warmup and between\n"
             "                           runs (warm: shared prefixes hit); default cold\n"
+            "  --profile                time the engine's step phases (schedule, build, launch,\n"
+            "                           wait, postprocess, emit) and print the mean per step\n"
             CLI_CONSTRAINT_HELP
             "                           (every request of the batch; it may end early once\n"
             "                           its output is complete)\n"
@@ -127,6 +131,7 @@ typedef struct {
     int32_t i;                     /* request index in the batch */
     int32_t n;                     /* tokens seen */
     int32_t completion;            /* FINAL: completion tokens */
+    double t_final;                /* FINAL: wall time */
     SglFinishKind finish;
     bool keep_text;                /* --dump: copy the output text at FINAL */
     char *text;                    /* FINAL: output text, malloc'd (NULL without memory) */
@@ -140,12 +145,15 @@ static void on_event(void *user, const SglEvent *ev)
     Run *r = sl->run;
     size_t i = (size_t)sl->i;
     if (ev->kind == SGL_EV_TOKEN) {
-        if (sl->n < r->out_len) {
+        /* constrained: jump-forward appends forced tokens before and between
+         * forward passes; only sampled ones time the steps */
+        if (sl->n < r->out_len && !(r->constrained && ev->forced)) {
             r->c[i * (size_t)r->out_len + (size_t)sl->n] = cpu_s();
             r->t[i * (size_t)r->out_len + (size_t)sl->n++] = now_s();
         }
         return;
     }
+    sl->t_final = now_s();
     sl->completion = ev->completion_tokens;
     sl->finish = ev->finish;
     if (sl->keep_text && (sl->text = malloc(ev->output_text_len + 1))) {
@@ -340,7 +348,7 @@ static int one_batch(int argc, char **argv)
     const char *model = NULL, *fmt = NULL, *regex = NULL, *schema = NULL, *dump = NULL, *json_path = NULL;
     long B = 1, I = 256, O = 32, runs = 1, max_total = 0, page = 1, threads = 0, seed = 42, shared = 0;
     CliDevice dev = {0};
-    bool keep_cache = false, no_jump = false;
+    bool keep_cache = false, no_jump = false, profile = false;
     args_init(&a, argc, argv);
     a.cmd = "bench one-batch";
     while (args_more(&a)) {
@@ -352,6 +360,8 @@ static int one_batch(int argc, char **argv)
             keep_cache = true;
         else if (args_flag(&a, "--no-jump-forward"))
             no_jump = true;
+        else if (args_flag(&a, "--profile"))
+            profile = true;
         else if (args_long(&a, "--batch-size", 1, 4096, &B) || args_long(&a, "--input-len", 1, 1 << 20, &I) ||
                  args_long(&a, "--output-len", 1, 1 << 20, &O) || args_long(&a, "--runs", 1, 1000, &runs) ||
                  args_long(&a, "--max-total-tokens", 0, 1 << 30, &max_total) ||
@@ -388,6 +398,7 @@ static int one_batch(int argc, char **argv)
     eo.sched.max_prefill_tokens = (int32_t)(B * I);
     eo.sched.max_queued_requests = (int32_t)B;
     eo.sched.disable_jump_forward = no_jump;
+    eo.sched.profile = profile;
     if (cli_device_apply(&a, &dev, &eo))
         return 2;
     int32_t S = (int32_t)(shared < I ? shared : I);
@@ -422,6 +433,10 @@ static int one_batch(int argc, char **argv)
         fprintf(stderr, "sglc bench: out of memory\n");
         goto out;
     }
+    if (eo.node_rank > 0) {   /* a worker host of --nnodes */
+        rc = cli_tp_worker("bench", &eo);
+        goto out;
+    }
     eo.sched.on_step = on_step;
     eo.sched.on_step_user = &log;
     if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {
@@ -442,6 +457,7 @@ static int one_batch(int argc, char **argv)
     if (!keep_cache)
         sgl_engine_flush_cache(e);
     printf("Benchmark ...\n");
+    SglEngineStats prof0 = sgl_engine_stats(e); /* --profile: the timed runs only */
     for (long run = 0; run < runs; run++) {
         log.n = 0;
         if (run_batch(e, (int32_t)B, (int32_t)I, S, (int32_t)O, &rng, &bo, &r, slots, &t0) != 0)
@@ -466,7 +482,13 @@ static int one_batch(int argc, char **argv)
         for (int32_t k = 0; k < O; k++)
             if (last[k] - t0 > total)
                 total = last[k] - t0;
-        printf("Prefill. latency: %6.5f s, throughput: %9.2f token/s\n", prefill, (double)(B * I) / prefill);
+        for (int32_t i = 0; dfa && i < B; i++) /* forced text may come last */
+            if (slots[i].t_final - t0 > total)
+                total = slots[i].t_final - t0;
+        if (last[0] > 0.0)
+            printf("Prefill. latency: %6.5f s, throughput: %9.2f token/s\n", prefill, (double)(B * I) / prefill);
+        else /* constrained: every token was forced */
+            prefill = 0.0;
         if (!dfa) {
             for (int32_t k = O - 1; k >= 1; k--)
                 last[k] -= last[k - 1];
@@ -522,6 +544,17 @@ static int one_batch(int argc, char **argv)
     printf("Engine. steps: %lld, forward tokens: %lld, generated: %lld, retractions: %lld, jump-forwards: %lld\n",
            (long long)st.steps, (long long)st.forward_tokens, (long long)st.generated_tokens,
            (long long)st.retractions, (long long)st.jump_forwards);
+    if (profile && st.profiled_steps > prof0.profiled_steps) {
+        double n = (double)(st.profiled_steps - prof0.profiled_steps), step = (st.step_us - prof0.step_us) / n;
+        double wait = (st.phase_us[SGL_PHASE_WAIT] - prof0.phase_us[SGL_PHASE_WAIT]) / n;
+        printf("Profile. steps: %.0f (overlapped: %lld), mean step: %.1f us; per step:", n,
+               (long long)(st.overlap_steps - prof0.overlap_steps), step);
+        for (int ph = 0; ph < SGL_PHASE_COUNT_; ph++)
+            printf(" %s %.1f us%s", sgl_phase_name((SglPhase)ph),
+                   (st.phase_us[ph] - prof0.phase_us[ph]) / n, ph + 1 < SGL_PHASE_COUNT_ ? "," : "\n");
+        printf("Profile. loop thread busy (not waiting on the runner): %.1f us = %.1f%% of the step\n",
+               step - wait, step > 0 ? 100.0 * (step - wait) / step : 0.0);
+    }
     if (dump && !dump_outputs(dump, slots, (int32_t)B))
         goto out;
     if (json_path && !write_json(json_path, jruns, B, I, O, S, regex ? "regex" : schema ? "json-schema" : NULL,
