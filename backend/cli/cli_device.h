@@ -6,6 +6,13 @@
  *                               weights and workspace); default 0.9
  *   --cuda-graph-max-bs N       cuda: decode batches up to N replay CUDA graphs
  *   --disable-cuda-graph        cuda: plain kernel launches every step
+ *   --tp N (--tp-size N)        tensor parallelism over N ranks (threads of
+ *                               this process; cuda: one GPU each, NCCL)
+ *   --nnodes N --node-rank R    N hosts; R = 0 runs the command, R > 0 serves
+ *   --dist-init-addr HOST:PORT  node 0's steps (cli_tp_worker) until it exits
+ *   --dist-timeout S            connect/collective wait limit (default 60)
+ *   --disable-overlap-schedule  every engine step synchronous (no CPU/device overlap)
+ *   --trace FILE                Chrome trace-event JSON of the engine's step phases
  *
  * Deliberately a header of small static functions: two commands use it and it
  * only maps words onto SglEngineOpts fields. Errors (a cuda request on a build
@@ -14,6 +21,7 @@
 #ifndef SGL_CLI_DEVICE_H
 #define SGL_CLI_DEVICE_H
 
+#include <stdio.h>
 #include <string.h>
 
 #include "backend/cli/cli.h"
@@ -25,13 +33,28 @@
     "  --mem-fraction-static F  cuda: KV pool share of the GPU memory left after the\n"   \
     "                           weights and workspace (default 0.9)\n"                    \
     "  --cuda-graph-max-bs N    cuda: decode batches up to N replay CUDA graphs (160)\n"  \
-    "  --disable-cuda-graph     cuda: no CUDA graphs\n"
+    "  --disable-cuda-graph     cuda: no CUDA graphs\n"                                   \
+    "  --tp N, --tp-size N      tensor parallelism over N ranks (cpu: threads; cuda:\n"   \
+    "                           one GPU each over NCCL)\n"                                \
+    "  --nnodes N               hosts of the tp group (N divides --tp)\n"                \
+    "  --node-rank R            this host: 0 runs the command, R > 0 only serves\n"      \
+    "                           node 0's forward passes until node 0 exits\n"           \
+    "  --dist-init-addr H:P     node 0's address (cpu ranks also use port P+1)\n"        \
+    "  --dist-timeout S         seconds to wait for hosts and collectives (60)\n"        \
+    "  --disable-overlap-schedule  run every step synchronously (default: the CPU\n"    \
+    "                           work of step N+1 overlaps step N on the device)\n"      \
+    "  --trace FILE             write the engine's step phases as Chrome trace-event\n" \
+    "                           JSON (open in Perfetto); also $SGL_TRACE=FILE\n"
 
 typedef struct {
     const char *device;
     double mem_fraction;
     long graph_max_bs;
     bool no_graph;
+    long tp, nnodes, node_rank, dist_timeout_s;
+    const char *dist_addr;
+    bool no_overlap;
+    const char *trace;
 } CliDevice;
 
 /* Consumes one device flag at the cursor; false when the word is not one. */
@@ -41,9 +64,19 @@ static inline bool cli_device_arg(SglArgs *a, CliDevice *d)
         d->no_graph = true;
         return true;
     }
+    if (args_flag(a, "--disable-overlap-schedule")) {
+        d->no_overlap = true;
+        return true;
+    }
+    if (args_str(a, "--trace", &d->trace))
+        return true;
     return args_str(a, "--device", &d->device) ||
            args_double(a, "--mem-fraction-static", 1e-3, 1.0, &d->mem_fraction) ||
-           args_long(a, "--cuda-graph-max-bs", 1, 4096, &d->graph_max_bs);
+           args_long(a, "--cuda-graph-max-bs", 1, 4096, &d->graph_max_bs) ||
+           args_long(a, "--tp", 1, 4096, &d->tp) || args_long(a, "--tp-size", 1, 4096, &d->tp) ||
+           args_long(a, "--nnodes", 1, 4096, &d->nnodes) || args_long(a, "--node-rank", 0, 4095, &d->node_rank) ||
+           args_str(a, "--dist-init-addr", &d->dist_addr) ||
+           args_long(a, "--dist-timeout", 1, 86400, &d->dist_timeout_s);
 }
 
 /* Copies the flags into eo; prints a usage error and returns 2 for a bad
@@ -61,6 +94,34 @@ static inline int cli_device_apply(SglArgs *a, const CliDevice *d, SglEngineOpts
     eo->mem_fraction_static = d->mem_fraction;
     eo->cuda_graph_max_bs = (int32_t)d->graph_max_bs;
     eo->disable_cuda_graph = d->no_graph;
+    eo->sched.disable_overlap_schedule = d->no_overlap;
+    eo->trace_path = d->trace;
+    long nn = d->nnodes > 0 ? d->nnodes : 1;
+    if (d->node_rank >= nn)
+        return args_usage_error(a, "--node-rank %ld must be below --nnodes %ld", d->node_rank, nn);
+    if (nn > 1 && !d->dist_addr)
+        return args_usage_error(a, "--nnodes %ld needs --dist-init-addr HOST:PORT (node 0's address)", nn);
+    eo->tp_size = (int)d->tp;
+    eo->nnodes = (int)nn;
+    eo->node_rank = (int)d->node_rank;
+    eo->dist_init_addr = d->dist_addr;
+    eo->dist_timeout_ms = (int)(d->dist_timeout_s * 1000);
+    return 0;
+}
+
+/* A host with --node-rank > 0 does not run the command: it serves node 0's
+ * forward passes on its tensor-parallel ranks until node 0 exits. Prints
+ * one line saying so; returns the exit status (0 when node 0 closed it). */
+static inline int cli_tp_worker(const char *cmd, const SglEngineOpts *eo)
+{
+    fprintf(stderr, "sglc %s: node %d of %d: serving tp ranks %d..%d for node 0 at %s\n", cmd, eo->node_rank,
+            eo->nnodes, eo->node_rank * (eo->tp_size > 0 ? eo->tp_size : 1) / eo->nnodes,
+            (eo->node_rank + 1) * (eo->tp_size > 0 ? eo->tp_size : 1) / eo->nnodes - 1, eo->dist_init_addr);
+    SglErr err = {{0}};
+    if (sgl_engine_run_worker(eo, &err) != SGL_OK) {
+        fprintf(stderr, "sglc %s: node %d: %s\n", cmd, eo->node_rank, err.msg);
+        return 1;
+    }
     return 0;
 }
 

@@ -625,6 +625,8 @@ int cmd_bench_offline(int argc, char **argv)
         eo.sched.max_queued_requests = (int32_t)n_req;
     if (cli_device_apply(&a, &dev, &eo))
         return 2;
+    if (eo.node_rank > 0)   /* a worker host of --nnodes */
+        return cli_tp_worker("bench offline", &eo);
     const char *device = dev.device ? dev.device : "cpu";
 
     SglEngine *e = NULL;

@@ -221,6 +221,10 @@ int cmd_generate(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (eo.node_rank > 0) {   /* a worker host of --nnodes */
+        rc = cli_tp_worker("generate", &eo);
+        goto out;
+    }
     if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {
         fprintf(stderr, "sglc generate: %s\n", err.msg);
         goto out;
