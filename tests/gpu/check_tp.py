@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """check_tp.py -- tensor parallelism (tp=2 over NCCL) equals tp=1, on 2 GPUs.
 
-usage: check_tp.py TP_FORWARD OUT_DIR [--steps N] [--port P]
+usage: check_tp.py TP_FORWARD OUT_DIR [--steps N] [--port P] [--sglc SGLC --tokenizer DIR]
 
 Builds small random-weight models with transformers (fixed seeds) and saves
 each with save_pretrained(safe_serialization=True) under OUT_DIR/models/:
@@ -26,12 +26,19 @@ Checks, per model and tp=2 run, against tp1:
     two-process run equals node 0;
   - for the checkpoints, tp1 and tp2 both within the bf16 tolerance of
     transformers in fp32 (the same bound as check_transformers.py).
+With --sglc (and a tokenizer.json directory, copied into each checkpoint:
+the runs feed token ids), the same through the engine: `sglc generate
+--device cuda --temperature 0 --json --top-logprobs 1` at --tp 1, --tp 2 and
+as two processes (--nnodes 2 --node-rank 0/1 --dist-init-addr); tp=2 output
+ids equal tp=1's (up to tp_forward's near-tie step, if any) and each token's
+log-prob within max(0.01, 2 x the logits' max abs diff measured above).
 Writes OUT_DIR/check_tp.json; prints one line per run; exit 0 when all pass,
 1 otherwise, 77 when torch/transformers are missing or fewer than 2 GPUs.
 """
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 import traceback
@@ -164,6 +171,72 @@ def compare(torch, ref, got):
                 "decode_ms": got["decode_ms"]}, note
 
 
+def run_cli(sglc, path, prompt, steps, tp, two_proc=False, port=29600, timeout=180):
+    """sglc generate through the engine; (json of node 0, error text or None)."""
+    base = [sglc, "generate", "--device", "cuda", "--model", path, "--input-ids",
+            ",".join(map(str, prompt)), "--max-tokens", str(steps), "--temperature", "0",
+            "--ignore-eos", "--json", "--top-logprobs", "1", "--max-total-tokens", "16384",
+            "--tp", str(tp)]
+    env = dict(os.environ, NCCL_NVLS_ENABLE="0")
+    if not two_proc:
+        p = subprocess.run(base, capture_output=True, text=True, timeout=timeout, env=env)
+        if p.returncode != 0:
+            return None, "exit %d: %s" % (p.returncode, p.stderr.strip()[-2000:])
+        return json.loads(p.stdout), None
+    procs = []
+    for rank in (0, 1):
+        e = dict(env, CUDA_VISIBLE_DEVICES=str(rank))
+        cmd = base + ["--nnodes", "2", "--node-rank", str(rank), "--dist-init-addr", "127.0.0.1:%d" % port]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e))
+    outs = []
+    for p in procs:
+        try:
+            o, e = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            return None, "two-process sglc generate timed out"
+        outs.append((p.returncode, o, e))
+    if any(rc != 0 for rc, _, _ in outs):
+        return None, "; ".join("node %d exit %d: %s" % (i, rc, e.strip()[-1500:])
+                               for i, (rc, _, e) in enumerate(outs))
+    return json.loads(outs[0][1]), None
+
+
+def check_cli(sglc, tokdir, path, prompt, steps, port, name, tp_meas, results):
+    """The engine at tp 1 / 2 / two processes; tp_meas: tp_forward's tp2 comparison."""
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(tokdir, f)):
+            shutil.copy(os.path.join(tokdir, f), path)
+    upto = tp_meas.get("first_divergence") if tp_meas else None
+    lp_tol = max(0.01, 2 * (tp_meas or {}).get("max_abs", 0.0))
+    ref = None
+    for label, kw in (("cli_tp1", dict(tp=1)), ("cli_tp2", dict(tp=2)),
+                      ("cli_2proc", dict(tp=2, two_proc=True, port=port))):
+        r, e = run_cli(sglc, path, prompt, steps, **kw)
+        res = {"model": name, "run": label, "ok": e is None}
+        if e:
+            res["error"] = e
+            print("%s %s: FAIL: %s" % (name, label, e))
+            results.append(res)
+            continue
+        ids, lps = r["output_ids"], r["meta_info"]["output_token_logprobs"]
+        res["output_ids"] = ids
+        if ref is None:
+            ref = (ids, lps)
+            print("%s %s: ok: %d tokens (reference)" % (name, label, len(ids)))
+            results.append(res)
+            continue
+        n = len(ids) if upto is None else min(upto, len(ids))
+        same = ids[:n] == ref[0][:n] and len(ids) == len(ref[0])
+        lp_diff = max([abs(a - b) for a, b in zip(lps[:n], ref[1][:n])] or [0.0])
+        res.update(ids_equal_steps=n, ids_equal=same, logprob_max_abs=lp_diff, logprob_tol=lp_tol)
+        res["ok"] = same and lp_diff <= lp_tol
+        print("%s %s: %s: output ids %s for %d steps; log-probs max abs %.3g (tol %.3g)" % (
+            name, label, "ok" if res["ok"] else "FAIL", "equal" if same else "DIFFER", n, lp_diff, lp_tol))
+        results.append(res)
+
+
 def hf_first(torch, transformers, path, prompt):
     m = with_dtype(transformers.AutoModelForCausalLM.from_pretrained, path, dtype=torch.float32,
                    attn_implementation="eager").to("cuda").eval()
@@ -174,7 +247,7 @@ def hf_first(torch, transformers, path, prompt):
     return lg
 
 
-def check(torch, transformers, exe, out_dir, steps, port, k, name, cfg, dtype, plen, results):
+def check(torch, transformers, exe, out_dir, steps, port, k, name, cfg, dtype, plen, results, sglc, tokdir):
     path = build(torch, transformers, name, cfg, dtype, out_dir, 4321 + k)
     g = torch.Generator().manual_seed(7 + k)
     prompt = [1] + torch.randint(3, cfg.vocab_size, (plen - 1,), generator=g).tolist()
@@ -184,6 +257,7 @@ def check(torch, transformers, exe, out_dir, steps, port, k, name, cfg, dtype, p
     if k == 0:
         runs += [("dummy_tp1", dict(tp=1, dummy=True)), ("dummy_tp2", dict(tp=2, dummy=True))]
     out = {}
+    tp2_meas = None
     for label, kw in runs:
         r0, r1, e = run_tp(exe, path, prompt, steps, **kw)
         if e:
@@ -213,6 +287,8 @@ def check(torch, transformers, exe, out_dir, steps, port, k, name, cfg, dtype, p
             res["node1_equals_node0"] = same
             res["ok"] = res["ok"] and same
         res["greedy"] = note
+        if label == "tp2":
+            tp2_meas = res
         print("%s %s: %s: %s%s; %s; decode %.3f ms/step, init %.0f ms, comm %.0f ms" % (
             name, label, "ok" if res["ok"] else "FAIL",
             "vs tp1 logits max_abs %.4g (tol %.4g, cos %.7f); " % (res["max_abs"], res["tolerance"], res["cosine"])
@@ -221,6 +297,8 @@ def check(torch, transformers, exe, out_dir, steps, port, k, name, cfg, dtype, p
             if "hf_fp32_max_abs" in res else "dummy weights",
             note, r0["decode_ms"], r0["init_ms"], r0["comm_ms"]))
         results.append(res)
+    if sglc and tokdir:
+        check_cli(sglc, tokdir, path, prompt, steps, port + 50 + k, name, tp2_meas, results)
 
 
 def main():
@@ -231,6 +309,8 @@ def main():
     exe, out_dir = args[0], args[1]
     steps = int(args[args.index("--steps") + 1]) if "--steps" in args else 32
     port = int(args[args.index("--port") + 1]) if "--port" in args else 29517
+    sglc = args[args.index("--sglc") + 1] if "--sglc" in args else None
+    tokdir = args[args.index("--tokenizer") + 1] if "--tokenizer" in args else None
     try:
         import torch
         import transformers
@@ -245,7 +325,8 @@ def main():
     results = []
     for k, (name, cfg, dtype, plen) in enumerate(models(torch, transformers)):
         try:
-            check(torch, transformers, exe, out_dir, steps, port, k, name, cfg, dtype, plen, results)
+            check(torch, transformers, exe, out_dir, steps, port, k, name, cfg, dtype, plen, results,
+                  sglc, tokdir)
         except Exception:
             print("%s: FAIL: exception\n%s" % (name, traceback.format_exc()))
             results.append({"model": name, "ok": False, "error": traceback.format_exc()})

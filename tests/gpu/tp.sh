@@ -5,13 +5,15 @@
 #
 # Run from the repository root on the GPU machine, BUILD_DIR configured
 # -Dcuda=enabled and built elsewhere (no meson needed here). Steps, each
-# under a time limit inside a budget of SGL_GPU_BUDGET_S seconds (default 400):
+# under a time limit inside a budget of SGL_GPU_BUDGET_S seconds (default 405):
 #   1. the machine: GPUs, NVLink topology (nvidia-smi topo -m)
 #   2. kernel test test_k_embedding_range (the vocab-parallel embedding) and
 #      test_comm_nccl (a one-rank NCCL group on a stream)
 #   3. check_tp.py: random-weight Llama (GQA) and Qwen2 (biases) checkpoints
 #      from transformers, tp=2 (two threads; two processes joined by
-#      --nnodes/--node-rank/--dist-init-addr) equals tp=1; dummy weights too
+#      --nnodes/--node-rank/--dist-init-addr) equals tp=1; dummy weights too;
+#      the same through `sglc generate --tp` (stories260K tokenizer from
+#      BUILD_DIR/shared or ../shared)
 #   4. Llama-3-8B-shaped dummy model: decode steps at batch 1 and 64 (1k
 #      context) and a prefill of 8 x 1024 tokens at tp=1 and tp=2
 #      (tp_forward --bench), HBM copy bandwidth
@@ -36,7 +38,7 @@ export PYTHONUNBUFFERED=1
 summary=$out/summary.txt
 : > "$summary"
 failed=0
-BUDGET=${SGL_GPU_BUDGET_S:-400}
+BUDGET=${SGL_GPU_BUDGET_S:-405}
 start=$SECONDS
 limit() { local left=$((BUDGET - (SECONDS - start))); [ "$left" -lt 1 ] && left=1; [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
 record() { # NAME RC [timing]: one summary line (77 = skipped); timings never fail the run
@@ -71,8 +73,13 @@ if [ -x "$build/tests/test_comm_nccl" ]; then # CMocka (libcmocka may ride in BU
     record test_comm_nccl "$rc"
 fi
 
-timeout "$(limit 200)" python3 tests/gpu/check_tp.py "$build/tests/gpu/tp_forward" "$out/check" \
-    > "$out/logs/check_tp.log" 2>&1
+# a tokenizer for the engine runs (they feed token ids): stories260K's
+tok=""
+for d in "$build/shared/models/stories260K-hf" "$PWD/../shared/models/stories260K-hf"; do
+    [ -f "$d/tokenizer.json" ] && tok=$d && break
+done
+timeout "$(limit 260)" python3 tests/gpu/check_tp.py "$build/tests/gpu/tp_forward" "$out/check" \
+    ${tok:+--sglc "$build/sglc" --tokenizer "$tok"} > "$out/logs/check_tp.log" 2>&1
 rc=$?
 cat "$out/logs/check_tp.log"
 record "check_tp (tp2 == tp1)" "$rc"
@@ -108,10 +115,6 @@ bench 70b_tp2 2 "$cfg70" 150
 
 # the engine end to end, when the CLI has --tp (the stories260K tokenizer
 # stands in: the benchmark feeds token ids)
-tok=""
-for d in "$build/shared/models/stories260K-hf" "$PWD/../shared/models/stories260K-hf"; do
-    [ -f "$d/tokenizer.json" ] && tok=$d && break
-done
 if [ -n "$tok" ] && "$build/sglc" bench one-batch --help 2>&1 | grep -q -- '--tp'; then
     cp "$tok"/tokenizer.json "$tok"/tokenizer_config.json "$cfg8/"
     for tp in 1 2; do
