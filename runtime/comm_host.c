@@ -89,7 +89,13 @@ static void deadline_after(struct timespec *ts, int ms)
     }
 }
 
-/* Waits until every rank has arrived. A timeout aborts the group. */
+/* Loads a waiting rank makes before it sleeps: collectives come every few
+ * microseconds inside a forward pass, and a futex sleep/wake costs about as
+ * much. Plain loads (no PAUSE: see runner_cpu.c's SPIN_LIMIT on KVM). */
+#define BARRIER_SPIN 4096
+
+/* Waits until every rank has arrived. A timeout aborts the group. gen and
+ * aborted are written under mu (atomically, for the spinning readers). */
 static SglStatus barrier(ThreadsComm *tc, SglErr *err)
 {
     ThreadsGroup *g = tc->g;
@@ -104,14 +110,19 @@ static SglStatus barrier(ThreadsComm *tc, SglErr *err)
                      tc->base.rank);
     } else if (++g->arrived == g->size) {
         g->arrived = 0;
-        g->gen++;
+        __atomic_store_n(&g->gen, gen + 1, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&g->cv);
     } else {
+        pthread_mutex_unlock(&g->mu);
+        for (int spin = 0; spin < BARRIER_SPIN && __atomic_load_n(&g->gen, __ATOMIC_ACQUIRE) == gen &&
+                           !__atomic_load_n(&g->aborted, __ATOMIC_RELAXED); spin++)
+            __asm__ volatile("" ::: "memory");
+        pthread_mutex_lock(&g->mu);
         while (g->gen == gen && !g->aborted) {
             int rc = g->timeout_ms > 0 ? pthread_cond_timedwait(&g->cv, &g->mu, &dl)
                                        : pthread_cond_wait(&g->cv, &g->mu);
             if (rc == ETIMEDOUT && g->gen == gen) {
-                g->aborted = true;
+                __atomic_store_n(&g->aborted, true, __ATOMIC_RELAXED);
                 pthread_cond_broadcast(&g->cv);
                 st = sgl_err(err, SGL_E_IO, "comm threads: rank %d: timed out after %d ms waiting for "
                              "the other ranks", tc->base.rank, g->timeout_ms);
@@ -246,7 +257,7 @@ void sgl_comm_threads_abort(SglComm *c)
         return;
     ThreadsGroup *g = ((ThreadsComm *)c)->g;
     pthread_mutex_lock(&g->mu);
-    g->aborted = true;
+    __atomic_store_n(&g->aborted, true, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
 }
@@ -257,9 +268,9 @@ void sgl_comm_threads_reset(SglComm *c)
         return;
     ThreadsGroup *g = ((ThreadsComm *)c)->g;
     pthread_mutex_lock(&g->mu);
-    g->aborted = false;
+    __atomic_store_n(&g->aborted, false, __ATOMIC_RELAXED);
     g->arrived = 0;
-    g->gen++;
+    __atomic_store_n(&g->gen, g->gen + 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&g->mu);
 }
 
