@@ -17,17 +17,20 @@ trap 'rm -rf "$TMP"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
-# A free loopback port whose successor is free too (the CPU ranks use PORT+1).
+# A free loopback port whose successor is free too (the CPU ranks use PORT+1),
+# below the ephemeral range so no outgoing connection takes it meanwhile.
 free_port() {
     python3 - <<'EOF'
-import socket
+import random, socket
 while True:
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
+    p = random.randrange(20000, 32000)
     try:
-        b.bind(("127.0.0.1", p + 1)); b.close(); a.close(); print(p); break
+        for q in (p, p + 1):
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", q)); s.close()
+        print(p); break
     except OSError:
-        a.close(); b.close()
+        s.close()
 EOF
 }
 

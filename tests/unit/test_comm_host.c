@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/comm_host.h"
@@ -40,16 +41,27 @@ static uint16_t to_bf(float f)
     return (uint16_t)(u >> 16);
 }
 
-/* A free loopback port: bind port 0 and give it back. */
+/* A loopback port P with P + 1 also free (the CPU ranks' group), below the
+ * kernel's ephemeral range (32768..) so no outgoing connection takes it
+ * between this check and the listen. */
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+    for (;;) {
+        int p = 20000 + (int)(rand_r(&seed) % 12000), ok = 1;
+        for (int k = 0; k < 2 && ok; k++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(p + k)),
+                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+            close(fd);
+        }
+        if (ok)
+            return p;
+    }
 }
 
 typedef struct {
