@@ -19,6 +19,7 @@
 #include "backend/run_main.h"
 
 #include "backend/cli/cli.h"
+#include "backend/cli/cli_device.h"
 #include "backend/interp.h"
 
 #define MAX_ARGS 256
@@ -73,7 +74,8 @@ static void help(FILE *f, const SglRunMain *m)
             "  --stats                 with --json: add \"engine\" (the engine's counters and\n"
             "                          startup_to_first_step_ms: start to the first engine step,\n"
             "                          program_load_ms: compiling or loading the program)\n"
-            "  --step-log FILE         write one line per engine step: prefill_seqs decode_seqs tokens\n",
+            "  --step-log FILE         write one line per engine step: prefill_seqs decode_seqs tokens\n"
+            CLI_DEVICE_HELP,
             chat_template_names());
 }
 
@@ -479,6 +481,7 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
          stats = false, no_jump = false;
     SglExecOpts xo;
     sgl_exec_opts_default(&xo);
+    CliDevice dev = {0};
     double dv;
     args_init(&a, argc, argv);
     while (args_more(&a)) {
@@ -529,6 +532,8 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
         } else if (args_long(&a, "--parallel", 1, 4096, &parallel) ||
                    args_long(&a, "--threads", 0, 1024, &threads) ||
                    args_long(&a, "--max-total-tokens", 0, 1 << 30, &max_total))
+            ;
+        else if (cli_device_arg(&a, &dev))
             ;
         else if (args_positional(&a, &sv)) {
             if (file)
@@ -656,6 +661,14 @@ int sgl_run_main(const SglRunMain *m, int argc, char **argv)
         eo.sched.seed = (uint64_t)xo.seed;
     eo.sched.on_step = on_step;
     eo.sched.on_step_user = &slog;
+    if (cli_device_apply(&a, &dev, &eo)) {
+        rc = 2;
+        goto out;
+    }
+    if (eo.node_rank > 0) {   /* a worker host of --nnodes */
+        rc = cli_tp_worker(cmd, &eo);
+        goto out;
+    }
     SglErr err = {{0}};
     char msg[1024];
     double t_open = now_s();

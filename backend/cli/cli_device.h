@@ -1,4 +1,4 @@
-/* cli_device.h -- the device flags that `sglc generate` and `sglc bench` share.
+/* cli_device.h -- the device and parallelism flags of the commands that open an engine.
  *
  *   --device cpu|cuda|auto      the forward pass runs on the CPU (default) or
  *                               one CUDA GPU; auto = cuda when built in and present
@@ -14,8 +14,9 @@
  *   --disable-overlap-schedule  every engine step synchronous (no CPU/device overlap)
  *   --trace FILE                Chrome trace-event JSON of the engine's step phases
  *
- * Deliberately a header of small static functions: two commands use it and it
- * only maps words onto SglEngineOpts fields. Errors (a cuda request on a build
+ * Deliberately a header of small static functions: the commands that open an
+ * engine (generate, bench, serve, run) use it and it only maps words onto
+ * SglEngineOpts fields. Errors (a cuda request on a build
  * or machine without it) come from sgl_engine_open, with the reason.
  */
 #ifndef SGL_CLI_DEVICE_H
@@ -111,15 +112,16 @@ static inline int cli_device_apply(SglArgs *a, const CliDevice *d, SglEngineOpts
 
 /* A host with --node-rank > 0 does not run the command: it serves node 0's
  * forward passes on its tensor-parallel ranks until node 0 exits. Prints
- * one line saying so; returns the exit status (0 when node 0 closed it). */
+ * one line (prefixed with cmd, e.g. "sglc generate") saying so; returns the
+ * exit status (0 when node 0 closed it). */
 static inline int cli_tp_worker(const char *cmd, const SglEngineOpts *eo)
 {
-    fprintf(stderr, "sglc %s: node %d of %d: serving tp ranks %d..%d for node 0 at %s\n", cmd, eo->node_rank,
+    fprintf(stderr, "%s: node %d of %d: serving tp ranks %d..%d for node 0 at %s\n", cmd, eo->node_rank,
             eo->nnodes, eo->node_rank * (eo->tp_size > 0 ? eo->tp_size : 1) / eo->nnodes,
             (eo->node_rank + 1) * (eo->tp_size > 0 ? eo->tp_size : 1) / eo->nnodes - 1, eo->dist_init_addr);
     SglErr err = {{0}};
     if (sgl_engine_run_worker(eo, &err) != SGL_OK) {
-        fprintf(stderr, "sglc %s: node %d: %s\n", cmd, eo->node_rank, err.msg);
+        fprintf(stderr, "%s: node %d: %s\n", cmd, eo->node_rank, err.msg);
         return 1;
     }
     return 0;

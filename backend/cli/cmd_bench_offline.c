@@ -626,7 +626,7 @@ int cmd_bench_offline(int argc, char **argv)
     if (cli_device_apply(&a, &dev, &eo))
         return 2;
     if (eo.node_rank > 0)   /* a worker host of --nnodes */
-        return cli_tp_worker("bench offline", &eo);
+        return cli_tp_worker("sglc bench offline", &eo);
     const char *device = dev.device ? dev.device : "cpu";
 
     SglEngine *e = NULL;

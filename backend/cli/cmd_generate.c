@@ -222,7 +222,7 @@ int cmd_generate(int argc, char **argv)
         goto out;
     }
     if (eo.node_rank > 0) {   /* a worker host of --nnodes */
-        rc = cli_tp_worker("generate", &eo);
+        rc = cli_tp_worker("sglc generate", &eo);
         goto out;
     }
     if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {

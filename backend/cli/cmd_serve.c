@@ -119,7 +119,7 @@ int cmd_serve(int argc, char **argv)
     SglEngine *e = NULL;
     SglErr err = {{0}};
     if (eo.node_rank > 0)   /* a worker host of --nnodes */
-        return cli_tp_worker("serve", &eo);
+        return cli_tp_worker("sglc serve", &eo);
     if (sgl_engine_open(&eo, &e, &err) != SGL_OK) {
         fprintf(stderr, "sglc serve: %s\n", err.msg);
         return 1;

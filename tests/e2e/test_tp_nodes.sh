@@ -2,7 +2,8 @@
 # test_tp_nodes.sh -- `sglc generate --tp` on the CPU: one process (threads)
 # and two processes as two "hosts" over the tcp bootstrap on loopback
 # (--nnodes 2 --node-rank 0/1 --dist-init-addr 127.0.0.1:PORT) give the
-# same greedy text as tp 1 on stories260K; bad flags and unreachable or
+# same greedy text as tp 1 on stories260K (and `sglc run` of an example);
+# bad flags and unreachable or
 # absent peers give clear errors within the timeout. Every process runs
 # under `timeout`, so nothing outlives a failure of the other side.
 set -u
@@ -43,6 +44,13 @@ for tp in 2 4; do
     out=$(timeout 60 "$SGLC" "${GEN[@]}" --tp $tp) || bad "tp $tp (one process) failed"
     [ "$out" == "$ref" ] || bad "tp $tp (one process) text differs: '$out' vs '$ref'"
 done
+
+# `sglc run` of a program takes the same flags.
+ROOT=${SGL_SOURCE_ROOT:-.}
+RUN=(run "$ROOT/examples/few_shot_qa.sgl" --model "$MODEL" --temperature 0 --max-tokens-cap 24 --threads 1)
+rref=$(timeout 60 "$SGLC" "${RUN[@]}") || bad "run tp 1 failed"
+rout=$(timeout 60 "$SGLC" "${RUN[@]}" --tp 2) || bad "run --tp 2 failed"
+[ -n "$rref" ] && [ "$rout" == "$rref" ] || bad "run --tp 2 differs: '$rout' vs '$rref'"
 
 # Two processes: tp 2 (one rank each) and tp 4 (two ranks each).
 for tp in 2 4; do
