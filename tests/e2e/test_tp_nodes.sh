@@ -3,9 +3,9 @@
 # and two processes as two "hosts" over the tcp bootstrap on loopback
 # (--nnodes 2 --node-rank 0/1 --dist-init-addr 127.0.0.1:PORT) give the
 # same greedy text as tp 1 on stories260K (and `sglc run` of an example);
-# bad flags and unreachable or
-# absent peers give clear errors within the timeout. Every process runs
-# under `timeout`, so nothing outlives a failure of the other side.
+# bad flags and unreachable or absent peers give clear errors within the
+# timeout, and a worker whose node 0 dies exits. Every process runs under
+# `timeout` (or is killed by the script), so none outlives the test.
 set -u
 SGLC=${SGLC:?SGLC not set}
 MODEL=${SGL_SHARED_DIR:-/nonexistent}/models/stories260K-hf
@@ -47,7 +47,7 @@ done
 
 # `sglc run` of a program takes the same flags.
 ROOT=${SGL_SOURCE_ROOT:-.}
-RUN=(run "$ROOT/examples/few_shot_qa.sgl" --model "$MODEL" --temperature 0 --max-tokens-cap 24 --threads 1)
+RUN=(run "$ROOT/examples/few_shot_qa.sgl" --model "$MODEL" --arg "question=Who is Lily?" --threads 1)
 rref=$(timeout 60 "$SGLC" "${RUN[@]}") || bad "run tp 1 failed"
 rout=$(timeout 60 "$SGLC" "${RUN[@]}" --tp 2) || bad "run --tp 2 failed"
 [ -n "$rref" ] && [ "$rout" == "$rref" ] || bad "run --tp 2 differs: '$rout' vs '$rref'"
