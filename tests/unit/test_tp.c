@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernels/ref/ref.h"
 #include "runtime/comm_host.h"
 #include "runtime/engine.h"
 #include "runtime/runner_tp.h"
@@ -432,6 +433,172 @@ static void test_dist_errors(void **state)
     sgl_model_free(m);
 }
 
+/* ---- forward_sample through the TP runner ----
+ * The CPU runner has no forward_sample; this test runner adds one (forward,
+ * then sgl_ref_sample, the C reference of the device sampler) so the TP
+ * runner's sampling path and its step messages (rows, masks, log-probs) run
+ * as they do over CUDA runners. */
+
+typedef struct {
+    SglRunner base;
+    SglRunner *cpu;
+    float *logits;              /* (max_batch_tokens, V) */
+    SglKSampleRow *krows;       /* (max_batch_tokens) */
+} SampRunner;
+
+static SglStatus samp_forward(SglRunner *r, const SglBatch *b, float *logits, SglErr *err)
+{
+    return sgl_runner_forward(((SampRunner *)r)->cpu, b, logits, err);
+}
+
+static SglStatus samp_forward_sample(SglRunner *r, const SglBatch *b, const SglRowSampling *rows,
+                                     const uint32_t *masks, int32_t *ids, float *logprobs, SglErr *err)
+{
+    SampRunner *s = (SampRunner *)r;
+    SglStatus st = sgl_runner_forward(s->cpu, b, s->logits, err);
+    if (st != SGL_OK)
+        return st;
+    for (int i = 0; i < b->n_logits; i++)
+        s->krows[i] = (SglKSampleRow){.seed = rows[i].seed, .step = rows[i].step, .temperature = rows[i].temperature,
+                                      .top_k = rows[i].top_k, .top_p = rows[i].top_p, .min_p = rows[i].min_p,
+                                      .use_mask = rows[i].use_mask, .want_logprob = rows[i].want_logprob};
+    sgl_ref_sample(s->logits, b->n_logits, r->cfg->vocab_size, s->krows, masks, ids, logprobs);
+    return SGL_OK;
+}
+
+static void samp_free(SglRunner *r)
+{
+    SampRunner *s = (SampRunner *)r;
+    sgl_runner_free(s->cpu);
+    free(s->logits);
+    free(s->krows);
+    free(s);
+}
+
+static const SglRunnerOps samp_ops = {.name = "cpu+ref_sample", .forward = samp_forward, .free = samp_free,
+                                      .forward_sample = samp_forward_sample};
+
+static SglStatus samp_new(void *ctx, const SglModel *m, const SglRunnerOpts *o, SglRunner **out, SglErr *err)
+{
+    (void)ctx;
+    SampRunner *s = calloc(1, sizeof *s);
+    SglStatus st = sgl_runner_cpu_new(m, o, &s->cpu, err);
+    if (st != SGL_OK) {
+        free(s);
+        return st;
+    }
+    s->base = (SglRunner){.ops = &samp_ops, .cfg = &m->cfg, .opts = *o};
+    s->logits = malloc(sizeof(float) * (size_t)o->max_batch_tokens * (size_t)m->cfg.vocab_size);
+    s->krows = malloc(sizeof *s->krows * (size_t)o->max_batch_tokens);
+    *out = &s->base;
+    return SGL_OK;
+}
+
+static SglStatus samp_comm_new(void *ctx, const SglTpDist *d, SglComm *boot, int first_rank, int n_local, int size,
+                               const int *device_ids, SglComm **out, SglErr *err)
+{
+    return sgl_tp_cpu_factory.comm_new(ctx, d, boot, first_rank, n_local, size, device_ids, out, err);
+}
+
+static const SglTpFactory samp_factory = {.comm_new = samp_comm_new, .runner_new = samp_new};
+
+typedef struct {
+    SglModel *m;
+    SglTpDist d;
+    SglStatus st;
+    SglErr err;
+} SampWorker;
+
+static void *samp_worker_main(void *p)
+{
+    SampWorker *w = p;
+    w->st = sgl_tp_worker_run(w->m, 2, &w->d, &samp_factory, &w->err);
+    return NULL;
+}
+
+/* Greedy rows, some under a mask that bans the unmasked winner, log-probs
+ * for some: ids equal and log-probs within 1e-4 of tp 1's. */
+static void check_sample(SglRunner *ref, SglRunner *r, int V)
+{
+    int W = (V + 31) / 32;
+    uint32_t *masks = malloc(sizeof *masks * MAXT * (size_t)W);
+    float *lg = malloc(sizeof(float) * MAXT * (size_t)V);
+    int32_t prev[3] = {0};
+    for (int step = 0; step < 4; step++) {
+        Step s;
+        make_step(&s, step, prev, V);
+        SglErr err;
+        /* the unmasked winners, to ban them in the masked rows */
+        if (sgl_runner_forward(ref, &s.b, lg, &err) != SGL_OK)
+            fail_msg("%s", err.msg);
+        SglRowSampling rows[MAXT];
+        for (int i = 0; i < s.b.n_logits; i++) {
+            rows[i] = (SglRowSampling){.temperature = 0, .top_p = 1, .use_mask = i % 2 == 1, .want_logprob = i % 3 != 2};
+            for (int w = 0; w < W; w++)
+                masks[(int64_t)i * W + w] = 0xffffffffu;
+            int win = argmax(lg + (int64_t)i * V, V);
+            masks[(int64_t)i * W + win / 32] &= ~(1u << (win % 32));
+        }
+        int32_t ids_a[MAXT], ids_b[MAXT];
+        float lp_a[MAXT], lp_b[MAXT];
+        if (ref->ops->forward_sample(ref, &s.b, rows, masks, ids_a, lp_a, &err) != SGL_OK)
+            fail_msg("%s", err.msg);
+        /* forward_sample also wrote this step's KV again: same values, same slots */
+        if (r->ops->forward_sample(r, &s.b, rows, masks, ids_b, lp_b, &err) != SGL_OK)
+            fail_msg("%s", err.msg);
+        for (int i = 0; i < s.b.n_logits; i++) {
+            assert_int_equal(ids_a[i], ids_b[i]);
+            if (rows[i].use_mask)
+                assert_int_not_equal(ids_a[i], argmax(lg + (int64_t)i * V, V));
+            if (rows[i].want_logprob)
+                assert_true(fabsf(lp_a[i] - lp_b[i]) <= 1e-4f * (1 + fabsf(lp_a[i])));
+        }
+        int last[3] = {s.b.seq_off[1] - 1, s.b.seq_off[2] - 1, s.b.seq_off[3] - 1};
+        for (int q = 0; q < 3; q++)
+            for (int i = 0; i < s.b.n_logits; i++)
+                if (s.rows[i] == last[q])
+                    prev[q] = ids_a[i];
+    }
+    free(masks);
+    free(lg);
+}
+
+static void test_forward_sample(void **state)
+{
+    (void)state;
+    SglModel *m = load_dummy(qwen_dir);
+    SglRunner *ref = NULL, *r = NULL;
+    SglErr err;
+    /* one host */
+    assert_int_equal(samp_new(NULL, m, &RO, &ref, &err), SGL_OK);
+    assert_int_equal(sgl_runner_tp_new(m, &RO, 2, NULL, &samp_factory, &r, &err), SGL_OK);
+    assert_non_null(r->ops->forward_sample);
+    check_sample(ref, r, m->cfg.vocab_size);
+    sgl_runner_free(r);
+    sgl_runner_free(ref);
+    /* two hosts: rows and masks travel in the step messages */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", free_port());
+    SampWorker w = {.m = m, .d = {.nnodes = 2, .node_rank = 1, .dist_init_addr = addr, .timeout_ms = 10000}};
+    pthread_t th;
+    pthread_create(&th, NULL, samp_worker_main, &w);
+    SglTpDist d0 = {.nnodes = 2, .node_rank = 0, .dist_init_addr = addr, .timeout_ms = 10000};
+    assert_int_equal(samp_new(NULL, m, &RO, &ref, &err), SGL_OK);
+    if (sgl_runner_tp_new(m, &RO, 2, &d0, &samp_factory, &r, &err) != SGL_OK)
+        fail_msg("%s", err.msg);
+    check_sample(ref, r, m->cfg.vocab_size);
+    sgl_runner_free(r);
+    pthread_join(th, NULL);
+    if (w.st != SGL_OK)
+        fail_msg("worker: %s", w.err.msg);
+    sgl_runner_free(ref);
+    /* the plain CPU runner has none, and neither has its TP runner */
+    assert_int_equal(sgl_runner_tp_new(m, &RO, 2, NULL, &sgl_tp_cpu_factory, &r, &err), SGL_OK);
+    assert_null(r->ops->forward_sample);
+    sgl_runner_free(r);
+    sgl_model_free(m);
+}
+
 /* ---- the engine: greedy tokens for tp 1, 2 (and 4) ---- */
 
 static int32_t *generate(const char *dir, SglLoadFormat lf, int tp, int32_t *n_out)
@@ -520,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_runner_stories),
         cmocka_unit_test(test_two_nodes),
         cmocka_unit_test(test_dist_errors),
+        cmocka_unit_test(test_forward_sample),
         cmocka_unit_test(test_engine),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
