@@ -12,7 +12,9 @@
  *   HELLO  runner options and a config fingerprint, answered by an
  *          all_gather of each node's status (and again after the runners exist)
  *   STEP   op, then the batch arrays (and sampling rows / masks): MsgHdr
- *          followed by int32 arrays in the order of SglBatch
+ *          followed by int32 arrays in the order of SglBatch, then (sample
+ *          steps) the SglRowSampling rows at the next 8-byte boundary and
+ *          the mask words
  *   EXIT   node 0's runner is being freed
  */
 #include "runtime/runner_tp.h"
@@ -30,6 +32,7 @@
 
 #define DEFAULT_TIMEOUT_MS 60000
 #define MSG_MAGIC 0x53475450u   /* "SGTP" */
+#define ALIGN8(n) (((n) + 7) / 8 * 8)
 
 enum { OP_FORWARD = 1, OP_SAMPLE = 2, OP_EXIT = 3, OP_HELLO = 4 };
 
@@ -273,8 +276,8 @@ static SglStatus pack_step(TpHost *h, int op, const SglBatch *b, const SglRowSam
     int64_t W = ((int64_t)h->m->cfg.vocab_size + 31) / 32;
     int64_t words = 2 * (int64_t)b->n_tokens + 3 * (int64_t)b->n_seqs + 2 + n_slot_ids + b->n_logits;
     int64_t n = (int64_t)sizeof(MsgHdr) + 4 * words;
-    if (op == OP_SAMPLE)
-        n += (int64_t)b->n_logits * (int64_t)sizeof(SglRowSampling) + (masks ? 4 * W * b->n_logits : 0);
+    if (op == OP_SAMPLE)   /* the rows start 8-byte aligned */
+        n = ALIGN8(n) + (int64_t)b->n_logits * (int64_t)sizeof(SglRowSampling) + (masks ? 4 * W * b->n_logits : 0);
     SglStatus st = msg_room(h, n, err);
     if (st != SGL_OK)
         return st;
@@ -296,6 +299,8 @@ static SglStatus pack_step(TpHost *h, int op, const SglBatch *b, const SglRowSam
     PUT(b->slots, n_slot_ids);
     PUT(b->logit_rows, b->n_logits);
     if (op == OP_SAMPLE) {
+        while ((p - h->msg) % 8)
+            *p++ = 0;
         PUT(rows, b->n_logits);
         if (masks)
             PUT(masks, W * b->n_logits);
@@ -325,7 +330,7 @@ static SglStatus unpack_step(TpHost *h, int64_t len, SglBatch *b, int *op, SglEr
     int64_t need = (int64_t)sizeof hd + 4 * (2 * (int64_t)hd.n_tokens + (seqs > 0 ? 3 * seqs + 2 : 2) +
                                              hd.n_slot_ids + hd.n_logits);
     if (hd.op == OP_SAMPLE)
-        need += (int64_t)hd.n_logits * (int64_t)sizeof(SglRowSampling) + (hd.has_masks ? 4 * W * hd.n_logits : 0);
+        need = ALIGN8(need) + (int64_t)hd.n_logits * (int64_t)sizeof(SglRowSampling) + (hd.has_masks ? 4 * W * hd.n_logits : 0);
     if (need != len)
         return sgl_err(err, SGL_E_FORMAT, "tp: step message of %lld bytes, its counts say %lld",
                        (long long)len, (long long)need);
@@ -352,6 +357,7 @@ static SglStatus unpack_step(TpHost *h, int64_t len, SglBatch *b, int *op, SglEr
     h->rows = NULL;
     h->masks = NULL;
     if (hd.op == OP_SAMPLE) {
+        p = h->msg + ALIGN8(p - h->msg);
         h->rows = (const SglRowSampling *)p;
         p += (size_t)hd.n_logits * sizeof(SglRowSampling);
         h->masks = hd.has_masks ? (const uint32_t *)p : NULL;
