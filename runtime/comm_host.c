@@ -278,6 +278,7 @@ void sgl_comm_threads_reset(SglComm *c)
 
 #define TCP_MAGIC 0x53474c43u   /* "SGLC" */
 #define TCP_HELLO_MAGIC 0x53474c48u
+#define HELLO_MS 2000           /* a connected peer's hello must come within this */
 enum { OP_ALL_REDUCE = 1, OP_ALL_GATHER = 2, OP_BCAST = 3 };
 
 typedef struct {
@@ -378,10 +379,17 @@ static SglStatus parse_addr(const char *addr, char *host, size_t cap, char *port
     return SGL_OK;
 }
 
+/* No Nagle delay (collectives are request/answer); keepalive probes so a
+ * peer host that vanishes without closing (power, network) is noticed by a
+ * worker waiting without a timeout: after ~30 s idle, 3 probes 10 s apart. */
 static void set_sock_opts(int fd)
 {
-    int one = 1;
+    int one = 1, idle = 30, intvl = 10, cnt = 3;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
@@ -527,7 +535,11 @@ static SglStatus accept_all(TcpComm *root, int lfd, double deadline, SglErr *err
         set_sock_opts(fd);
         Hello h;
         SglErr e2;
-        if (xfer(fd, &h, sizeof h, false, deadline, "rank 0: hello", &e2) != SGL_OK || h.magic != TCP_HELLO_MAGIC) {
+        /* a stranger that connects and stays silent costs at most HELLO_MS */
+        double hello_dl = mono_ms() + HELLO_MS;
+        if (deadline >= 0 && deadline < hello_dl)
+            hello_dl = deadline;
+        if (xfer(fd, &h, sizeof h, false, hello_dl, "rank 0: hello", &e2) != SGL_OK || h.magic != TCP_HELLO_MAGIC) {
             close(fd);   /* not one of ours */
             continue;
         }

@@ -199,6 +199,61 @@ static void test_tcp_group(void **state)
     run_group(eps, 4, SGL_COMM_F32, NULL);
 }
 
+/* Strangers on node 0's port (a port scanner, an HTTP client, a silent
+ * connection) are dropped; the real peer behind them still joins. */
+typedef struct {
+    int port;
+    SglComm *c;
+    SglStatus st;
+    SglErr err;
+} StrangerJob;
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 200 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0; i++) {
+        close(fd);
+        usleep(10000);
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+    }
+    return fd;
+}
+
+static void *stranger_main(void *p)
+{
+    StrangerJob *j = p;
+    int http = raw_connect(j->port);
+    const char req[] = "GET / HTTP/1.0\r\n\r\n";
+    assert_true(write(http, req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+    int silent = raw_connect(j->port);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", j->port);
+    j->st = sgl_comm_tcp_new(addr, 1, 2, 10000, &j->c, &j->err);
+    close(http);
+    close(silent);
+    return NULL;
+}
+
+static void test_tcp_strangers(void **state)
+{
+    (void)state;
+    StrangerJob j = {.port = free_port()};
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", j.port);
+    pthread_t th;
+    pthread_create(&th, NULL, stranger_main, &j);
+    SglComm *root = NULL;
+    SglErr err;
+    SglStatus st = sgl_comm_tcp_new(addr, 0, 2, 10000, &root, &err);
+    pthread_join(th, NULL);
+    if (st != SGL_OK || j.st != SGL_OK)
+        fail_msg("%s / %s", st != SGL_OK ? err.msg : "", j.err.msg);
+    SglComm *eps[2] = {root, j.c};
+    run_group(eps, 2, SGL_COMM_F32, NULL);   /* the group works (and is freed) */
+}
+
 typedef struct {
     SglComm *c;
     char buf[64];
@@ -359,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_tcp_group),
         cmocka_unit_test(test_tcp_bcast),
+        cmocka_unit_test(test_tcp_strangers),
         cmocka_unit_test(test_tcp_errors),
         cmocka_unit_test(test_tcp_peer_dies),
         cmocka_unit_test(test_threads_abort_timeout),
