@@ -59,7 +59,8 @@ SglStatus sgl_comm_tcp_group_new(const char *addr, int first_rank, int n_local, 
  * unique id, each step's batch). Rank 0 sends buf[0, *len) to every other
  * rank; the others receive into buf (cap bytes) and get *len. timeout_ms
  * < 0 waits without a limit (a worker idle between steps) but still fails
- * at once if the peer closes; 0 uses the group's timeout. SGL_E_INVAL (not
+ * at once if the peer closes, and within about a minute if its host
+ * vanishes (TCP keepalive); 0 uses the group's timeout. SGL_E_INVAL (not
  * a tcp comm, or a message larger than cap: it is consumed and dropped),
  * SGL_E_IO as above. */
 SglStatus sgl_comm_tcp_bcast_bytes(SglComm *c, void *buf, int64_t *len, int64_t cap, int timeout_ms,
