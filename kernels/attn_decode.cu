@@ -14,6 +14,10 @@
  * each token cuts its own keys into that many chunks on the device, so a
  * captured CUDA graph stays valid as contexts grow.
  * Other head dims run the shared-memory block body of attn_common.cuh.
+ * Each warp keeps DW_UNROLL keys' K and V loads in flight per lane before
+ * the first use. The fast path and the reduction are launched with PDL
+ * (pdl.cuh): they wait for the previous kernel before touching q, the pool
+ * or the workspace.
  * With one split a block writes the normalised bf16 output directly;
  * otherwise it writes (m, l, acc[hd]) partials to the workspace and
  * attn_reduce_kernel merges them: M = max m_s, out = sum acc_s e^(m_s-M) /
@@ -21,6 +25,7 @@
  */
 #include "kernels/attn_common.cuh"
 #include "kernels/cuda_check.h"
+#include "kernels/pdl.cuh"
 
 #define DEC_MIN_CHUNK 256   /* keys per split at least: below this, splitting costs more */
 #define DEC_TARGET_BLOCKS 264 /* ~2 waves of an H100's 132 SMs */
@@ -55,6 +60,8 @@ __global__ void attn_decode_kernel(const SglAttnArgs a, int nh, int chunk, int n
 
 __global__ void attn_reduce_kernel(const SglAttnArgs a, int n_splits, const float *ws)
 {
+    pdl_trigger();
+    pdl_wait();
     int i = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
     float M = -CUDART_INF_F;
     for (int s = 0; s < n_splits; s++) M = fmaxf(M, PART(ws, s, i, h, a.n, a.n_heads, hd)[0]);
@@ -77,6 +84,7 @@ __global__ void attn_reduce_kernel(const SglAttnArgs a, int n_splits, const floa
 #define DW_WARPS 4
 #define DW_MAX_SPLITS 64
 #define DW_MIN_CHUNK 32     /* keys per split at least */
+#define DW_UNROLL 4         /* keys per lane group with loads in flight */
 
 static int dw_splits(int n, int head_blocks)
 {
@@ -108,12 +116,14 @@ static __device__ __forceinline__ void dw_merge(float *m, float *l, float *acc, 
     *m = M;
 }
 
+/* sm_acc: (DW_WARPS, G, HD) floats, declared by the kernel at its own size */
 static __device__ __forceinline__ void dw_body(const SglAttnArgs a, int n_splits, float *ws,
-                                               const int HD, const int G)
+                                               float *sm_acc, const int HD, const int G)
 {
     const int LPK = HD / 8, KPW = 32 / LPK; /* lanes per key, keys per warp step */
     __shared__ float sm_m[DW_WARPS][8], sm_l[DW_WARPS][8];
-    __shared__ float sm_acc[DW_WARPS][8][256];
+    pdl_trigger();
+    pdl_wait();
     const int i = blockIdx.x, h0 = blockIdx.y * G, s = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int sub = lane / LPK, part = lane - sub * LPK;
@@ -139,11 +149,11 @@ static __device__ __forceinline__ void dw_body(const SglAttnArgs a, int n_splits
         l[g] = 0.0f;
     }
     const int step = DW_WARPS * KPW;
-    for (int j0 = lo + warp * KPW; j0 < hi; j0 += 2 * step) {
-        uint4 k4[2], v4[2];
-        bool ok[2];
+    for (int j0 = lo + warp * KPW; j0 < hi; j0 += DW_UNROLL * step) {
+        uint4 k4[DW_UNROLL], v4[DW_UNROLL];
+        bool ok[DW_UNROLL];
 #pragma unroll
-        for (int u = 0; u < 2; u++) { /* both keys' loads in flight before any use */
+        for (int u = 0; u < DW_UNROLL; u++) { /* every key's loads in flight before any use */
             int j = j0 + u * step + sub;
             ok[u] = j < hi;
             k4[u] = v4[u] = make_uint4(0, 0, 0, 0);
@@ -154,7 +164,7 @@ static __device__ __forceinline__ void dw_body(const SglAttnArgs a, int n_splits
             }
         }
 #pragma unroll
-        for (int u = 0; u < 2; u++) {
+        for (int u = 0; u < DW_UNROLL; u++) {
             float kf[8], vf[8];
             bf16x8_to_f32(k4[u], kf);
             bf16x8_to_f32(v4[u], vf);
@@ -193,7 +203,7 @@ static __device__ __forceinline__ void dw_body(const SglAttnArgs a, int n_splits
 #pragma unroll
         for (int g = 0; g < G; g++) {
 #pragma unroll
-            for (int e = 0; e < 8; e++) sm_acc[warp][g][part * 8 + e] = acc[g][e];
+            for (int e = 0; e < 8; e++) sm_acc[(warp * G + g) * HD + part * 8 + e] = acc[g][e];
             if (part == 0) {
                 sm_m[warp][g] = m[g];
                 sm_l[warp][g] = l[g];
@@ -210,7 +220,7 @@ static __device__ __forceinline__ void dw_body(const SglAttnArgs a, int n_splits
             for (int w = 0; w < DW_WARPS; w++) {
                 float c = sm_m[w][g] == -CUDART_INF_F ? 0.0f : __expf(sm_m[w][g] - M);
                 L += sm_l[w][g] * c;
-                V += sm_acc[w][g][d] * c;
+                V += sm_acc[(w * G + g) * HD + d] * c;
             }
         if (n_splits == 1) {
             a.out[(int64_t)i * a.n_heads * HD + (h0 + g) * HD + d] =
@@ -230,7 +240,8 @@ static __device__ __forceinline__ void dw_body(const SglAttnArgs a, int n_splits
     __global__ void __launch_bounds__(DW_WARPS * 32)                                       \
         attn_decode_hd##HD##_g##G(const SglAttnArgs a, int n_splits, float *ws)            \
     {                                                                                      \
-        dw_body(a, n_splits, ws, HD, G);                                                   \
+        __shared__ float sm_acc[DW_WARPS * G * HD];                                        \
+        dw_body(a, n_splits, ws, sm_acc, HD, G);                                           \
     }
 DW_KERNEL(64, 1) DW_KERNEL(64, 2) DW_KERNEL(64, 4) DW_KERNEL(64, 8)
 DW_KERNEL(128, 1) DW_KERNEL(128, 2) DW_KERNEL(128, 4) DW_KERNEL(128, 8)
@@ -290,12 +301,15 @@ extern "C" int sgl_k_attn_decode(const SglAttnArgs *a, int max_kv_len, float *ws
         int64_t per = (int64_t)a->n * a->n_heads * (a->head_dim + 2);
         if (ns > 1 && (!ws || ns * per > ws_floats)) ns = ws ? (int)(ws_floats / per) : 1;
         if (ns < 1) ns = 1;
-        dim3 grid(a->n, hb, ns);
-        fast<<<grid, DW_WARPS * 32, 0, st>>>(*a, ns, ws);
+        SglAttnArgs av = *a;
+        void *args[] = {(void *)&av, (void *)&ns, (void *)&ws};
+        cudaError_t e = pdl_launch((const void *)fast, dim3(a->n, hb, ns), dim3(DW_WARPS * 32), 0, st, args);
+        if (e != cudaSuccess) return (int)e;
         SGL_K_LAUNCHED(st);
         if (ns > 1) {
-            dim3 g2(a->n, a->n_heads);
-            attn_reduce_kernel<<<g2, a->head_dim >= 128 ? 128 : 64, 0, st>>>(*a, ns, ws);
+            e = pdl_launch((const void *)attn_reduce_kernel, dim3(a->n, a->n_heads),
+                           dim3(a->head_dim >= 128 ? 128 : 64), 0, st, args);
+            if (e != cudaSuccess) return (int)e;
             SGL_K_LAUNCHED(st);
         }
         return 0;

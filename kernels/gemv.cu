@@ -8,12 +8,15 @@
  * its n partial sums with xor shuffles. fp32 accumulation, fp32 output; beta
  * is 0 (overwrite) or 1 (the residual add of o_proj/down_proj). The row count
  * is a literal per kernel (one instantiation per n), so the accumulators stay
- * in registers.
+ * in registers. Launched with PDL (pdl.cuh): each warp loads its first four
+ * weight chunks before pdl_wait(), so the stream of weights starts while the
+ * previous kernel finishes; x and y are touched only after it.
  */
 #include <cuda_bf16.h>
 
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
+#include "kernels/pdl.cuh"
 
 #define GV_WARPS 8
 
@@ -38,14 +41,28 @@ static __device__ __forceinline__ void gv_body(const uint16_t *x, const uint16_t
 {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int o = blockIdx.x * GV_WARPS + warp;
+    pdl_trigger();
     if (o >= out) return;
     const uint16_t *w = W + (int64_t)o * in;
     float acc[8];
 #pragma unroll
     for (int r = 0; r < 8; r++) acc[r] = 0.0f;
     int k = lane * 8;
+    uint4 wv[4];
+    const bool first = k + 3 * 256 < in;
+    if (first) /* weights only: safe before the wait */
+#pragma unroll
+        for (int u = 0; u < 4; u++) wv[u] = ld_stream(w + k + u * 256);
+    pdl_wait();
+    if (first) {
+#pragma unroll
+        for (int r = 0; r < N; r++)
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                gv_fma8(&acc[r], wv[u], __ldg((const uint4 *)(x + (int64_t)r * in + k + u * 256)));
+        k += 4 * 256;
+    }
     for (; k + 3 * 256 < in; k += 4 * 256) { /* four weight loads in flight */
-        uint4 wv[4];
 #pragma unroll
         for (int u = 0; u < 4; u++) wv[u] = ld_stream(w + k + u * 256);
 #pragma unroll
@@ -90,7 +107,10 @@ extern "C" int sgl_k_gemv(const uint16_t *x, const uint16_t *W, float *y, int n,
         (beta != 0.0f && beta != 1.0f) || ((uintptr_t)x | (uintptr_t)W) % 16)
         return SGL_K_EINVAL;
     if (n == 0 || out == 0) return 0;
-    ks[n - 1]<<<(out + GV_WARPS - 1) / GV_WARPS, GV_WARPS * 32, 0, st>>>(x, W, y, in, out, beta);
+    void *args[] = {(void *)&x, (void *)&W, (void *)&y, (void *)&in, (void *)&out, (void *)&beta};
+    cudaError_t e = pdl_launch((const void *)ks[n - 1], dim3((out + GV_WARPS - 1) / GV_WARPS),
+                               dim3(GV_WARPS * 32), 0, st, args);
+    if (e != cudaSuccess) return (int)e;
     SGL_K_LAUNCHED(st);
     return 0;
 }

@@ -114,7 +114,7 @@ int sgl_k_gemv(const uint16_t *x, const uint16_t *W, float *y, int n, int in, in
  * in a multiple of 8 with n*in <= SGL_K_NORM_GEMV_MAX_ELEMS; x, W 16-byte
  * aligned; out even with silu_out. Launched with PDL (pdl.cuh). */
 #define SGL_K_NORM_GEMV_MAX_ROWS 2
-#define SGL_K_NORM_GEMV_MAX_ELEMS 24576 /* bf16 inputs staged in 48 KB of shared memory */
+#define SGL_K_NORM_GEMV_MAX_ELEMS 16384 /* bf16 inputs staged in 32 KB of shared memory */
 int sgl_k_norm_gemv(const float *x /* (*, in) */, const int32_t *rows /* (n) or NULL */,
                     const uint16_t *nw /* (in) bf16 */, float eps, int n, int in,
                     const uint16_t *W, int out, float *y, uint16_t *silu_out, cudaStream_t st);

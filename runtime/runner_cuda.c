@@ -15,6 +15,13 @@
  *   xn = rmsnorm(x); gu = xn Wgu^T; act = silu(g) * u; x += act Wdown^T
  * then the final norm runs only on the logit rows (row map), in chunks of
  * logit_chunk rows, each chunk's lm_head GEMM copied back through pinned memory.
+ * Fused forms (SGL_FUSED=0 turns them off): rope + kv_store are one kernel
+ * (sgl_k_rope_kv_store) at every size; at <= GEMV_ROWS rows each norm is
+ * fused into the product it feeds (sgl_k_norm_gemv: qkv, gate|up with the
+ * SiLU-mul epilogue writing act directly, lm_head), so a batch-1 layer is
+ * norm_qkv, rope_kv_store, attention, o_proj, norm_gate_up_silu, down. The
+ * sgl_k_* decode kernels are launched with PDL (kernels/pdl.cuh; SGL_PDL=0
+ * turns it off), also inside the captured graphs.
  */
 #include "runtime/runner_cuda.h"
 
@@ -76,6 +83,7 @@ typedef struct {
     cudaGraphExec_t *graphs;          /* (graph_max_bs + 1) decode graphs by batch size, lazily */
     int64_t n_graph_replays;
     bool use_gemv;                    /* few-row products through sgl_k_gemv */
+    bool fuse;                        /* fused kernels: norm_gemv at <= GEMV_ROWS rows, rope_kv_store */
     bool graphs_on;                   /* sgl_runner_cuda_set_graphs */
     cudaEvent_t pipe_ev[LOGIT_PIPE];  /* ends of the pieces of the logits' copy */
     float eps;
@@ -700,33 +708,47 @@ static SglStatus enqueue_layers(CudaRunner *r, const Fwd *f, SglErr *err)
      * The residual x (the same on every rank) is added by rank 0 only, so the
      * all-reduce of x gives x + the whole product (tp 1: beta 1, no reduce). */
     float rbeta = r->base.opts.tp.rank == 0 || p->tp == 1 ? 1.0f : 0.0f;
+    bool few = r->fuse && r->use_gemv && n <= GEMV_ROWS; /* decode at batch 1-2: norm_gemv */
     for (int l = 0; l < r->n_layers; l++) {
         const CuLayer *w = &r->layers[l];
         int64_t pool_off = (int64_t)l * r->base.opts.n_slots * p->kv_dim;
         SglAttnArgs a = {r->big_d, (int)p->qkv_dim, r->k_pool_d + pool_off, r->v_pool_d + pool_off,
                          f->slots_d, f->base_d, f->pos_d, n, r->n_heads, r->n_kv, r->hd,
                          1.0f / sqrtf((float)r->hd), r->mid_d};
-        if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->attn_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
-                         "rmsnorm", l, err)) ||
-            (st = gemm(r, r->xn_d, w->wqkv, r->big_d, n, H, p->qkv_dim, 0.0f, "qkv", err)) ||
-            (st = kcheck(sgl_k_rope(r->big_d, (int)p->qkv_dim, n, r->n_heads, r->n_kv, r->hd, w->bqkv,
-                                    f->pos_d, r->inv_freq_d, s), "rope", l, err)) ||
-            (st = kcheck(sgl_k_kv_store(r->big_d, (int)p->qkv_dim, n, (int)p->q_dim,
-                                        (int)(p->q_dim + p->kv_dim), (int)p->kv_dim, f->store_d,
-                                        r->base.opts.n_slots, r->k_pool_d + pool_off,
-                                        r->v_pool_d + pool_off, s), "kv_store", l, err)))
-            return st;
+        if (few) /* norm fused into the product */
+            st = kcheck(sgl_k_norm_gemv(r->x_d, NULL, w->attn_norm, r->eps, n, (int)H, w->wqkv, (int)p->qkv_dim,
+                                        r->big_d, NULL, s), "norm_qkv", l, err);
+        else if (!(st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->attn_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
+                               "rmsnorm", l, err)))
+            st = gemm(r, r->xn_d, w->wqkv, r->big_d, n, H, p->qkv_dim, 0.0f, "qkv", err);
+        if (st) return st;
+        if (r->fuse) /* bias + rope + KV store in one pass */
+            st = kcheck(sgl_k_rope_kv_store(r->big_d, (int)p->qkv_dim, n, r->n_heads, r->n_kv, r->hd, w->bqkv,
+                                            f->pos_d, r->inv_freq_d, f->store_d, r->base.opts.n_slots,
+                                            r->k_pool_d + pool_off, r->v_pool_d + pool_off, s), "rope_kv_store", l, err);
+        else if (!(st = kcheck(sgl_k_rope(r->big_d, (int)p->qkv_dim, n, r->n_heads, r->n_kv, r->hd, w->bqkv,
+                                          f->pos_d, r->inv_freq_d, s), "rope", l, err)))
+            st = kcheck(sgl_k_kv_store(r->big_d, (int)p->qkv_dim, n, (int)p->q_dim,
+                                       (int)(p->q_dim + p->kv_dim), (int)p->kv_dim, f->store_d,
+                                       r->base.opts.n_slots, r->k_pool_d + pool_off,
+                                       r->v_pool_d + pool_off, s), "kv_store", l, err);
+        if (st) return st;
         if (f->decode_only)
             st = kcheck(sgl_k_attn_decode(&a, f->max_kv, r->attn_ws_d, p->ws_floats, s), "attn_decode", l, err);
         else
             st = kcheck(sgl_k_attn_prefill(&a, f->tiles_d, f->tlen_d, f->n_tiles, s), "attn_prefill", l, err);
         if (st ||
             (st = gemm(r, r->mid_d, w->wo, r->x_d, n, p->q_dim, H, rbeta, "o_proj", err)) ||
-            (st = tp_all_reduce(r, r->x_d, n * H, err)) ||
-            (st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->mlp_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
-                         "rmsnorm", l, err)) ||
-            (st = gemm(r, r->xn_d, w->wgu, r->big_d, n, H, 2 * I, 0.0f, "gate_up", err)) ||
-            (st = kcheck(sgl_k_silu_mul(r->big_d, n, (int)I, r->mid_d, s), "silu_mul", l, err)) ||
+            (st = tp_all_reduce(r, r->x_d, n * H, err)))
+            return st;
+        if (few) /* norm and SiLU-mul fused into the gate|up product: act straight to mid_d */
+            st = kcheck(sgl_k_norm_gemv(r->x_d, NULL, w->mlp_norm, r->eps, n, (int)H, w->wgu, (int)(2 * I), NULL,
+                                        r->mid_d, s), "norm_gate_up_silu", l, err);
+        else if (!(st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, w->mlp_norm, (int)H, r->eps, NULL, n, r->xn_d, s),
+                               "rmsnorm", l, err)) &&
+                 !(st = gemm(r, r->xn_d, w->wgu, r->big_d, n, H, 2 * I, 0.0f, "gate_up", err)))
+            st = kcheck(sgl_k_silu_mul(r->big_d, n, (int)I, r->mid_d, s), "silu_mul", l, err);
+        if (st ||
             (st = gemm(r, r->mid_d, w->wdown, r->x_d, n, I, H, rbeta, "down", err)) ||
             (st = tp_all_reduce(r, r->x_d, n * H, err)))
             return st;
@@ -739,6 +761,10 @@ static SglStatus enqueue_logits(CudaRunner *r, const Fwd *f, int c0, int nc, Sgl
 {
     const Plan *p = &r->p;
     SglStatus st;
+    if (p->tp == 1 && r->fuse && r->use_gemv && nc <= GEMV_ROWS) /* final norm fused into lm_head */
+        return kcheck(sgl_k_norm_gemv(r->x_d, f->lrows_d + c0, r->final_norm_d, r->eps, nc, (int)p->hidden,
+                                      r->lm_head_d, (int)p->vocab, r->logits_d, NULL, r->stream),
+                      "norm_lm_head", -1, err);
     if ((st = kcheck(sgl_k_rmsnorm(r->x_d, NULL, r->final_norm_d, (int)p->hidden, r->eps, f->lrows_d + c0,
                                    nc, r->lnorm_d, r->stream), "final norm", -1, err)))
         return st;
@@ -1009,6 +1035,15 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
     r->hd = c->head_dim;
     r->prefill_tile = sgl_k_attn_prefill_tile(c->head_dim);
     r->use_gemv = true;
+    {
+        /* fused kernels (SGL_FUSED=0: the unfused chain) and PDL (SGL_PDL=0:
+         * plain launches), both for A/B measurements; norm_gemv stages
+         * GEMV_ROWS input rows of hidden bf16 in shared memory */
+        const char *fe = getenv("SGL_FUSED"), *pe = getenv("SGL_PDL");
+        r->fuse = !(fe && !strcmp(fe, "0")) && c->hidden_size % 8 == 0 &&
+                  (int64_t)GEMV_ROWS * c->hidden_size <= SGL_K_NORM_GEMV_MAX_ELEMS;
+        if (pe) sgl_k_set_pdl(strcmp(pe, "0") != 0);
+    }
     r->graphs_on = true;
     r->graph_max_bs = opts->graph_max_bs < 0 ? 0 : opts->graph_max_bs;
     if (r->graph_max_bs > opts->max_seqs) r->graph_max_bs = opts->max_seqs;

@@ -11,6 +11,7 @@
  *   logits_nograph:   plus final norm, lm_head and the copy of B x vocab fp32
  *                     logits to the host;
  *   logits_graph:     the same replayed as a CUDA graph (what the engine runs).
+ * --dummy: shapes only, weights generated on the device (sgl_model_dummy_shapes).
  * Prints one JSON object. Exit 0 ok, 1 error, 77 no GPU.
  */
 #include <stdio.h>
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
     float *logits = NULL;
     double *t = malloc(sizeof(double) * (size_t)S);
     if (!tok || !pos || !slots || !seq_off || !slot_off || !kv || !rows || !t) goto oom;
-    SglStatus st = sgl_model_load(dir, dummy ? SGL_LOAD_DUMMY : SGL_LOAD_AUTO, &m, &err);
+    SglStatus st = sgl_model_load(dir, dummy ? SGL_LOAD_DUMMY_SHAPES : SGL_LOAD_AUTO, &m, &err);
     if (st) goto fail;
     int V = m->cfg.vocab_size;
     if (!(logits = malloc(sizeof(float) * (size_t)B * (size_t)V))) goto oom;

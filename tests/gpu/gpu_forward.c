@@ -23,7 +23,8 @@
  *      after the error probes vs before them (0 unless state was corrupted),
  *    "prefill_ms": the single prefill, "init_ms": model load + runner creation,
  *    "all_rows_max_abs": logits of every prompt row in one forward, last row vs (1)}
- * --dummy: DIR needs only config.json; weights are random (SGL_LOAD_DUMMY), for timing.
+ * --dummy: DIR needs only config.json; weights are random (SGL_LOAD_DUMMY_SHAPES on
+ * the GPU: generated there; SGL_LOAD_DUMMY with --cpu), for timing.
  * CUDA graphs are on for decode batches up to B (--no-graph: off, "graph_replays"
  * counts them); --no-gemv sends the few-row products to cuBLAS instead;
  * --variants re-times the decode steps in all four combinations.
@@ -243,7 +244,8 @@ int main(int argc, char **argv)
         return 77;
     }
     double t_load = now_ms();
-    SglStatus st = sgl_model_load(dir, dummy ? SGL_LOAD_DUMMY : SGL_LOAD_AUTO, &m, &err);
+    /* --dummy on the GPU: shapes only, the runner fills the weights on the device */
+    SglStatus st = sgl_model_load(dir, dummy ? (use_cpu ? SGL_LOAD_DUMMY : SGL_LOAD_DUMMY_SHAPES) : SGL_LOAD_AUTO, &m, &err);
     if (st) {
         fprintf(stderr, "gpu_forward: %s: %s\n", sgl_status_str(st), err.msg);
         return 1;
