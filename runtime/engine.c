@@ -39,6 +39,7 @@ struct SglEngine {
     KvPool *pool;
     RadixCache *cache;
     Sched *sched;
+    FILE *trace;                   /* trace_path / $SGL_TRACE, written by the scheduler */
     int32_t max_queued;
 
     pthread_t thread;
@@ -343,6 +344,15 @@ SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
     if (!have && sc.n_eos < 8)
         sc.eos_ids[sc.n_eos++] = teos;
     sc.tok = e->tok;
+    const char *trace = o->trace_path ? o->trace_path : getenv("SGL_TRACE");
+    if (trace && *trace) {
+        if (!(e->trace = fopen(trace, "w"))) {
+            st = sgl_err(err, SGL_E_IO, "trace: cannot open %s for writing", trace);
+            goto fail;
+        }
+        setvbuf(e->trace, NULL, _IOFBF, 1 << 20); /* a step's events cost one memcpy each */
+        sc.trace = e->trace;
+    }
     e->max_queued = sc.o.max_queued_requests;
 
     SglRunnerOpts ro = {
@@ -401,6 +411,8 @@ void sgl_engine_close(SglEngine *e)
         pthread_join(e->thread, NULL);
     }
     sched_free(e->sched);
+    if (e->trace)
+        fclose(e->trace);
     radix_free(e->cache);
     kvpool_free(e->pool);
     sgl_runner_free(e->runner);

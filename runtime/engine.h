@@ -3,7 +3,9 @@
  * An SglEngine owns the model, tokenizer, runner (executor), KV pool, radix
  * cache and scheduler, and runs them on its own thread: each loop iteration
  * drains the submission inbox once, then does one scheduler step
- * (schedule -> forward -> sample/postprocess). Any thread may submit, abort
+ * (schedule -> forward -> sample/postprocess; with a runner that samples
+ * asynchronously, the CPU work of step N+1 overlaps step N on the device:
+ * see scheduler.h). Any thread may submit, abort
  * and read stats. Results come back as SglEvents through the request's
  * callback, called on the engine thread (it must not block); sgl_engine_generate
  * is a blocking convenience on top. Event types live in runtime/request.h.
@@ -33,6 +35,8 @@ typedef struct {
     int32_t page_size;             /* tokens per KV page; 0 = 1 */
     SglSchedOpts sched;            /* queues, chunking, policy (0 fields = defaults) */
     int n_threads;                 /* runner threads; 0 = auto */
+    const char *trace_path;        /* write a Chrome trace-event JSON of every step's phases
+                                    * (open in Perfetto); NULL: $SGL_TRACE when set */
     /* tensor parallelism (runtime/runner_tp.h): tp_size ranks, one thread per
      * rank within a host, nnodes hosts; node 0 runs the engine, the others
      * sgl_engine_run_worker. 0 fields = 1 rank, 1 node. */

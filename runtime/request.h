@@ -98,14 +98,33 @@ typedef struct {
     bool disable_radix_cache;
     bool disable_jump_forward;     /* constrained requests decode forced text token by token */
     bool check_integrity;          /* pool + cache + scheduler checks after every step */
+    bool disable_overlap_schedule; /* every step synchronous (SGLang's flag); default: overlap
+                                    * when the runner has forward_sample_begin/end */
+    bool profile;                  /* time each step's phases into SglEngineStats */
     uint64_t seed;                 /* seeds samplers of requests without a seed */
     /* Optional step log: called on the loop thread after each forward. */
     void (*on_step)(void *user, int32_t n_prefill_seqs, int32_t n_decode_seqs, int32_t n_tokens);
     void *on_step_user;
 } SglSchedOpts;
 
+/* Phases of a scheduler step, timed with SglSchedOpts.profile (or a trace):
+ * schedule (queues, admission, KV allocation), build (batch arrays, sampling
+ * rows, constraint masks), launch (overlap: enqueue on the runner), wait (the
+ * loop thread blocked on the runner: the whole forward when synchronous),
+ * postprocess (token bookkeeping, stop checks, finishing, caching), emit
+ * (detokenize, stop strings, events). ORDER SglPhase */
+typedef enum {
+    SGL_PHASE_SCHEDULE, SGL_PHASE_BUILD, SGL_PHASE_LAUNCH, SGL_PHASE_WAIT, SGL_PHASE_POSTPROCESS,
+    SGL_PHASE_EMIT, SGL_PHASE_COUNT_
+} SglPhase;
+const char *sgl_phase_name(SglPhase p);
+
 typedef struct {
     int64_t steps, forward_tokens, prefill_tokens, decode_tokens, generated_tokens;
+    int64_t overlap_steps;         /* steps enqueued while the previous one was still running */
+    int64_t profiled_steps;        /* steps timed (profile or trace on) */
+    double step_us;                /* their wall time, summed */
+    double phase_us[SGL_PHASE_COUNT_]; /* their time per phase, summed */
     int64_t cached_tokens;         /* sum of prefix-cache hits at admission */
     int64_t requests_finished, requests_aborted, retractions;
     int64_t jump_forwards;         /* forced strings appended at once */

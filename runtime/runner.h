@@ -82,6 +82,25 @@ typedef struct {
      * exceeds what one pass samples; otherwise as forward. */
     SglStatus (*forward_sample)(SglRunner *r, const SglBatch *b, const SglRowSampling *rows,
                                 const uint32_t *masks, int32_t *ids, float *logprobs, SglErr *err);
+    /* Optional asynchronous pair (both NULL or both set), used by the overlap
+     * scheduler: begin enqueues forward + sampling (no masks) and returns at
+     * once; end waits for the oldest begun batch and delivers its ids and
+     * log-probs as forward_sample does. Contract:
+     *  - begin copies what it reads of b and rows: they may be reused as soon
+     *    as it returns;
+     *  - a token t < 0 in b->tokens is the id sampled for logits row -(t+1)
+     *    of the previous begun batch, read on the device (no host round trip);
+     *  - batches run one after another in begin order, so KV slots released
+     *    by the caller after a begin may be handed to a later batch;
+     *  - at most two batches are outstanding, and forward/forward_sample must
+     *    not be called while one is.
+     * begin: SGL_E_UNSUPPORTED (nothing enqueued, no state changed) when the
+     * batch has more rows than one pass samples; SGL_E_INVAL (bad batch, a
+     * negative token without such a row, two outstanding); SGL_E_DEVICE.
+     * end: SGL_E_INVAL when nothing is outstanding, else the batch's status. */
+    SglStatus (*forward_sample_begin)(SglRunner *r, const SglBatch *b, const SglRowSampling *rows,
+                                      SglErr *err);
+    SglStatus (*forward_sample_end)(SglRunner *r, int32_t *ids, float *logprobs, SglErr *err);
 } SglRunnerOps;
 
 struct SglRunner {
@@ -102,7 +121,9 @@ struct SglRunner {
  * SGL_E_INVAL (bad opts, unknown kernel set) or SGL_E_NOMEM, *out NULL.
  * Its forward checks the whole batch layout (positions, slot and token
  * ranges, logit rows) and returns SGL_E_INVAL before writing any state; it
- * never allocates. */
+ * never allocates. It has forward_sample_begin/end (a step thread and job
+ * buffers created by the first begin; sampling as sgl_ref_sample), not
+ * forward_sample: the synchronous path keeps the host sampler. */
 SglStatus sgl_runner_cpu_new(const SglModel *m, const SglRunnerOpts *opts,
                              SglRunner **out, SglErr *err);
 

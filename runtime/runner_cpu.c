@@ -20,6 +20,9 @@
  * AUTO_MIN_MACS multiply-adds (batch-1 decode of a tiny model stays on the
  * caller); idle workers sleep outside a forward pass. The KV
  * layout is (n_layers, n_slots, n_kv_heads * head_dim) for K and for V.
+ * forward_sample_begin/end run forward + the device sampler's C reference on
+ * a step thread of their own (the section at the end), which is what lets
+ * the overlap scheduler work on CPU.
  *
  * Tensor parallelism (opts.tp.size > 1, runtime/tp.h): the runner holds one
  * shard -- its query/KV heads' rows of q/k/v (+bias) and columns of o_proj,
@@ -41,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernels/ref/ref.h"
 #include "runtime/cpu_ops.h"
 #include "runtime/runner.h"
 
@@ -155,6 +159,7 @@ typedef struct {
     int64_t vocab0, n_vocab, vocab_block; /* this rank's embedding / lm_head rows (n_vocab == V without tp) */
     float *lg_local;       /* (TP_LOGIT_ROWS, vocab_block) this rank's logits block */
     float *lg_all;         /* (tp_size, TP_LOGIT_ROWS, vocab_block) every rank's */
+    struct CpuAsync *as;   /* forward_sample_begin/end state, created by the first begin */
 } CpuRunner;
 
 static int pad(int n) { return (n + CPU_PAD - 1) / CPU_PAD * CPU_PAD; }
@@ -328,9 +333,12 @@ static void pool_deinit(Pool *pl)
     pl->n = 1;
 }
 
+static void async_free(CpuRunner *r);
+
 static void cpu_free(SglRunner *base)
 {
     CpuRunner *r = (CpuRunner *)base;
+    async_free(r);
     pool_deinit(&r->pool);
     free(r->pool_args);
     free(r->wmem);
@@ -487,6 +495,19 @@ static int64_t pass_macs(const CpuRunner *r, const SglBatch *b)
            (int64_t)b->n_logits * r->n_vocab * r->ld_h;
 }
 
+static bool async_busy(const CpuRunner *r);
+
+/* The forward pass proper (caller's thread or the async step thread). */
+static SglStatus forward_pass(CpuRunner *r, const SglBatch *b, float *logits, SglErr *err);
+
+static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
+{
+    CpuRunner *r = (CpuRunner *)base;
+    if (async_busy(r))
+        return sgl_err(err, SGL_E_INVAL, "runner: forward called while a forward_sample_begin is outstanding");
+    return forward_pass(r, b, logits, err);
+}
+
 /* Tensor parallelism: row id of the embedding, zeros outside this rank's block. */
 static void tp_embed_row(const CpuRunner *r, int32_t id, float *x)
 {
@@ -524,9 +545,8 @@ static SglStatus tp_logits(CpuRunner *r, int n, float *logits, SglErr *err)
     return SGL_OK;
 }
 
-static SglStatus cpu_forward(SglRunner *base, const SglBatch *b, float *logits, SglErr *err)
+static SglStatus forward_pass(CpuRunner *r, const SglBatch *b, float *logits, SglErr *err)
 {
-    CpuRunner *r = (CpuRunner *)base;
     SglStatus st = check_batch(r, b, err);
     if (st != SGL_OK || b->n_tokens == 0)
         return st;
@@ -631,7 +651,286 @@ out:
     return st;
 }
 
-static const SglRunnerOps cpu_ops = {.name = "cpu", .forward = cpu_forward, .free = cpu_free};
+/* ---- forward_sample_begin / forward_sample_end ----------------------------
+ *
+ * One step thread, started by the first begin, runs the begun batches in
+ * order: forward_pass into its own logits rows, then sgl_ref_sample (the C
+ * reference of the device sampler, so the CPU and CUDA runners draw the same
+ * tokens for the same (seed, step)). Two job slots: begin copies the batch
+ * into the slot after the newest (slot slots are compacted: only each
+ * sequence's kv_len entries), end waits for the oldest. A token t < 0 of job
+ * k+1 is replaced, on the step thread, by ids[-(t+1)] of job k, whose slot is
+ * not reused before job k+2 is begun, which the contract (two outstanding)
+ * orders after end(k). The logits buffer (max_seqs rows) and the slots are
+ * allocated by the first begin; later begins allocate only when a batch needs
+ * more slot entries than any before it. */
+
+#define ASYNC_JOBS 2
+/* Both sides poll (plain loads, see SPIN_LIMIT) for up to this long before
+ * sleeping: a step is begun or ended microseconds after the other side is
+ * ready, and a futex wake-up costs 5-10 us under virtualization, as long as
+ * a whole stories260K batch-1 step. */
+#define ASYNC_SPIN_NS 50000.0
+
+typedef struct {
+    SglBatch b;                /* points into the arrays below */
+    int32_t *tokens, *positions, *logit_rows;  /* (max_batch_tokens) */
+    int32_t *seq_off, *kv_len, *slot_off;      /* (max_seqs + 1) */
+    int32_t *slots;            /* (cap_slots) compacted */
+    int64_t cap_slots;
+    int32_t *res_row, *res_tok; /* (max_batch_tokens) tokens to resolve: row of the previous job */
+    int32_t n_res;
+    SglKSampleRow *rows;       /* (max_seqs) */
+    int32_t *ids;              /* (max_seqs) */
+    float *lp;                 /* (max_seqs) */
+    SglStatus st;
+    SglErr err;
+    int done;                  /* set (release) by the step thread under mu */
+} CpuJob;
+
+typedef struct CpuAsync {
+    pthread_t th;
+    bool th_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_job, cv_done;
+    bool stop;
+    CpuJob job[ASYNC_JOBS];
+    int head, n_out;           /* oldest outstanding job, outstanding count (caller's thread) */
+    int n_queued;              /* begun, not yet run (under mu) */
+    int run_next;              /* next job the step thread runs (under mu) */
+    int32_t prev_logits;       /* n_logits of the newest begun job, -1 before the first */
+    float *logits;             /* (max_seqs, V) */
+} CpuAsync;
+
+static bool async_busy(const CpuRunner *r) { return r->as && r->as->n_out > 0; }
+
+/* Polls *flag (nonzero: ready) for up to ASYNC_SPIN_NS; its last value. */
+static int spin_until(const int *flag)
+{
+    double t0 = 0;
+    for (unsigned i = 1;; i++) {
+        int v = __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+        if (v)
+            return v;
+        if ((i & 255) == 0) {
+            double t = now_ns();
+            if (t0 == 0)
+                t0 = t;
+            else if (t - t0 > ASYNC_SPIN_NS)
+                return 0;
+        }
+        cpu_relax();
+    }
+}
+
+static void *async_main(void *p)
+{
+    CpuRunner *r = p;
+    CpuAsync *a = r->as;
+    for (;;) {
+        spin_until(&a->n_queued);
+        pthread_mutex_lock(&a->mu);
+        while (a->n_queued == 0 && !a->stop)
+            pthread_cond_wait(&a->cv_job, &a->mu);
+        if (a->n_queued == 0) {
+            pthread_mutex_unlock(&a->mu);
+            return NULL;
+        }
+        int k = a->run_next;
+        pthread_mutex_unlock(&a->mu);
+
+        CpuJob *j = &a->job[k], *prev = &a->job[(k + ASYNC_JOBS - 1) % ASYNC_JOBS];
+        for (int32_t i = 0; i < j->n_res; i++) {
+            int32_t t = prev->ids[j->res_row[i]];
+            j->tokens[j->res_tok[i]] = t >= 0 && t < r->V ? t : 0; /* -1: no token was allowed */
+        }
+        j->st = forward_pass(r, &j->b, a->logits, &j->err);
+        if (j->st == SGL_OK && j->b.n_logits > 0)
+            sgl_ref_sample(a->logits, j->b.n_logits, r->V, j->rows, NULL, j->ids, j->lp);
+
+        pthread_mutex_lock(&a->mu);
+        __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&a->n_queued, a->n_queued - 1, __ATOMIC_RELEASE);
+        a->run_next = (k + 1) % ASYNC_JOBS;
+        pthread_cond_signal(&a->cv_done);
+        pthread_mutex_unlock(&a->mu);
+    }
+}
+
+static void async_free(CpuRunner *r)
+{
+    CpuAsync *a = r->as;
+    if (!a)
+        return;
+    if (a->th_started) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = true; /* outstanding jobs still run first */
+        pthread_cond_signal(&a->cv_job);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->th, NULL);
+    }
+    pthread_cond_destroy(&a->cv_done);
+    pthread_cond_destroy(&a->cv_job);
+    pthread_mutex_destroy(&a->mu);
+    for (int k = 0; k < ASYNC_JOBS; k++) {
+        CpuJob *j = &a->job[k];
+        free(j->tokens);
+        free(j->seq_off);
+        free(j->slots);
+        free(j->res_row);
+        free(j->rows);
+        free(j->ids);
+    }
+    free(a->logits);
+    free(a);
+    r->as = NULL;
+}
+
+/* Creates the step thread and the job buffers; false without memory. */
+static bool async_init(CpuRunner *r)
+{
+    const SglRunnerOpts *o = &r->base.opts;
+    CpuAsync *a = calloc(1, sizeof *a);
+    if (!a)
+        return false;
+    r->as = a;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv_job, NULL);
+    pthread_cond_init(&a->cv_done, NULL);
+    a->prev_logits = -1;
+    size_t T = (size_t)o->max_batch_tokens, S = (size_t)o->max_seqs + 1;
+    a->logits = malloc((size_t)o->max_seqs * (size_t)r->V * sizeof *a->logits);
+    bool ok = a->logits != NULL;
+    for (int k = 0; k < ASYNC_JOBS && ok; k++) {
+        CpuJob *j = &a->job[k];
+        j->tokens = malloc(3 * T * sizeof *j->tokens);
+        j->seq_off = malloc(3 * S * sizeof *j->seq_off);
+        j->res_row = malloc(2 * T * sizeof *j->res_row);
+        j->rows = malloc(S * sizeof *j->rows);
+        j->ids = calloc(2 * S, sizeof *j->ids);
+        ok = j->tokens && j->seq_off && j->res_row && j->rows && j->ids;
+        if (ok) {
+            j->positions = j->tokens + T;
+            j->logit_rows = j->tokens + 2 * T;
+            j->kv_len = j->seq_off + S;
+            j->slot_off = j->seq_off + 2 * S;
+            j->res_tok = j->res_row + T;
+            j->lp = (float *)(j->ids + S);
+        }
+    }
+    if (ok)
+        ok = a->th_started = pthread_create(&a->th, NULL, async_main, r) == 0;
+    if (!ok)
+        async_free(r);
+    return ok;
+}
+
+static SglStatus cpu_begin(SglRunner *base, const SglBatch *b, const SglRowSampling *rows, SglErr *err)
+{
+    CpuRunner *r = (CpuRunner *)base;
+    const SglRunnerOpts *o = &r->base.opts;
+    if (b->n_logits > o->max_seqs)
+        return sgl_err(err, SGL_E_UNSUPPORTED, "runner: %d logit rows exceed the %d sampled in one pass",
+                       b->n_logits, o->max_seqs);
+    if (!r->as && !async_init(r))
+        return sgl_err(err, SGL_E_UNSUPPORTED, "runner: cannot start the step thread (out of memory)");
+    CpuAsync *a = r->as;
+    if (a->n_out >= ASYNC_JOBS)
+        return sgl_err(err, SGL_E_INVAL, "runner: %d batches are already outstanding", a->n_out);
+    if (b->n_seqs < 0 || b->n_seqs > o->max_seqs || b->n_tokens < 0 || b->n_tokens > o->max_batch_tokens ||
+        b->n_logits < 0)
+        return check_batch(r, b, err);
+    CpuJob *j = &a->job[(a->head + a->n_out) % ASYNC_JOBS];
+    /* copy, compacting each sequence's slots to its kv_len entries */
+    int64_t need = 0;
+    for (int s = 0; s < b->n_seqs; s++)
+        need += b->kv_len[s] > 0 ? b->kv_len[s] : 0;
+    if (need > j->cap_slots) {
+        int32_t *ns = realloc(j->slots, (size_t)need * sizeof *ns);
+        if (!ns)
+            return sgl_err(err, SGL_E_NOMEM, "runner: out of memory copying %lld slot entries", (long long)need);
+        j->slots = ns;
+        j->cap_slots = need;
+    }
+    int64_t off = 0;
+    for (int s = 0; s < b->n_seqs; s++) {
+        int32_t kv = b->kv_len[s] > 0 ? b->kv_len[s] : 0;
+        if (b->slot_off[s] < 0 || b->slot_off[s + 1] - b->slot_off[s] < kv)
+            return check_batch(r, b, err); /* reports the bad layout */
+        memcpy(j->slots + off, b->slots + b->slot_off[s], (size_t)kv * sizeof *j->slots);
+        j->slot_off[s] = (int32_t)off;
+        off += kv;
+    }
+    j->slot_off[b->n_seqs] = (int32_t)off;
+    memcpy(j->seq_off, b->seq_off, ((size_t)b->n_seqs + 1) * sizeof *j->seq_off);
+    memcpy(j->kv_len, b->kv_len, (size_t)b->n_seqs * sizeof *j->kv_len);
+    memcpy(j->positions, b->positions, (size_t)b->n_tokens * sizeof *j->positions);
+    memcpy(j->logit_rows, b->logit_rows, (size_t)b->n_logits * sizeof *j->logit_rows);
+    j->n_res = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        int32_t t = b->tokens[i];
+        if (t < 0) {
+            if (-(int64_t)t - 1 >= a->prev_logits)
+                return sgl_err(err, SGL_E_INVAL, "runner: token %d refers to row %lld of the previous batch, "
+                               "which has %d", (int)i, -(long long)t - 1, (int)(a->prev_logits > 0 ? a->prev_logits : 0));
+            j->res_row[j->n_res] = -t - 1;
+            j->res_tok[j->n_res++] = i;
+            t = 0; /* resolved on the step thread */
+        }
+        j->tokens[i] = t;
+    }
+    j->b = (SglBatch){.n_seqs = b->n_seqs, .n_tokens = b->n_tokens, .tokens = j->tokens,
+                      .positions = j->positions, .seq_off = j->seq_off, .kv_len = j->kv_len,
+                      .slot_off = j->slot_off, .slots = j->slots, .n_logits = b->n_logits,
+                      .logit_rows = j->logit_rows};
+    SglStatus st = check_batch(r, &j->b, err);
+    if (st != SGL_OK)
+        return st;
+    for (int32_t i = 0; i < b->n_logits; i++)
+        j->rows[i] = (SglKSampleRow){.seed = rows[i].seed, .step = rows[i].step,
+                                     .temperature = rows[i].temperature, .top_k = rows[i].top_k,
+                                     .top_p = rows[i].top_p, .min_p = rows[i].min_p, .use_mask = 0,
+                                     .want_logprob = rows[i].want_logprob};
+    j->done = 0;
+    j->st = SGL_OK;
+    a->prev_logits = b->n_logits;
+    a->n_out++;
+    pthread_mutex_lock(&a->mu);
+    __atomic_store_n(&a->n_queued, a->n_queued + 1, __ATOMIC_RELEASE);
+    pthread_cond_signal(&a->cv_job);
+    pthread_mutex_unlock(&a->mu);
+    return SGL_OK;
+}
+
+static SglStatus cpu_end(SglRunner *base, int32_t *ids, float *logprobs, SglErr *err)
+{
+    CpuRunner *r = (CpuRunner *)base;
+    CpuAsync *a = r->as;
+    if (!a || a->n_out == 0)
+        return sgl_err(err, SGL_E_INVAL, "runner: forward_sample_end without an outstanding batch");
+    CpuJob *j = &a->job[a->head];
+    spin_until(&j->done);
+    pthread_mutex_lock(&a->mu);
+    while (!j->done)
+        pthread_cond_wait(&a->cv_done, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    a->head = (a->head + 1) % ASYNC_JOBS;
+    a->n_out--;
+    if (j->st != SGL_OK) {
+        if (err)
+            *err = j->err;
+        return j->st;
+    }
+    memcpy(ids, j->ids, (size_t)j->b.n_logits * sizeof *ids);
+    if (logprobs)
+        for (int32_t i = 0; i < j->b.n_logits; i++)
+            if (j->rows[i].want_logprob)
+                logprobs[i] = j->lp[i];
+    return SGL_OK;
+}
+
+static const SglRunnerOps cpu_ops = {.name = "cpu", .forward = cpu_forward, .free = cpu_free,
+                                     .forward_sample_begin = cpu_begin, .forward_sample_end = cpu_end};
 
 /* Bump allocator over one block: returns the cursor and advances it by n
  * 4-byte elements (floats or int32), keeping 64-byte alignment. */

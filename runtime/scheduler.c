@@ -39,12 +39,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LPM_FALLBACK_LEN 128       /* longer queues: lpm/dfs-weight act as fcfs (SGLang) */
 #define IN_BATCH_PREFIX_MIN 32     /* defer a request sharing this much with one admitted in the same step */
 #define LP_ROWS_BUDGET_FLOATS (4 << 20) /* logits rows kept for prompt logprobs */
 
 typedef enum { SEQ_WAITING, SEQ_RUNNING, SEQ_DONE } SeqState;
+
+struct SchedSeq;
+
+/* A batch begun on the runner whose ids are not back yet. */
+typedef struct {
+    int32_t nb;
+    struct SchedSeq **seq;         /* (max_running) its sequences; NULL once finished */
+    int32_t *row;                  /* (max_running) sample row of seq[b], or -1 */
+    int32_t *ids;                  /* (max_running) sampled ids, filled by end */
+    float *lp;                     /* (max_running) their log-probs */
+    int64_t step;                  /* stats step number, for the trace */
+} SchedFlight;
 
 typedef struct SchedSeq {
     SchedReq *req;
@@ -66,6 +79,10 @@ typedef struct SchedSeq {
     /* this step */
     int32_t n_new, sample_row, lp_row0, lp_pos0, n_lp;
     bool was_decode;
+    /* overlap (see "overlap scheduling" below) */
+    int32_t pending;               /* the last `pending` tokens are placeholders for ids not back yet */
+    int32_t fl_refs;               /* begun batches that still list this sequence */
+    bool simple;                   /* params never need the host sampler (set at creation) */
     /* output */
     SglSampler *sampler;
     SglDetok detok;
@@ -128,6 +145,15 @@ struct Sched {
     bool gs_step;                  /* this step's tokens came from the device */
     int32_t *match_pages;          /* (max_ctx / P + 1) */
     SchedSeq **tmp;                /* (cap_waiting) ordering scratch */
+    /* overlap scheduling */
+    bool overlap;                  /* runner has begin/end and the option is on */
+    bool gs_sync;                  /* the synchronous path may use forward_sample */
+    bool force_sync;               /* the next step runs synchronously (begin declined) */
+    SchedFlight fl[2];             /* begun batches: fl[fl_head] oldest, n_fl of them */
+    int32_t fl_head, n_fl;
+    /* profiling (profile option or trace) */
+    bool prof;
+    double t_step0, t_mark, emit_us; /* microseconds, CLOCK_MONOTONIC */
     SglEngineStats st;
     int64_t hit_tokens, miss_tokens; /* prefix-cache hits / misses at admission */
 };
@@ -169,6 +195,54 @@ int sgl_policy_parse(const char *name)
 const char *sgl_policy_name(SglPolicy p)
 {
     return (unsigned)p < SGL_POLICY_COUNT_ ? policy_names[p] : "?";
+}
+
+static const char *const phase_names[] = {"schedule", "build", "launch", "wait", "postprocess",
+                                          "emit"}; /* ORDER SglPhase */
+_Static_assert(sizeof phase_names / sizeof phase_names[0] == SGL_PHASE_COUNT_, "phase names");
+
+const char *sgl_phase_name(SglPhase p)
+{
+    return (unsigned)p < SGL_PHASE_COUNT_ ? phase_names[p] : "?";
+}
+
+/* ---- profiling ------------------------------------------------------------
+ * With profile (or a trace) each step reads CLOCK_MONOTONIC at its phase
+ * boundaries (a vDSO call, ~20 ns) and adds the spans to st.phase_us; the
+ * trace gets one complete ("X") event per phase. Off, each boundary is one
+ * predictable branch. */
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
+}
+
+static void trace_event(Sched *s, const char *name, double t0, double dur, int64_t step, int32_t n_seqs)
+{
+    fprintf(s->cfg.trace, ",\n{\"name\":\"%s\",\"cat\":\"sched\",\"ph\":\"X\",\"pid\":1,\"tid\":1,"
+            "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"step\":%lld,\"seqs\":%d}}",
+            name, t0, dur, (long long)step, (int)n_seqs);
+}
+
+/* Ends the phase that began at t_mark (the previous boundary). */
+static void phase_end(Sched *s, SglPhase ph, int64_t step, int32_t n_seqs)
+{
+    if (!s->prof)
+        return;
+    double t = now_us(), d = t - s->t_mark;
+    if (ph == SGL_PHASE_POSTPROCESS) { /* emit time was summed separately inside it */
+        d -= s->emit_us;
+        s->st.phase_us[SGL_PHASE_EMIT] += s->emit_us;
+        if (s->cfg.trace && s->emit_us > 0)
+            trace_event(s, phase_names[SGL_PHASE_EMIT], s->t_mark + d, s->emit_us, step, n_seqs);
+        s->emit_us = 0;
+    }
+    s->st.phase_us[ph] += d;
+    if (s->cfg.trace)
+        trace_event(s, phase_names[ph], s->t_mark, d, step, n_seqs);
+    s->t_mark = t;
 }
 
 const char *sgl_finish_name(SglFinishKind k)
@@ -256,6 +330,10 @@ static SchedSeq *seq_new(const Sched *s, SchedReq *r, int32_t index)
             q->banned[q->n_banned++] = s->cfg.eos_ids[i];
     for (int32_t i = 0; i < r->r.params.n_stop_token_ids; i++)
         q->banned[q->n_banned++] = r->stop_ids[i];
+    const SglSamplingParams *p = &r->r.params;
+    const SglConstraint *c = &r->r.constraint;
+    q->simple = !c->mask && !c->accept && !c->forced && r->lp_first < 0 && p->frequency_penalty == 0.0f &&
+                p->presence_penalty == 0.0f && p->repetition_penalty == 1.0f && p->top_logprobs_num == 0;
     return q;
 fail:
     seq_free(q);
@@ -417,6 +495,8 @@ static bool ensure_free(Sched *s, int32_t n)
 
 static bool is_decode(const SchedSeq *q);
 static bool device_sampling_init(Sched *s);
+static bool flights_init(Sched *s);
+static SglStatus drain(Sched *s, SglErr *err);
 
 /* Pages q needs beyond what it holds to have KV room for positions [0, upto). */
 static int32_t pages_needed(const Sched *s, const SchedSeq *q, int32_t upto)
@@ -467,7 +547,8 @@ static void unref_pages(Sched *s, SchedSeq *q, int32_t from_page, int32_t to_pag
  * fails (no memory) q keeps owning everything, as if the cache were off. */
 static void cache_seq(Sched *s, SchedSeq *q, bool finishing)
 {
-    int32_t P = s->P, aligned = q->kv_len / P * P;
+    int32_t P = s->P, known = min32(q->kv_len, q->n_tokens - q->pending); /* placeholders never enter the tree */
+    int32_t aligned = known / P * P;
     int32_t own_from = q->tree_len; /* q holds references on pages from here */
     if (!s->cfg.o.disable_radix_cache && aligned > q->tree_len) {
         RadixNode *last = NULL;
@@ -568,9 +649,22 @@ static void waiting_remove_at(Sched *s, int32_t i)
  * released when cache is false), then the FINAL event, after which q (and,
  * for the request's last sample, the request) is freed: callers must not
  * touch q afterwards. text: a last released piece. */
+static void flight_forget(Sched *s, SchedSeq *q);
+
 static void finish_seq(Sched *s, SchedSeq *q, SglFinishKind kind, bool cache, const char *text, size_t len)
 {
     q->finish = kind;
+    if (q->fl_refs > 0)
+        flight_forget(s, q); /* its ids still to come are dropped */
+    if (q->pending > 0) {
+        /* placeholders of begun steps: those tokens are discarded; the KV of
+         * the real tokens up to n_tokens is written by a begun step, which
+         * the runner completes before any later one reads it */
+        q->n_tokens -= q->pending;
+        q->pending = 0;
+        if (q->kv_len > q->n_tokens)
+            q->kv_len = q->n_tokens;
+    }
     if (q->state == SEQ_RUNNING) {
         running_remove(s, q);
         if (cache)
@@ -630,7 +724,13 @@ Sched *sched_new(const SchedConfig *cfg, SglRunner *runner, KvPool *pool, RadixC
         sched_free(s);
         return NULL;
     }
-    if (!device_sampling_init(s)) {
+    if (cfg->trace) {
+        s->prof = true;
+        fprintf(cfg->trace, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
+                "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":1,\"args\":{\"name\":\"engine loop\"}}");
+    }
+    s->prof |= s->cfg.o.profile;
+    if (!device_sampling_init(s) || !flights_init(s)) {
         sgl_err(err, SGL_E_NOMEM, "scheduler: out of memory for device sampling buffers");
         sched_free(s);
         return NULL;
@@ -646,7 +746,16 @@ void sched_free(Sched *s)
 {
     if (!s)
         return;
+    drain(s, NULL);
     sched_abort_all(s, SGL_FINISH_ABORT, "engine closed");
+    if (s->cfg.trace)
+        fprintf(s->cfg.trace, "\n]}\n");
+    for (int k = 0; k < 2; k++) {
+        free(s->fl[k].seq);
+        free(s->fl[k].row);
+        free(s->fl[k].ids);
+        free(s->fl[k].lp);
+    }
     free(s->waiting);
     free(s->tmp);
     free(s->running);
@@ -741,9 +850,10 @@ void sched_abort_all(Sched *s, SglFinishKind kind, const char *msg)
         abort_req(s, s->running[0]->req, kind, msg);
     while (s->n_waiting > 0)
         abort_req(s, s->waiting[0]->req, kind, msg);
+    drain(s, NULL); /* begun batches now list no sequence: their ids are dropped */
 }
 
-bool sched_idle(const Sched *s) { return s->n_running == 0 && s->n_waiting == 0; }
+bool sched_idle(const Sched *s) { return s->n_running == 0 && s->n_waiting == 0 && s->n_fl == 0; }
 int32_t sched_n_waiting(const Sched *s) { return s->n_waiting; }
 int32_t sched_n_running(const Sched *s) { return s->n_running; }
 
@@ -944,9 +1054,18 @@ static int32_t lp_rows(const SchedSeq *q, int32_t n, int32_t *pos0)
     return hi > lo ? hi - lo : 0;
 }
 
+/* The chunk ends at the last token and an output is still due (outputs
+ * whose ids are not back yet count: see overlap scheduling). */
 static bool samples_after(const SchedSeq *q, int32_t n)
 {
-    return q->kv_len + n == q->n_tokens && q->req->max_new > 0;
+    return q->kv_len + n == q->n_tokens && q->n_out + q->pending < q->req->max_new;
+}
+
+/* Overlap: q's last outputs are on their way and will reach max_new_tokens,
+ * so it is not given another step. */
+static bool outputs_due(const SchedSeq *q)
+{
+    return q->pending > 0 && q->n_out + q->pending >= q->req->max_new;
 }
 
 /* Shrinks chunk n until its logits rows fit in what is left this step. */
@@ -1055,17 +1174,18 @@ static void schedule_decodes(Sched *s)
 {
     int32_t need = 0;
     for (int32_t i = 0; i < s->n_running; i++)
-        if (is_decode(s->running[i]) && pages_needed(s, s->running[i], s->running[i]->kv_len + 1) > 0)
+        if (is_decode(s->running[i]) && !outputs_due(s->running[i]) &&
+            pages_needed(s, s->running[i], s->running[i]->kv_len + 1) > 0)
             need++;
     while (!ensure_free(s, need) && s->n_running > 1) {
         SchedSeq *v = pick_victim(s);
-        if (is_decode(v) && pages_needed(s, v, v->kv_len + 1) > 0)
+        if (is_decode(v) && !outputs_due(v) && pages_needed(s, v, v->kv_len + 1) > 0)
             need--;
         retract(s, v);
     }
     for (int32_t i = 0; i < s->n_running; i++) {
         SchedSeq *q = s->running[i];
-        if (!is_decode(q))
+        if (!is_decode(q) || outputs_due(q))
             continue;
         if (grow(s, q, q->kv_len + 1) != SGL_OK) {
             /* alone and still no page: cannot happen for a request that
@@ -1542,12 +1662,19 @@ static void jump_forward_waiting(Sched *s)
  * the forward, for the state sample_seq would see. Any other step, or
  * SGL_HOST_SAMPLING=1 in the environment, keeps the host path. The device
  * draw is keyed by (seed, tokens output so far), not the CPU sampler's RNG
- * stream: seeded samples differ between the paths, greedy ones do not. */
+ * stream: seeded samples differ between the paths, greedy ones do not.
+ * The overlap path (below) always samples on the runner, so it uses the same
+ * rows; SGL_HOST_SAMPLING=1 turns it off too. */
 
 static bool device_sampling_init(Sched *s)
 {
     const char *env = getenv("SGL_HOST_SAMPLING");
-    if (!s->runner || !s->runner->ops->forward_sample || (env && *env && strcmp(env, "0") != 0))
+    const SglRunnerOps *ops = s->runner ? s->runner->ops : NULL;
+    if (!ops || (env && *env && strcmp(env, "0") != 0))
+        return true;
+    s->gs_sync = ops->forward_sample != NULL;
+    s->overlap = ops->forward_sample_begin && ops->forward_sample_end && !s->cfg.o.disable_overlap_schedule;
+    if (!s->gs_sync && !s->overlap)
         return true;
     size_t words = ((size_t)s->V + 31) / 32;
     s->gs_rows = calloc((size_t)s->max_rows, sizeof *s->gs_rows);
@@ -1557,12 +1684,14 @@ static bool device_sampling_init(Sched *s)
     return s->gs_rows && s->gs_masks && s->gs_ids && s->gs_lp;
 }
 
+/* The runner's sampler covers q's next token (its output index is n_out +
+ * pending: earlier ones may not be back yet). */
 static bool device_row_ok(const SchedSeq *q)
 {
     const SglSamplingParams *p = &q->req->r.params;
     return q->n_lp == 0 && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f &&
            p->repetition_penalty == 1.0f && p->top_logprobs_num == 0 &&
-           !(q->n_out < p->min_new_tokens && q->n_banned > 0);
+           !(q->n_out + q->pending < p->min_new_tokens && q->n_banned > 0);
 }
 
 /* Fills gs_rows/gs_masks for this step; false when a row needs the host. */
@@ -1585,7 +1714,7 @@ static bool device_plan(Sched *s)
         g->min_p = p->min_p;
         g->seed = p->has_seed ? p->seed + (uint64_t)q->index
                               : (r->id * 0x2545F4914F6CDD1Dull ^ s->cfg.o.seed) + (uint64_t)q->index;
-        g->step = (uint64_t)q->n_out;
+        g->step = (uint64_t)(q->n_out + q->pending);
         g->want_logprob = p->return_logprob;
         g->use_mask = false;
         if (r->r.constraint.mask) {
@@ -1598,10 +1727,10 @@ static bool device_plan(Sched *s)
     return n_rows == s->nr && n_rows > 0;
 }
 
-static SglStatus forward_step(Sched *s, const SglBatch *batch, SglErr *err)
+static SglStatus forward_step(Sched *s, const SglBatch *batch, bool on_device, SglErr *err)
 {
     s->gs_step = false;
-    if (s->gs_rows && device_plan(s)) {
+    if (on_device) {
         SglStatus st = s->runner->ops->forward_sample(s->runner, batch, s->gs_rows, s->gs_masks,
                                                       s->gs_ids, s->gs_lp, err);
         if (st != SGL_E_UNSUPPORTED) {
@@ -1621,6 +1750,59 @@ static SglStatus device_token(const Sched *s, const SchedSeq *q, int32_t *tok, f
     *tok = t;
     *lp = q->req->r.params.return_logprob ? s->gs_lp[q->sample_row] : 0.0f;
     return SGL_OK;
+}
+
+/* finish_seq, or finish_any for a sequence retracted while its token was
+ * still on the runner. */
+static void finish_taken(Sched *s, SchedSeq *q, SglFinishKind kind, const char *text, size_t len)
+{
+    if (q->state == SEQ_WAITING)
+        finish_any(s, q, kind, text, len);
+    else
+        finish_seq(s, q, kind, true, text, len);
+}
+
+/* q's next output token is tok (sampled here or on the runner): record it,
+ * stream its text, and finish q on a stop token, stop string, completed
+ * constraint or length; otherwise try jump-forward. The token replaces q's
+ * oldest placeholder when it has one. */
+static void take_token(Sched *s, SchedSeq *q, int32_t tok, float lp)
+{
+    SchedReq *r = q->req;
+    sgl_sampler_accept(q->sampler, tok);
+    bool c_done = r->r.constraint.accept && r->r.constraint.accept(r->r.constraint.ctx, q->index, tok);
+    if (q->pending > 0)
+        q->tokens[q->n_tokens - q->pending--] = tok;
+    else
+        q->tokens[q->n_tokens++] = tok;
+    q->out_lp[q->n_out++] = lp;
+    s->st.generated_tokens++;
+    bool stop_tok = is_stop_token(s, q, tok);
+    const char *text = "";
+    size_t len = 0;
+    double te = s->prof ? now_us() : 0.0;
+    if (!stop_tok) {
+        char *owned;
+        size_t plen;
+        const char *piece = token_piece(s, q, tok, &plen, &owned);
+        push_text(q, piece, plen, &text, &len);
+        emit_token(q, tok, lp, text, len);
+        free(owned);
+    } else {
+        emit_token(q, tok, lp, "", 0);
+        q->matched_token = tok;
+    }
+    if (s->prof)
+        s->emit_us += now_us() - te;
+    if (q->stop.matched && !stop_tok) {
+        finish_taken(s, q, SGL_FINISH_STOP, NULL, 0);
+    } else if (stop_tok || c_done || q->n_out >= r->max_new) {
+        flush_text(q, &text, &len);
+        SglFinishKind k = stop_tok || c_done || q->stop.matched ? SGL_FINISH_STOP : SGL_FINISH_LENGTH;
+        finish_taken(s, q, k, text, len);
+    } else if (q->state == SEQ_RUNNING && q->pending == 0) {
+        jump_forward(s, q);
+    }
 }
 
 static void sample_seq(Sched *s, SchedSeq *q)
@@ -1650,34 +1832,7 @@ static void sample_seq(Sched *s, SchedSeq *q)
         finish_seq(s, q, SGL_FINISH_ERROR, true, text, len);
         return;
     }
-    sgl_sampler_accept(q->sampler, tok);
-    bool c_done = r->r.constraint.accept && r->r.constraint.accept(r->r.constraint.ctx, q->index, tok);
-    q->tokens[q->n_tokens++] = tok;
-    q->out_lp[q->n_out++] = lp;
-    s->st.generated_tokens++;
-    bool stop_tok = is_stop_token(s, q, tok);
-    const char *text = "";
-    size_t len = 0;
-    if (!stop_tok) {
-        char *owned;
-        size_t plen;
-        const char *piece = token_piece(s, q, tok, &plen, &owned);
-        push_text(q, piece, plen, &text, &len);
-        emit_token(q, tok, lp, text, len);
-        free(owned);
-    } else {
-        emit_token(q, tok, lp, "", 0);
-        q->matched_token = tok;
-    }
-    if (q->stop.matched && !stop_tok) {
-        finish_seq(s, q, SGL_FINISH_STOP, true, NULL, 0);
-    } else if (stop_tok || c_done || q->n_out >= r->max_new) {
-        flush_text(q, &text, &len);
-        SglFinishKind k = stop_tok || c_done || q->stop.matched ? SGL_FINISH_STOP : SGL_FINISH_LENGTH;
-        finish_seq(s, q, k, true, text, len);
-    } else {
-        jump_forward(s, q);
-    }
+    take_token(s, q, tok, lp);
 }
 
 /* Creates samples 1..n-1 at the front of the waiting queue. */
@@ -1697,27 +1852,37 @@ static void fork_samples(Sched *s, SchedReq *r)
     r->n_created = r->n_samples;
 }
 
+/* The part of postprocessing that needs no sampled token: q's chunk is
+ * computed (or, overlapped, enqueued: the runner orders it before anything
+ * that reads it), prefill chunks go into the radix cache, and sample 0
+ * forks the others once its prompt is in. */
+static void commit_chunk(Sched *s, SchedSeq *q)
+{
+    SchedReq *r = q->req;
+    q->kv_len += q->n_new;
+    if (q->was_decode) {
+        s->st.decode_tokens++;
+    } else {
+        s->st.prefill_tokens += q->n_new;
+        cache_seq(s, q, false);
+    }
+    if (q->index == 0 && r->n_created < r->n_samples && q->kv_len >= r->r.n_input)
+        fork_samples(s, r);
+}
+
 static void postprocess(Sched *s)
 {
     for (int32_t b = 0; b < s->nb; b++) {
         SchedSeq *q = s->bseq[b];
         SchedReq *r = q->req;
-        q->kv_len += q->n_new;
         for (int32_t k = 0; k < q->n_lp; k++) {
             int32_t pos = q->lp_pos0 + k, tok = q->tokens[pos + 1];
             sgl_logprobs_of(s->logits + (size_t)(q->lp_row0 + k) * (size_t)s->V, s->V, &tok, 1,
                             &r->prompt_lp[pos + 1]);
         }
+        commit_chunk(s, q);
         if (wants_lp(q) && q->kv_len >= r->r.n_input - 1)
             r->prompt_lp_done = true;
-        if (q->was_decode) {
-            s->st.decode_tokens++;
-        } else {
-            s->st.prefill_tokens += q->n_new;
-            cache_seq(s, q, false);
-        }
-        if (q->index == 0 && r->n_created < r->n_samples && q->kv_len >= r->r.n_input)
-            fork_samples(s, r);
         if (q->sample_row >= 0)
             sample_seq(s, q);
         else if (r->max_new == 0 && q->kv_len == q->n_tokens)
@@ -1725,19 +1890,154 @@ static void postprocess(Sched *s)
     }
 }
 
-SglStatus sched_step(Sched *s, SglErr *err)
+/* ---- overlap scheduling -----------------------------------------------------
+ * SGLang's zero-overhead scheduler, on forward_sample_begin/end. One call of
+ * sched_step, with batch N begun earlier and still running:
+ *   schedule N+1 -> build -> begin N+1 -> commit its chunks -> end N ->
+ *   postprocess N (tokens, detokenize, stops, events, finishing)
+ * so that everything but the begin runs while the runner computes. Batch N+1
+ * is scheduled before N's ids are back: a sequence of N that samples gets a
+ * placeholder token -(row+1) appended when N is begun (pending counts them;
+ * they are always its last tokens), N+1 feeds that placeholder as its input
+ * token and the runner reads the id from N's result on the device. When N's
+ * ids come back each replaces its sequence's oldest placeholder.
+ *   A sequence that finishes at N (EOS, stop string, length) may already be in
+ * N+1: finish_seq drops its placeholder, removes it from the begun batch (its
+ * N+1 id is discarded) and releases or caches its KV at once; N+1 writes KV
+ * only into pages the sequence held, and any batch that reuses those pages is
+ * begun later, so the runner runs it after N+1. Length is known in advance:
+ * a sequence whose outputs + placeholders reach max_new_tokens is not
+ * scheduled again, so only EOS, stop ids and stop strings cost an extra row.
+ *   Retraction and abort work as usual (placeholders stay in the token list of
+ * a retracted sequence and are resolved by the runner if it is readmitted
+ * before its id is back; the radix tree never gets them: cache_seq stops
+ * at the first placeholder).
+ *   A step runs synchronously (after draining the begun batches) when any
+ * queued or running request needs the host sampler: constraints (masks,
+ * jump-forward), penalties, top-n or prompt log-probs, banned ids before
+ * min_new_tokens; or when the runner declined the batch (more rows than it
+ * samples at once). */
+
+static bool flights_init(Sched *s)
 {
-    if (sched_idle(s))
-        return SGL_E_AGAIN;
+    if (!s->overlap)
+        return true;
+    size_t R = (size_t)s->cfg.o.max_running_requests;
+    for (int k = 0; k < 2; k++) {
+        SchedFlight *f = &s->fl[k];
+        f->seq = calloc(R, sizeof *f->seq);
+        f->row = malloc(R * sizeof *f->row);
+        f->ids = malloc(R * sizeof *f->ids);
+        f->lp = calloc(R, sizeof *f->lp);
+        if (!f->seq || !f->row || !f->ids || !f->lp)
+            return false;
+    }
+    return true;
+}
+
+static void flight_forget(Sched *s, SchedSeq *q)
+{
+    for (int32_t k = 0; k < s->n_fl; k++) {
+        SchedFlight *f = &s->fl[(s->fl_head + k) % 2];
+        for (int32_t b = 0; b < f->nb; b++)
+            if (f->seq[b] == q)
+                f->seq[b] = NULL;
+    }
+    q->fl_refs = 0;
+}
+
+/* Every queued and running sequence can sample on the runner. */
+static bool all_simple(const Sched *s)
+{
+    for (int32_t i = 0; i < s->n_running; i++) {
+        const SchedSeq *q = s->running[i];
+        if (!q->simple || (q->n_out < q->req->r.params.min_new_tokens && q->n_banned > 0))
+            return false;
+    }
+    for (int32_t i = 0; i < s->n_waiting; i++) {
+        const SchedSeq *q = s->waiting[i];
+        if (!q->simple || (q->n_out < q->req->r.params.min_new_tokens && q->n_banned > 0))
+            return false;
+    }
+    return true;
+}
+
+/* Takes the oldest begun batch's ids and postprocesses them. On a runner
+ * error its sequences finish with reason "error". */
+static SglStatus flight_end(Sched *s, SglErr *err)
+{
+    SchedFlight *f = &s->fl[s->fl_head];
+    SglErr e2 = {{0}};
+    SglErr *e = err ? err : &e2;
+    SglStatus st = s->runner->ops->forward_sample_end(s->runner, f->ids, f->lp, e);
+    s->fl_head = (s->fl_head + 1) % 2;
+    s->n_fl--;
+    phase_end(s, SGL_PHASE_WAIT, f->step, f->nb);
+    for (int32_t b = 0; b < f->nb; b++) {
+        SchedSeq *q = f->seq[b];
+        if (!q)
+            continue;
+        f->seq[b] = NULL;
+        q->fl_refs--;
+        if (st != SGL_OK) {
+            snprintf(q->error, sizeof q->error, "forward failed: %.140s", e->msg);
+            if (q->state == SEQ_WAITING)
+                finish_any(s, q, SGL_FINISH_ERROR, NULL, 0);
+            else
+                finish_seq(s, q, SGL_FINISH_ERROR, false, NULL, 0);
+            continue;
+        }
+        if (f->row[b] >= 0) {
+            int32_t tok = f->ids[f->row[b]];
+            if (tok < 0 || tok >= s->V) { /* NaN logits everywhere: nothing could be drawn */
+                snprintf(q->error, sizeof q->error, "runner: no token could be sampled after %d tokens",
+                         (int)q->n_out);
+                finish_taken(s, q, SGL_FINISH_ERROR, NULL, 0);
+                continue;
+            }
+            take_token(s, q, tok, q->req->r.params.return_logprob ? f->lp[f->row[b]] : 0.0f);
+        } else if (q->req->max_new == 0 && q->state == SEQ_RUNNING && q->kv_len == q->n_tokens) {
+            finish_seq(s, q, SGL_FINISH_LENGTH, true, NULL, 0);
+        }
+    }
+    phase_end(s, SGL_PHASE_POSTPROCESS, f->step, f->nb);
+    return st;
+}
+
+/* Ends every begun batch (err may be NULL). */
+static SglStatus drain(Sched *s, SglErr *err)
+{
+    SglStatus st = SGL_OK;
+    while (s->n_fl > 0) {
+        SglStatus st2 = flight_end(s, err);
+        if (st == SGL_OK)
+            st = st2;
+    }
+    return st;
+}
+
+/* The batch could not be begun: its sequences get their chunk again next step. */
+static void unschedule(Sched *s)
+{
+    for (int32_t b = 0; b < s->nb; b++)
+        s->bseq[b]->n_new = 0;
+    s->nb = s->nt = s->nr = 0;
+}
+
+/* ---- the step --------------------------------------------------------------- */
+
+/* Fills bseq with this step's work (nb 0: none). */
+static void schedule(Sched *s)
+{
     s->nb = s->nt = s->nr = 0;
     for (int32_t i = 0; i < s->n_running; i++)
         s->running[i]->n_new = 0;
     jump_forward_waiting(s);
-    if (sched_idle(s))
-        return SGL_E_AGAIN;
+    if (s->n_running == 0 && s->n_waiting == 0)
+        return;
     schedule_decodes(s);
     schedule_prefills(s);
-    if (s->nb == 0 && s->n_running > 0) {
+    if (s->nb == 0 && s->n_running > 0 && s->n_fl == 0) {
         /* Running sequences are all mid-prefill and none can get a page
          * (they hold the pool between them): keep the one retraction would
          * spare, requeue the others, and try again. A lone sequence always
@@ -1752,18 +2052,50 @@ SglStatus sched_step(Sched *s, SglErr *err)
             finish_seq(s, q, SGL_FINISH_ERROR, false, NULL, 0);
         }
     }
-    if (s->nb == 0)
-        return SGL_E_AGAIN;
-    build_batch(s);
-    int32_t n_prefill = 0;
-    for (int32_t b = 0; b < s->nb; b++)
-        n_prefill += !s->bseq[b]->was_decode;
-    SglBatch batch = {
+}
+
+static SglBatch batch_view(const Sched *s)
+{
+    return (SglBatch){
         .n_seqs = s->nb, .n_tokens = s->nt, .tokens = s->tokens, .positions = s->positions,
         .seq_off = s->seq_off, .kv_len = s->kv_len, .slot_off = s->slot_off, .slots = s->slots,
         .n_logits = s->nr, .logit_rows = s->logit_rows,
     };
-    SglStatus st = forward_step(s, &batch, err);
+}
+
+static void step_done(Sched *s, int32_t n_prefill)
+{
+    s->st.steps++;
+    s->st.forward_tokens += s->nt;
+    if (s->cfg.o.on_step)
+        s->cfg.o.on_step(s->cfg.o.on_step_user, n_prefill, s->nb - n_prefill, s->nt);
+}
+
+static int32_t count_prefill(const Sched *s)
+{
+    int32_t n = 0;
+    for (int32_t b = 0; b < s->nb; b++)
+        n += !s->bseq[b]->was_decode;
+    return n;
+}
+
+/* schedule -> forward (the loop thread waits) -> postprocess. */
+static SglStatus step_sync(Sched *s, SglErr *err)
+{
+    if (s->n_running == 0 && s->n_waiting == 0)
+        return SGL_E_AGAIN;
+    schedule(s);
+    int64_t step = s->st.steps + 1;
+    phase_end(s, SGL_PHASE_SCHEDULE, step, s->nb);
+    if (s->nb == 0)
+        return SGL_E_AGAIN;
+    build_batch(s);
+    int32_t n_prefill = count_prefill(s);
+    SglBatch batch = batch_view(s);
+    bool on_device = s->gs_sync && device_plan(s);
+    phase_end(s, SGL_PHASE_BUILD, step, s->nb);
+    SglStatus st = forward_step(s, &batch, on_device, err);
+    phase_end(s, SGL_PHASE_WAIT, step, s->nb);
     s->st.steps++;
     s->st.forward_tokens += s->nt;
     if (st != SGL_OK) {
@@ -1778,7 +2110,86 @@ SglStatus sched_step(Sched *s, SglErr *err)
     if (s->cfg.o.on_step)
         s->cfg.o.on_step(s->cfg.o.on_step_user, n_prefill, s->nb - n_prefill, s->nt);
     postprocess(s);
-    if (s->cfg.o.check_integrity) {
+    phase_end(s, SGL_PHASE_POSTPROCESS, step, s->nb);
+    return SGL_OK;
+}
+
+/* schedule N+1 -> begin N+1 -> end N -> postprocess N (see above). */
+static SglStatus step_overlap(Sched *s, SglErr *err)
+{
+    if (s->n_running == 0 && s->n_waiting == 0)
+        return s->n_fl > 0 ? drain(s, err) : SGL_E_AGAIN;
+    schedule(s);
+    int64_t step = s->st.steps + 1;
+    phase_end(s, SGL_PHASE_SCHEDULE, step, s->nb);
+    if (s->nb == 0) /* nothing new can run before the begun batches are back */
+        return s->n_fl > 0 ? drain(s, err) : SGL_E_AGAIN;
+    build_batch(s);
+    int32_t n_prefill = count_prefill(s);
+    SglBatch batch = batch_view(s);
+    bool planned = device_plan(s) || s->nr == 0;
+    phase_end(s, SGL_PHASE_BUILD, step, s->nb);
+    SglStatus st = planned ? s->runner->ops->forward_sample_begin(s->runner, &batch, s->gs_rows, err)
+                           : SGL_E_UNSUPPORTED;
+    if (st == SGL_E_UNSUPPORTED) {
+        unschedule(s);
+        s->force_sync = true;
+        return s->n_fl > 0 ? drain(s, err) : SGL_OK;
+    }
+    if (st != SGL_OK) {
+        /* these sequences may still be in a begun batch: finish_seq forgets them there */
+        for (int32_t b = 0; b < s->nb; b++) {
+            SchedSeq *q = s->bseq[b];
+            running_remove(s, q);
+            snprintf(q->error, sizeof q->error, "forward failed: %.140s", err ? err->msg : sgl_status_str(st));
+            finish_seq(s, q, SGL_FINISH_ERROR, false, NULL, 0);
+        }
+        drain(s, NULL);
+        return st;
+    }
+    SchedFlight *f = &s->fl[(s->fl_head + s->n_fl) % 2];
+    s->n_fl++;
+    f->nb = s->nb;
+    f->step = step;
+    for (int32_t b = 0; b < s->nb; b++) {
+        SchedSeq *q = s->bseq[b];
+        commit_chunk(s, q);
+        f->seq[b] = q;
+        f->row[b] = q->sample_row;
+        q->fl_refs++;
+        if (q->sample_row >= 0) {
+            q->tokens[q->n_tokens++] = -(q->sample_row + 1);
+            q->pending++;
+        }
+    }
+    s->st.overlap_steps += s->n_fl > 1;
+    step_done(s, n_prefill);
+    phase_end(s, SGL_PHASE_LAUNCH, step, s->nb);
+    if (s->n_fl > 1)
+        return flight_end(s, err);
+    return SGL_OK;
+}
+
+SglStatus sched_step(Sched *s, SglErr *err)
+{
+    if (s->prof)
+        s->t_step0 = s->t_mark = now_us();
+    int64_t steps0 = s->st.steps;
+    SglStatus st;
+    if (s->overlap && !s->force_sync && all_simple(s)) {
+        st = step_overlap(s, err);
+    } else {
+        s->force_sync = false;
+        SglStatus d = s->n_fl > 0 ? drain(s, err) : SGL_E_AGAIN;
+        st = step_sync(s, err);
+        if (d != SGL_E_AGAIN && (st == SGL_E_AGAIN || d != SGL_OK))
+            st = d; /* the drain did work (or failed) */
+    }
+    if (s->prof && s->t_mark != s->t_step0) { /* a phase was timed: count the whole call */
+        s->st.profiled_steps += s->st.steps - steps0;
+        s->st.step_us += now_us() - s->t_step0;
+    }
+    if (s->cfg.o.check_integrity && st != SGL_E_AGAIN) {
         char why[256];
         if (!sched_check_integrity(s, why, sizeof why)) {
             s->st.integrity_failures++;
@@ -1786,7 +2197,7 @@ SglStatus sched_step(Sched *s, SglErr *err)
                            (long long)s->st.steps, why);
         }
     }
-    return SGL_OK;
+    return st;
 }
 
 /* ---- integrity ------------------------------------------------------------ */

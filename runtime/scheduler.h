@@ -12,10 +12,16 @@
  *      next bytes gets them appended at once, re-tokenized canonically with
  *      its recent output (see jump_forward in scheduler.c), and computes them
  *      as one extend chunk in the next step.
+ * Overlap: with a runner that has forward_sample_begin/end (and the option
+ * on), a step whose requests all sample on the runner is enqueued, then the
+ * previous step's results are postprocessed while it runs; the next step is
+ * scheduled with placeholders for tokens not yet back (see scheduler.c).
  * Tests drive it directly with a fake runner (tests/unit/test_scheduler.c).
  */
 #ifndef SGL_SCHEDULER_H
 #define SGL_SCHEDULER_H
+
+#include <stdio.h>
 
 #include "runtime/kv_pool.h"
 #include "runtime/radix_cache.h"
@@ -40,6 +46,9 @@ typedef struct {
      * SGL_OK *ids is malloc'd and owned by the caller. */
     SglStatus (*token_encode)(void *user, const char *text, size_t len, int32_t **ids, int32_t *n);
     void *token_text_user;
+    /* Chrome trace-event output (borrowed, may be NULL): sched_new writes the
+     * header, every step its phases, sched_free the footer. Implies profile. */
+    FILE *trace;
 } SchedConfig;
 
 /* Fills o's zero fields with the defaults documented in request.h. */
@@ -66,11 +75,13 @@ bool sched_abort(Sched *s, uint64_t id);
 /* Aborts everything (each unfinished sample gets reason kind with msg). */
 void sched_abort_all(Sched *s, SglFinishKind kind, const char *msg);
 
-/* One schedule -> run -> postprocess iteration. SGL_E_AGAIN when there was
+/* One schedule -> run -> postprocess iteration (overlapped: schedule N+1 ->
+ * enqueue N+1 -> wait for N -> postprocess N). SGL_E_AGAIN when there was
  * nothing to do; SGL_E_DEVICE/INVAL from the runner (err set; the requests in
  * that batch were finished with reason "error", the scheduler stays usable). */
 SglStatus sched_step(Sched *s, SglErr *err);
 
+/* Nothing queued, running or still on the runner. */
 bool sched_idle(const Sched *s);
 int32_t sched_n_waiting(const Sched *s);
 int32_t sched_n_running(const Sched *s);

@@ -6,7 +6,9 @@
  * prefix (computed once, outputs equal to cache-disabled sequential runs);
  * 500 random requests with aborts under a tiny KV budget with integrity
  * checks after every step and a fully free pool at the end; close with work
- * in flight; queue limits; stop strings with the real tokenizer.
+ * in flight; queue limits; stop strings with the real tokenizer; overlap
+ * scheduling equal to synchronous steps (EOS, stop strings, max tokens 1,
+ * n = 3, retraction); the step trace (valid Chrome trace JSON) and profile.
  * Needs ../shared (SGL_SHARED_DIR): skipped (77) without it.
  */
 #include <setjmp.h>
@@ -709,6 +711,243 @@ static void test_event_queue(void **state)
     sgl_evq_free(q);
 }
 
+/* ---- overlap scheduling and the step trace -------------------------------- */
+
+#define OV_REQ 24
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int32_t n_left;                /* requests without their last event */
+    int32_t out[OV_REQ][3][200], n_out[OV_REQ][3];
+    SglFinishKind finish[OV_REQ][3];
+    int32_t matched[OV_REQ][3];
+    char text[OV_REQ][3][1024];
+} OvCol;
+
+typedef struct {
+    OvCol *c;
+    int32_t i;
+} OvSlot;
+
+static void ov_event(void *user, const SglEvent *ev)
+{
+    OvSlot *sl = user;
+    OvCol *c = sl->c;
+    int32_t i = sl->i, k = ev->index;
+    if (ev->kind == SGL_EV_TOKEN)
+        return;
+    c->n_out[i][k] = ev->completion_tokens;
+    memcpy(c->out[i][k], ev->output_ids, (size_t)ev->completion_tokens * sizeof(int32_t));
+    c->finish[i][k] = ev->finish;
+    c->matched[i][k] = ev->matched_token;
+    snprintf(c->text[i][k], sizeof c->text[i][k], "%.*s", (int)ev->output_text_len, ev->output_text);
+    if (ev->last) {
+        pthread_mutex_lock(&c->mu);
+        if (--c->n_left == 0)
+            pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
+/* OV_REQ requests at once through a small KV pool: EOS, stop strings, max
+ * tokens 1, n = 3, long ignore_eos runs. Fills c; returns the stats. */
+static SglEngineStats ov_run(bool overlap, OvCol *c)
+{
+    SglEngineOpts o;
+    sgl_engine_opts_default(&o);
+    o.model_dir = model_dir;
+    o.max_total_tokens = 700;
+    o.sched.check_integrity = true;
+    o.sched.disable_overlap_schedule = !overlap;
+    SglEngine *e = NULL;
+    SglErr err = {{0}};
+    if (sgl_engine_open(&o, &e, &err) != SGL_OK)
+        fail_msg("open: %s", err.msg);
+    static const char *const prompts[] = {"Once upon a time", "Lily and Tom", "The dog", "One day, a little",
+                                          "Sam was sad"};
+    static const char *const stops[] = {".", " the", "!", "ed"};
+    SglRequest rq[OV_REQ];
+    OvSlot slots[OV_REQ];
+    int32_t *ids[OV_REQ];
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->n_left = OV_REQ;
+    /* stop ids take the EOS path (stories260K's greedy stories rarely end in
+     * 150 tokens): the last id of "," and of "." */
+    static int32_t stop_ids[2];
+    for (int k = 0; k < 2; k++) {
+        int32_t *t = NULL, m = 0;
+        assert_int_equal(sgl_engine_encode(e, k ? "." : ",", 1, false, &t, &m), SGL_OK);
+        assert_true(m > 0);
+        stop_ids[k] = t[m - 1];
+        free(t);
+    }
+    for (int32_t i = 0; i < OV_REQ; i++) {
+        const char *p = prompts[i % 5];
+        int32_t n = 0;
+        assert_int_equal(sgl_engine_encode(e, p, strlen(p), true, &ids[i], &n), SGL_OK);
+        memset(&rq[i], 0, sizeof rq[i]);
+        rq[i].input_ids = ids[i];
+        rq[i].n_input = n;
+        sgl_sampling_params_default(&rq[i].params);
+        SglSamplingParams *sp = &rq[i].params;
+        sp->temperature = 0.0f;
+        sp->max_new_tokens = 150 + i;
+        switch (i % 6) {
+        case 1: sp->stop[0] = stops[i % 4]; sp->n_stop = 1; break;
+        case 2: sp->max_new_tokens = 1; break;
+        case 3: sp->n = 3; sp->max_new_tokens = 30; break;
+        case 4: sp->ignore_eos = true; sp->max_new_tokens = 90; break;
+        case 0: sp->stop_token_ids = &stop_ids[i % 4 == 0]; sp->n_stop_token_ids = 1; break;
+        default: break; /* EOS or length */
+        }
+        slots[i] = (OvSlot){c, i};
+        rq[i].on_event = ov_event;
+        rq[i].user = &slots[i];
+    }
+    assert_int_equal(sgl_engine_submit_batch(e, rq, OV_REQ, NULL, &err), SGL_OK);
+    pthread_mutex_lock(&c->mu);
+    while (c->n_left > 0)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    check_clean(e);
+    SglEngineStats st = sgl_engine_stats(e);
+    sgl_engine_close(e);
+    for (int32_t i = 0; i < OV_REQ; i++)
+        free(ids[i]);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    return st;
+}
+
+/* Greedy outputs, texts and finish reasons are the same with and without
+ * overlap scheduling, including requests that finish at step N while step
+ * N+1 already holds them, and under retraction. */
+static void test_overlap_matches_sync(void **state)
+{
+    (void)state;
+    static OvCol a, b;
+    SglEngineStats sa = ov_run(false, &a), sb = ov_run(true, &b);
+    int32_t eos = 0, strings = 0; /* stops on an id (EOS path), on a string */
+    for (int32_t i = 0; i < OV_REQ; i++)
+        for (int k = 0; k < (i % 6 == 3 ? 3 : 1); k++) {
+            assert_int_equal(a.n_out[i][k], b.n_out[i][k]);
+            assert_memory_equal(a.out[i][k], b.out[i][k], (size_t)a.n_out[i][k] * sizeof(int32_t));
+            assert_int_equal(a.finish[i][k], b.finish[i][k]);
+            assert_int_equal(a.matched[i][k], b.matched[i][k]);
+            assert_string_equal(a.text[i][k], b.text[i][k]);
+            eos += a.matched[i][k] >= 0;
+            strings += a.finish[i][k] == SGL_FINISH_STOP && a.matched[i][k] < 0;
+        }
+    if (eos == 0 || strings == 0)
+        fail_msg("the workload should stop on ids (%d) and on stop strings (%d)", eos, strings);
+    assert_true(sa.retractions > 0 && sb.retractions > 0);
+    assert_int_equal(sa.overlap_steps, 0);
+    assert_true(sb.overlap_steps > sb.steps / 2);
+    assert_int_equal(sa.generated_tokens, sb.generated_tokens);
+}
+
+/* SglEngineOpts.trace_path (and $SGL_TRACE) write valid Chrome trace JSON
+ * with one complete event per phase of each step; profile fills the stats. */
+static void check_trace(const char *path, int64_t steps)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root)
+        fail_msg("%s: line %d: %s", path, je.line, je.text);
+    json_t *evs = json_object_get(root, "traceEvents");
+    assert_true(json_is_array(evs));
+    int64_t count[SGL_PHASE_COUNT_] = {0};
+    double last_ts = 0;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(evs, i, ev) {
+        const char *ph = json_string_value(json_object_get(ev, "ph"));
+        assert_non_null(ph);
+        if (strcmp(ph, "X") != 0)
+            continue;
+        const char *name = json_string_value(json_object_get(ev, "name"));
+        double ts = json_number_value(json_object_get(ev, "ts")), dur = json_number_value(json_object_get(ev, "dur"));
+        assert_true(json_is_number(json_object_get(ev, "ts")) && json_is_number(json_object_get(ev, "dur")));
+        assert_true(dur >= 0 && ts > 0);
+        assert_true(json_is_integer(json_object_get(json_object_get(ev, "args"), "step")));
+        int k = 0;
+        while (k < SGL_PHASE_COUNT_ && strcmp(name, sgl_phase_name((SglPhase)k)) != 0)
+            k++;
+        assert_true(k < SGL_PHASE_COUNT_);
+        count[k]++;
+        if (k != SGL_PHASE_EMIT) { /* emit is drawn after its postprocess */
+            assert_true(ts >= last_ts - 1e-3);
+            last_ts = ts;
+        }
+    }
+    assert_true(count[SGL_PHASE_LAUNCH] == steps); /* overlap: one launch per step */
+    assert_true(count[SGL_PHASE_SCHEDULE] >= steps && count[SGL_PHASE_WAIT] >= steps - 1);
+    assert_true(count[SGL_PHASE_POSTPROCESS] >= steps - 1 && count[SGL_PHASE_EMIT] > 0);
+    json_decref(root);
+}
+
+static void test_trace_and_profile(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sgl_trace_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    for (int env = 0; env < 2; env++) {
+        SglEngineOpts o;
+        sgl_engine_opts_default(&o);
+        o.model_dir = model_dir;
+        if (env)
+            setenv("SGL_TRACE", path, 1);
+        else
+            o.trace_path = path;
+        SglEngine *e = NULL;
+        SglErr err = {{0}};
+        if (sgl_engine_open(&o, &e, &err) != SGL_OK)
+            fail_msg("open: %s", err.msg);
+        unsetenv("SGL_TRACE");
+        int32_t *ids = NULL, n = 0;
+        assert_int_equal(sgl_engine_encode(e, "Lily and Tom", 12, true, &ids, &n), SGL_OK);
+        SglRequest rq = {.input_ids = ids, .n_input = n};
+        sgl_sampling_params_default(&rq.params);
+        rq.params.temperature = 0.0f;
+        rq.params.max_new_tokens = 40;
+        rq.params.ignore_eos = true;
+        rq.params.n = 2;
+        SglGenResult res;
+        assert_int_equal(sgl_engine_generate(e, &rq, &res, &err), SGL_OK);
+        assert_int_equal(res.samples[1].n_output, 40);
+        sgl_gen_result_free(&res);
+        free(ids);
+        assert_true(sgl_engine_flush_cache(e)); /* a barrier: the stats below are final */
+        SglEngineStats st = sgl_engine_stats(e);
+        sgl_engine_close(e);
+        assert_true(st.profiled_steps == st.steps && st.steps > 0);
+        double sum = 0;
+        for (int k = 0; k < SGL_PHASE_COUNT_; k++) {
+            assert_true(st.phase_us[k] >= 0);
+            sum += st.phase_us[k];
+        }
+        assert_true(st.phase_us[SGL_PHASE_WAIT] > 0 && st.phase_us[SGL_PHASE_EMIT] > 0);
+        assert_true(sum <= st.step_us * 1.001 + 1.0);
+        check_trace(path, st.steps);
+    }
+    /* an unwritable trace path is a clear open error */
+    SglEngineOpts o;
+    sgl_engine_opts_default(&o);
+    o.model_dir = model_dir;
+    o.trace_path = "/nonexistent-dir/trace.json";
+    SglEngine *e = NULL;
+    SglErr err = {{0}};
+    assert_int_equal(sgl_engine_open(&o, &e, &err), SGL_E_IO);
+    assert_null(e);
+    assert_non_null(strstr(err.msg, "/nonexistent-dir/trace.json"));
+    unlink(path);
+}
+
 int main(void)
 {
     const char *shared = getenv("SGL_SHARED_DIR");
@@ -739,6 +978,8 @@ int main(void)
         cmocka_unit_test(test_queue_limit_and_errors),
         cmocka_unit_test(test_stop_string_text),
         cmocka_unit_test(test_event_queue),
+        cmocka_unit_test(test_overlap_matches_sync),
+        cmocka_unit_test(test_trace_and_profile),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     json_decref(goldens);

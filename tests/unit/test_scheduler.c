@@ -9,6 +9,10 @@
  * (ref_generate: the same logits function over the plain token list).
  * Every test runs the scheduler's integrity checks after every step and
  * ends with the pool fully free after a cache reset.
+ *   The whole suite runs twice: with a synchronous fake, and with one that
+ * also has forward_sample_begin/end (the overlap scheduler: batches begun
+ * before the previous one's ids are back, placeholder tokens resolved by the
+ * fake from its previous batch's ids). Greedy outputs must be the same.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/ref/ref.h"
 #include "runtime/scheduler.h"
 
 #define V 64
@@ -31,12 +36,22 @@
 
 /* ---- fake runner ---------------------------------------------------------- */
 
+#define FAKE_ROWS 2048            /* logits rows the async fake samples per batch */
+
 typedef struct {
     SglRunner base;
     int32_t *kv_tok, *kv_pos;      /* (n_slots) */
     float eos_bias;                /* added to EOS's logit */
     int64_t forwards;
+    /* async: begun batches run at begin (the contract's order), ids wait for end */
+    int32_t ids[2][FAKE_ROWS];
+    float lp[2][FAKE_ROWS];
+    int32_t n_ids[2], head, n_out, prev;  /* prev: slot of the newest begun batch, -1 none */
+    SglStatus st[2];
+    int64_t begins, resolved;      /* batches begun, placeholder tokens resolved */
 } Fake;
+
+static bool g_overlap;             /* this pass of the suite uses the async fake */
 
 static uint64_t mix(uint64_t z)
 {
@@ -103,6 +118,62 @@ static void fake_free(SglRunner *r)
 }
 
 static const SglRunnerOps fake_ops = {"fake", fake_forward, fake_free};
+
+/* begin: resolves placeholder tokens from the previous batch's ids, runs
+ * fake_forward on the copy, samples with the device sampler's reference. */
+static SglStatus fake_begin(SglRunner *r, const SglBatch *b, const SglRowSampling *rows, SglErr *err)
+{
+    Fake *f = (Fake *)r;
+    if (f->n_out >= 2)
+        return sgl_err(err, SGL_E_INVAL, "fake: two batches outstanding");
+    if (b->n_logits > FAKE_ROWS)
+        return sgl_err(err, SGL_E_UNSUPPORTED, "fake: too many rows");
+    static int32_t tok[4096];
+    static float logits[FAKE_ROWS * V];
+    static SglKSampleRow kr[FAKE_ROWS];
+    assert_true(b->n_tokens <= 4096);
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        tok[i] = b->tokens[i];
+        if (tok[i] < 0) {
+            int32_t row = -tok[i] - 1;
+            if (f->prev < 0 || row >= f->n_ids[f->prev])
+                return sgl_err(err, SGL_E_INVAL, "fake: placeholder %d without such a row", tok[i]);
+            tok[i] = f->ids[f->prev][row];
+            f->resolved++;
+        }
+    }
+    SglBatch c = *b;
+    c.tokens = tok;
+    int slot = (f->head + f->n_out) % 2;
+    f->st[slot] = fake_forward(r, &c, logits, err);
+    if (f->st[slot] != SGL_OK)
+        return f->st[slot];
+    for (int32_t i = 0; i < b->n_logits; i++)
+        kr[i] = (SglKSampleRow){.seed = rows[i].seed, .step = rows[i].step, .temperature = rows[i].temperature,
+                                .top_k = rows[i].top_k, .top_p = rows[i].top_p, .min_p = rows[i].min_p,
+                                .want_logprob = rows[i].want_logprob};
+    sgl_ref_sample(logits, b->n_logits, V, kr, NULL, f->ids[slot], f->lp[slot]);
+    f->n_ids[slot] = b->n_logits;
+    f->prev = slot;
+    f->n_out++;
+    f->begins++;
+    return SGL_OK;
+}
+
+static SglStatus fake_end(SglRunner *r, int32_t *ids, float *lp, SglErr *err)
+{
+    Fake *f = (Fake *)r;
+    if (f->n_out == 0)
+        return sgl_err(err, SGL_E_INVAL, "fake: nothing outstanding");
+    int slot = f->head;
+    f->head = (f->head + 1) % 2;
+    f->n_out--;
+    memcpy(ids, f->ids[slot], (size_t)f->n_ids[slot] * sizeof *ids);
+    memcpy(lp, f->lp[slot], (size_t)f->n_ids[slot] * sizeof *lp);
+    return SGL_OK;
+}
+
+static const SglRunnerOps fake_async_ops = {"fake-async", fake_forward, fake_free, NULL, fake_begin, fake_end};
 
 /* ---- harness -------------------------------------------------------------- */
 
@@ -215,7 +286,8 @@ static H *h_new(int32_t n_pages, int32_t page_size, const SglSchedOpts *o)
     assert_non_null(h->pool);
     assert_non_null(h->cache);
     assert_non_null(h->fake);
-    h->fake->base.ops = &fake_ops;
+    h->fake->base.ops = g_overlap ? &fake_async_ops : &fake_ops;
+    h->fake->prev = -1;
     h->fake->base.opts.n_slots = (int64_t)n_pages * page_size;
     h->fake->base.opts.max_batch_tokens = cfg.o.max_prefill_tokens + cfg.o.max_running_requests;
     h->fake->base.opts.max_seqs = cfg.o.max_running_requests;
@@ -236,6 +308,7 @@ static void h_free(H *h)
     assert_int_equal(kvpool_n_free(h->pool), kvpool_n_pages(h->pool));
     char why[256];
     assert_true(sched_check_integrity(h->s, why, sizeof why));
+    assert_int_equal(h->fake->n_out, 0); /* nothing left on the async fake */
     sched_free(h->s);
     radix_free(h->cache);
     kvpool_free(h->pool);
@@ -891,7 +964,89 @@ static void stress(int32_t page_size, int32_t n_pages, uint32_t seed, int32_t n_
     }
     assert_true(n_done > n_req / 3);
     assert_true(n_aborted > 0);
+    if (g_overlap) {
+        assert_true(st.overlap_steps > st.steps / 2);
+        assert_true(h->fake->resolved > 0);
+    }
     h_free(h);
+}
+
+/* The finish-at-step-N cases of the overlap scheduler (a request that ends
+ * at step N is already in step N+1): EOS, stop ids, stop strings, max_tokens
+ * 1 and 0, n = 3, under a pool small enough to retract. The same workload
+ * runs on the synchronous and the async fake; every event must agree. */
+static void finish_workload(H *h, uint64_t *ids, int32_t *n_ids)
+{
+    static const char *const stops[] = {"e", "ab", " a", "z"};
+    int32_t p[48];
+    *n_ids = 0;
+    for (int i = 0; i < 40; i++) {
+        fill_prompt(p, 48, 1300 + (uint32_t)i);
+        SglSamplingParams sp = greedy(1 + (i * 7) % 30);
+        switch (i % 8) {
+        case 0: sp.ignore_eos = false; break;                       /* EOS (biased, see below) */
+        case 1: sp.stop[0] = stops[i % 4]; sp.n_stop = 1; break;    /* stop string */
+        case 2: sp.max_new_tokens = 1; break;
+        case 3: sp.n = 3; sp.ignore_eos = false; break;
+        case 4: sp.stop_token_ids = &p[47 - i % 5]; sp.n_stop_token_ids = 1; break;
+        case 5: sp.max_new_tokens = 0; break;
+        case 6: sp.stop[0] = stops[(i + 1) % 4]; sp.n_stop = 1; sp.ignore_eos = false; break;
+        default: break;
+        }
+        ids[(*n_ids)++] = submit(h, p, 20 + i % 29, &sp);
+        if (i % 3 == 0)
+            step(h);
+    }
+    run_all(h);
+}
+
+static void test_overlap_matches_sync(void **state)
+{
+    (void)state;
+    bool saved = g_overlap;
+    SglSchedOpts o = {0};
+    o.max_running_requests = 12;
+    o.chunked_prefill_size = 24;
+    H *h[2];
+    uint64_t ids[2][64];
+    int32_t n[2];
+    SglEngineStats st[2];
+    for (int m = 0; m < 2; m++) {
+        g_overlap = m == 1;
+        h[m] = h_new(160, 1, &o);
+        h[m]->fake->eos_bias = 2.5f; /* EOS wins now and then */
+        finish_workload(h[m], ids[m], &n[m]);
+        sched_stats(h[m]->s, &st[m]);
+    }
+    g_overlap = saved;
+    assert_int_equal(n[0], n[1]);
+    int32_t eos_stops = 0, string_stops = 0, lengths = 0;
+    for (int32_t i = 0; i < n[0]; i++) {
+        Result *a = &h[0]->res[ids[0][i]], *b = &h[1]->res[ids[1][i]];
+        assert_int_equal(a->n_final, b->n_final);
+        assert_true(b->last_seen);
+        for (int k = 0; k < a->n_final; k++) {
+            assert_int_equal(a->n_out[k], b->n_out[k]);
+            assert_memory_equal(a->out[k], b->out[k], (size_t)a->n_out[k] * sizeof(int32_t));
+            assert_int_equal(a->finish[k], b->finish[k]);
+            assert_int_equal(a->matched_token[k], b->matched_token[k]);
+            assert_string_equal(a->matched_stop[k], b->matched_stop[k]);
+            assert_string_equal(a->text[k], b->text[k]);
+            assert_string_equal(a->streamed[k], b->streamed[k]);
+            eos_stops += a->matched_token[k] == EOS;
+            string_stops += a->matched_stop[k][0] != 0;
+            lengths += a->finish[k] == SGL_FINISH_LENGTH;
+        }
+    }
+    /* the workload reaches each case */
+    assert_true(eos_stops > 0 && string_stops > 0 && lengths > 0);
+    assert_true(st[0].retractions > 0 && st[1].retractions > 0);
+    assert_int_equal(st[0].overlap_steps, 0);
+    assert_true(st[1].overlap_steps > 0);
+    assert_true(h[1]->fake->resolved > 0);
+    assert_int_equal(st[0].generated_tokens, st[1].generated_tokens);
+    h_free(h[0]);
+    h_free(h[1]);
 }
 
 static void test_stress_page1(void **state)
@@ -999,6 +1154,9 @@ int main(void)
         cmocka_unit_test(test_prefill_deadlock),
         cmocka_unit_test(test_stress_page1),
         cmocka_unit_test(test_stress_page4),
+        cmocka_unit_test(test_overlap_matches_sync),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int fails = cmocka_run_group_tests_name("synchronous", tests, NULL, NULL);
+    g_overlap = true;
+    return fails + cmocka_run_group_tests_name("overlap", tests, NULL, NULL);
 }
