@@ -119,6 +119,15 @@ typedef struct {
     SglComm *comm;
     float *tp_logits_d;               /* (logit_chunk, vocab_rows) this rank's vocab block */
     float *tp_gather_d;               /* (tp, logit_chunk, vocab_rows) every rank's, rank order */
+    /* forward_sample_begin/end: two job slots (see cuda_begin) */
+    int32_t *async_meta_h[2];         /* (meta_ints) pinned meta of each slot */
+    SglKSampleRow *async_rows_h[2];   /* (logit_chunk) */
+    int32_t *async_out_h[2];          /* (logit_chunk) ids, then (logit_chunk) float log-probs */
+    cudaEvent_t async_ev[2];          /* the slot's ids are in async_out_h */
+    int async_nl[2];                  /* the slot's logit rows */
+    int async_head, async_n;          /* oldest outstanding slot, outstanding count */
+    int async_prev_nl;                /* rows of the newest begun batch (-1: none) */
+    bool async_ready, async_off, async_resolve;
 } CudaRunner;
 
 static int64_t align_up(int64_t n) { return (n + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES; }
@@ -520,6 +529,8 @@ out:
     return st;
 }
 
+static void async_free(CudaRunner *r);
+
 static void cuda_free(SglRunner *base)
 {
     CudaRunner *r = (CudaRunner *)base;
@@ -542,6 +553,7 @@ static void cuda_free(SglRunner *base)
     cudaFreeHost(r->logits_h);
     cudaFree(r->samp_d);
     cudaFreeHost(r->samp_h);
+    async_free(r);
     free(r->layers);
     free(r);
 }
@@ -813,6 +825,28 @@ static SglStatus capture_graph(CudaRunner *r, const Fwd *f, SglErr *err)
     return st;
 }
 
+/* cuda_begin: tokens t < 0 take the id the previous batch sampled for row
+ * -(t+1), copied on the stream into the uploaded tokens (meta_d[0, n)); runs
+ * of consecutive rows go in one copy (a decode batch is usually one run). */
+static SglStatus resolve_placeholders(CudaRunner *r, const SglBatch *b, SglErr *err)
+{
+    char msg[400];
+    for (int i = 0; i < b->n_tokens;) {
+        if (b->tokens[i] >= 0) {
+            i++;
+            continue;
+        }
+        int j0 = -b->tokens[i] - 1, len = 1;
+        while (i + len < b->n_tokens && b->tokens[i + len] == -(j0 + len) - 1)
+            len++;
+        if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->meta_d + i, r->samp_ids_d + j0, (size_t)len * 4,
+                                            cudaMemcpyDeviceToDevice, r->stream), msg, sizeof msg))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+        i += len;
+    }
+    return SGL_OK;
+}
+
 /* Packs and uploads the batch, then enqueues its layers (or replays the
  * decode graph, which also computes every row's logits: *graph true). */
 static SglStatus launch_forward(CudaRunner *r, const SglBatch *b, Fwd *f, bool *graph, SglErr *err)
@@ -835,6 +869,8 @@ static SglStatus launch_forward(CudaRunner *r, const SglBatch *b, Fwd *f, bool *
     if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->meta_d, r->meta_h, meta_bytes, cudaMemcpyHostToDevice, s),
                         msg, sizeof msg))
         return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    if (r->async_resolve && (st = resolve_placeholders(r, b, err)))
+        return st;
     *graph = r->graphs_on && decode_only && n <= r->graph_max_bs && b->n_logits == n && n <= p->logit_chunk;
     *f = make_fwd(r, n, b->n_logits, n_tiles, *graph ? (int)p->per_seq : max_kv, decode_only);
     if (*graph) {
@@ -971,7 +1007,131 @@ int64_t sgl_runner_cuda_graph_replays(const SglRunner *base)
     return base && base->ops == &cuda_ops ? ((const CudaRunner *)base)->n_graph_replays : 0;
 }
 
-static const SglRunnerOps cuda_ops = {"cuda", cuda_forward, cuda_free, cuda_forward_sample};
+/* ---- forward_sample_begin / forward_sample_end ------------------------------
+ * The overlap scheduler's pair (runner.h): begin enqueues upload, forward,
+ * sampling and the copy of the ids into pinned memory, records an event and
+ * returns; end waits on that event. Each of the two job slots has its own
+ * pinned meta, sampling rows and ids buffers (allocated by the first begin),
+ * so begin N+1 never rewrites what N's copies may still read: slot k is
+ * reused by begin N+2 only after end N waited for its event. Placeholder
+ * tokens (t < 0: id of row -(t+1) of the previous begun batch) are resolved
+ * on the stream by device-to-device copies from samp_ids_d, which the
+ * previous batch's sampling wrote and nothing has rewritten since (no
+ * forward/forward_sample may run while a batch is outstanding). */
+
+static void async_free(CudaRunner *r)
+{
+    for (int k = 0; k < 2; k++) {
+        if (r->async_ev[k]) cudaEventDestroy(r->async_ev[k]);
+        cudaFreeHost(r->async_meta_h[k]);
+        cudaFreeHost(r->async_rows_h[k]);
+        cudaFreeHost(r->async_out_h[k]);
+        r->async_ev[k] = NULL;
+        r->async_meta_h[k] = r->async_out_h[k] = NULL;
+        r->async_rows_h[k] = NULL;
+    }
+}
+
+static SglStatus async_init(CudaRunner *r, SglErr *err)
+{
+    const Plan *p = &r->p;
+    char msg[400];
+    for (int k = 0; k < 2; k++)
+        if (SGL_CUDA_REPORT(cudaHostAlloc((void **)&r->async_meta_h[k], (size_t)p->meta_ints * 4,
+                                          cudaHostAllocDefault), msg, sizeof msg) ||
+            SGL_CUDA_REPORT(cudaHostAlloc((void **)&r->async_rows_h[k],
+                                          (size_t)p->logit_chunk * sizeof(SglKSampleRow), cudaHostAllocDefault),
+                            msg, sizeof msg) ||
+            SGL_CUDA_REPORT(cudaHostAlloc((void **)&r->async_out_h[k], (size_t)p->logit_chunk * 8,
+                                          cudaHostAllocDefault), msg, sizeof msg) ||
+            SGL_CUDA_REPORT(cudaEventCreateWithFlags(&r->async_ev[k], cudaEventDisableTiming), msg, sizeof msg)) {
+            async_free(r);
+            r->async_off = true; /* the synchronous path stays */
+            return sgl_err(err, SGL_E_UNSUPPORTED, "cuda runner: async buffers: %s", msg);
+        }
+    r->async_prev_nl = -1;
+    r->async_ready = true;
+    return SGL_OK;
+}
+
+static SglStatus cuda_begin(SglRunner *base, const SglBatch *b, const SglRowSampling *rows, SglErr *err)
+{
+    CudaRunner *r = (CudaRunner *)base;
+    const Plan *p = &r->p;
+    if (r->async_off || p->tp > 1 || b->n_logits > p->logit_chunk)
+        return sgl_err(err, SGL_E_UNSUPPORTED, "cuda runner: %d logit rows exceed the %lld sampled in one pass",
+                       b->n_logits, (long long)p->logit_chunk);
+    if (r->async_n >= 2)
+        return sgl_err(err, SGL_E_INVAL, "cuda runner: two batches are already outstanding");
+    for (int i = 0; i < b->n_tokens; i++)
+        if (b->tokens[i] < 0 && -(int64_t)b->tokens[i] - 1 >= r->async_prev_nl)
+            return sgl_err(err, SGL_E_INVAL, "cuda runner: token %d refers to row %lld of the previous batch, "
+                           "which has %d", i, -(long long)b->tokens[i] - 1, r->async_prev_nl > 0 ? r->async_prev_nl : 0);
+    SglStatus st = use_device(r, err);
+    if (st == SGL_OK && !r->async_ready) st = async_init(r, err);
+    if (st) return st;
+    cudaStream_t s = r->stream;
+    char msg[400];
+    int k = (r->async_head + r->async_n) % 2, nl = b->n_logits;
+    for (int i = 0; i < nl; i++)
+        r->async_rows_h[k][i] = (SglKSampleRow){.seed = rows[i].seed, .step = rows[i].step,
+                                                .temperature = rows[i].temperature, .top_k = rows[i].top_k,
+                                                .top_p = rows[i].top_p, .min_p = rows[i].min_p, .use_mask = 0,
+                                                .want_logprob = rows[i].want_logprob};
+    /* rows first: the previous batch's sampling, earlier on the stream, has read samp_rows_d */
+    if (nl > 0 && SGL_CUDA_REPORT(cudaMemcpyAsync(r->samp_rows_d, r->async_rows_h[k], (size_t)nl * sizeof(SglKSampleRow),
+                                                  cudaMemcpyHostToDevice, s), msg, sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    Fwd f;
+    bool graph = false;
+    int32_t *meta_sync = r->meta_h;
+    r->meta_h = r->async_meta_h[k];
+    r->async_resolve = true;
+    st = launch_forward(r, b, &f, &graph, err);
+    r->async_resolve = false;
+    r->meta_h = meta_sync;
+    if (st) return st;
+    if (nl > 0 && f.n > 0) {
+        if (!graph && (st = enqueue_logits(r, &f, 0, nl, err)))
+            return st;
+        int rc = sgl_k_sample(r->logits_d, nl, (int)p->vocab, r->samp_rows_d, NULL, r->samp_ids_d, r->samp_lp_d, s);
+        if (rc) return kcheck(rc, "sample", -1, err);
+        /* ids [0, logit_chunk) then log-probs: samp_lp_d follows samp_ids_d */
+        if (SGL_CUDA_REPORT(cudaMemcpyAsync(r->async_out_h[k], r->samp_ids_d, ((size_t)p->logit_chunk + (size_t)nl) * 4,
+                                            cudaMemcpyDeviceToHost, s), msg, sizeof msg))
+            return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    }
+    if (SGL_CUDA_REPORT(cudaEventRecord(r->async_ev[k], s), msg, sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    r->async_nl[k] = f.n > 0 ? nl : 0;
+    r->async_prev_nl = r->async_nl[k];
+    r->async_n++;
+    return SGL_OK;
+}
+
+static SglStatus cuda_end(SglRunner *base, int32_t *ids, float *logprobs, SglErr *err)
+{
+    CudaRunner *r = (CudaRunner *)base;
+    if (r->async_n == 0)
+        return sgl_err(err, SGL_E_INVAL, "cuda runner: forward_sample_end without an outstanding batch");
+    int k = r->async_head;
+    r->async_head = (k + 1) % 2;
+    r->async_n--;
+    char msg[400];
+    SglStatus st = use_device(r, err);
+    if (st) return st;
+    if (SGL_CUDA_REPORT(cudaEventSynchronize(r->async_ev[k]), msg, sizeof msg))
+        return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
+    int nl = r->async_nl[k];
+    memcpy(ids, r->async_out_h[k], (size_t)nl * 4);
+    const float *lp = (const float *)(r->async_out_h[k] + r->p.logit_chunk);
+    if (logprobs)
+        for (int i = 0; i < nl; i++)
+            if (r->async_rows_h[k][i].want_logprob) logprobs[i] = lp[i];
+    return SGL_OK;
+}
+
+static const SglRunnerOps cuda_ops = {"cuda", cuda_forward, cuda_free, cuda_forward_sample, cuda_begin, cuda_end};
 
 SglStatus sgl_runner_cuda_available(SglErr *err)
 {
