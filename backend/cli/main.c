@@ -17,7 +17,7 @@ static const SglCommand commands[] = {
     {"run", "compile and run a .sgl program's main (--json, --batch, --stream)", cmd_run},
     {"tokenize", "print the token ids of a text (--json adds the decoded text)", cmd_tokenize},
     {"generate", "generate a completion of a prompt with the engine (--json for ids and meta)", cmd_generate},
-    {"bench", "engine benchmarks (one-batch: prefill and decode latency/throughput)", cmd_bench},
+    {"bench", "engine benchmarks (one-batch latency, offline throughput, program ablations)", cmd_bench},
     {"build", "compile a .sgl program into an executable (-o PROG [--model DIR])", cmd_build},
     {"repl", "interactive prompting: statements run as entered on one prompt state (:help)", cmd_repl},
     {"serve", "serve a model over HTTP (SGLang native + OpenAI APIs, /metrics)", cmd_serve},

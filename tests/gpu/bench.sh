@@ -96,9 +96,9 @@ offline() { # NAME LIMIT_S ARGS...: one `sglc bench offline`, JSON in OUT_DIR/of
 if [[ $parts == *offline* ]]; then
 t1=$SECONDS
 offline random 270 --dataset random --num-prompts 1000 --random-input-len 1024 --random-output-len 1024
-offline shared 120 --dataset shared-prefix --num-groups 64 --prompts-per-group 16 \
+offline shared 90 --dataset shared-prefix --num-groups 64 --prompts-per-group 16 \
     --system-prompt-len 2048 --question-len 128 --output-len 128
-offline shared_nocache 180 --dataset shared-prefix --num-groups 64 --prompts-per-group 16 \
+offline shared_nocache 150 --dataset shared-prefix --num-groups 64 --prompts-per-group 16 \
     --system-prompt-len 2048 --question-len 128 --output-len 128 --disable-radix-cache
 echo "--- offline: $((SECONDS - t1)) s"
 fi
