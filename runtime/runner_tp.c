@@ -11,7 +11,8 @@
  * Node 0 -> node k messages over the bootstrap (sgl_comm_tcp_bcast_bytes):
  *   HELLO  runner options and a config fingerprint, answered by an
  *          all_gather of each node's status (and again after the runners exist)
- *   STEP   op, then the batch arrays (and sampling rows / masks): MsgHdr
+ *   STEP   op (forward, forward_sample, forward_sample_begin or _end: one
+ *          message each), then the batch arrays (and sampling rows / masks): MsgHdr
  *          followed by int32 arrays in the order of SglBatch, then (sample
  *          steps) the SglRowSampling rows at the next 8-byte boundary and
  *          the mask words
@@ -34,7 +35,7 @@
 #define MSG_MAGIC 0x53475450u   /* "SGTP" */
 #define ALIGN8(n) (((n) + 7) / 8 * 8)
 
-enum { OP_FORWARD = 1, OP_SAMPLE = 2, OP_EXIT = 3, OP_HELLO = 4 };
+enum { OP_FORWARD = 1, OP_SAMPLE = 2, OP_BEGIN = 3, OP_END = 4, OP_EXIT = 5, OP_HELLO = 6 };
 
 typedef struct {
     uint32_t magic, op;
@@ -126,12 +127,24 @@ static void run_job(TpRank *k)
     k->st = mine ? SGL_OK : rank_scratch(k, b->n_logits, &k->err);
     if (k->st != SGL_OK)
         return;
-    if (h->op == OP_FORWARD)
-        k->st = k->inner->ops->forward(k->inner, b, mine ? h->logits : k->logits, &k->err);
-    else
-        k->st = k->inner->ops->forward_sample(k->inner, b, h->rows, h->masks, mine ? h->ids : k->ids,
-                                              h->want_lp ? (mine ? h->logprobs : k->logprobs) : NULL, &k->err);
+    const SglRunnerOps *o = k->inner->ops;
+    float *lp = h->want_lp ? (mine ? h->logprobs : k->logprobs) : NULL;
+    switch (h->op) {
+    case OP_FORWARD: k->st = o->forward(k->inner, b, mine ? h->logits : k->logits, &k->err); break;
+    case OP_SAMPLE:
+        k->st = o->forward_sample(k->inner, b, h->rows, h->masks, mine ? h->ids : k->ids, lp, &k->err);
+        break;
+    /* the inner begin/end pair is asynchronous itself: begin returns once it
+     * has copied the batch, so these come back at once too */
+    case OP_BEGIN: k->st = o->forward_sample_begin(k->inner, b, h->rows, &k->err); break;
+    default: k->st = o->forward_sample_end(k->inner, mine ? h->ids : k->ids, lp, &k->err); break;
+    }
 }
+
+/* forward and forward_sample run their collectives on the rank threads; a
+ * begun batch runs them inside the rank's runner, which must not be
+ * disturbed by an abort or reset from here. */
+static bool sync_op(int op) { return op == OP_FORWARD || op == OP_SAMPLE; }
 
 static void *rank_main(void *p)
 {
@@ -154,7 +167,7 @@ static void *rank_main(void *p)
         seen = h->gen;
         pthread_mutex_unlock(&h->mu);
         run_job(k);
-        if (k->st != SGL_OK && k->st != SGL_E_UNSUPPORTED)
+        if (k->st != SGL_OK && k->st != SGL_E_UNSUPPORTED && sync_op(h->op))
             sgl_comm_threads_abort(k->comm);
         pthread_mutex_lock(&h->mu);
     }
@@ -180,7 +193,8 @@ static SglStatus dispatch(TpHost *h, SglErr *err)
                 if (err)
                     snprintf(err->msg, sizeof err->msg, "tp rank %d: %.490s", h->first_rank + i, h->ranks[i].err.msg);
             }
-            sgl_comm_threads_reset(h->ranks[i].comm);
+            if (sync_op(h->op))
+                sgl_comm_threads_reset(h->ranks[i].comm);
         }
     return st;
 }
@@ -276,7 +290,7 @@ static SglStatus pack_step(TpHost *h, int op, const SglBatch *b, const SglRowSam
     int64_t W = ((int64_t)h->m->cfg.vocab_size + 31) / 32;
     int64_t words = 2 * (int64_t)b->n_tokens + 3 * (int64_t)b->n_seqs + 2 + n_slot_ids + b->n_logits;
     int64_t n = (int64_t)sizeof(MsgHdr) + 4 * words;
-    if (op == OP_SAMPLE)   /* the rows start 8-byte aligned */
+    if (rows)   /* the rows start 8-byte aligned */
         n = ALIGN8(n) + (int64_t)b->n_logits * (int64_t)sizeof(SglRowSampling) + (masks ? 4 * W * b->n_logits : 0);
     SglStatus st = msg_room(h, n, err);
     if (st != SGL_OK)
@@ -298,7 +312,7 @@ static SglStatus pack_step(TpHost *h, int op, const SglBatch *b, const SglRowSam
     }
     PUT(b->slots, n_slot_ids);
     PUT(b->logit_rows, b->n_logits);
-    if (op == OP_SAMPLE) {
+    if (rows) {
         while ((p - h->msg) % 8)
             *p++ = 0;
         PUT(rows, b->n_logits);
@@ -318,7 +332,8 @@ static SglStatus unpack_step(TpHost *h, int64_t len, SglBatch *b, int *op, SglEr
     if (len < (int64_t)sizeof hd)
         return sgl_err(err, SGL_E_FORMAT, "tp: short step message (%lld bytes)", (long long)len);
     memcpy(&hd, h->msg, sizeof hd);
-    if (hd.magic != MSG_MAGIC || hd.op < OP_FORWARD || hd.op > OP_EXIT)
+    if (hd.magic != MSG_MAGIC || hd.op < OP_FORWARD || hd.op > OP_EXIT ||
+        (hd.op == OP_BEGIN && hd.has_masks))
         return sgl_err(err, SGL_E_FORMAT, "tp: bad step message (magic %#x op %u)", hd.magic, hd.op);
     *op = (int)hd.op;
     if (hd.op == OP_EXIT)
@@ -329,7 +344,8 @@ static SglStatus unpack_step(TpHost *h, int64_t len, SglBatch *b, int *op, SglEr
     int64_t seqs = hd.n_seqs;
     int64_t need = (int64_t)sizeof hd + 4 * (2 * (int64_t)hd.n_tokens + (seqs > 0 ? 3 * seqs + 2 : 2) +
                                              hd.n_slot_ids + hd.n_logits);
-    if (hd.op == OP_SAMPLE)
+    bool has_rows = hd.op == OP_SAMPLE || hd.op == OP_BEGIN;
+    if (has_rows)
         need = ALIGN8(need) + (int64_t)hd.n_logits * (int64_t)sizeof(SglRowSampling) + (hd.has_masks ? 4 * W * hd.n_logits : 0);
     if (need != len)
         return sgl_err(err, SGL_E_FORMAT, "tp: step message of %lld bytes, its counts say %lld",
@@ -356,7 +372,7 @@ static SglStatus unpack_step(TpHost *h, int64_t len, SglBatch *b, int *op, SglEr
             return sgl_err(err, SGL_E_FORMAT, "tp: step message: slot_off[%lld] out of range", (long long)s);
     h->rows = NULL;
     h->masks = NULL;
-    if (hd.op == OP_SAMPLE) {
+    if (has_rows) {
         p = h->msg + ALIGN8(p - h->msg);
         h->rows = (const SglRowSampling *)p;
         p += (size_t)hd.n_logits * sizeof(SglRowSampling);
@@ -404,6 +420,33 @@ static SglStatus tp_forward_sample(SglRunner *r, const SglBatch *b, const SglRow
     h->b = b;
     h->rows = rows;
     h->masks = masks;
+    h->ids = ids;
+    h->logprobs = logprobs;
+    h->want_lp = logprobs != NULL;
+    return dispatch(h, err);
+}
+
+static SglStatus tp_begin(SglRunner *r, const SglBatch *b, const SglRowSampling *rows, SglErr *err)
+{
+    TpHost *h = (TpHost *)r;
+    SglStatus st = send_step(h, OP_BEGIN, b, rows, NULL, false, err);
+    if (st != SGL_OK)
+        return st;
+    h->op = OP_BEGIN;
+    h->b = b;
+    h->rows = rows;
+    return dispatch(h, err);
+}
+
+static SglStatus tp_end(SglRunner *r, int32_t *ids, float *logprobs, SglErr *err)
+{
+    TpHost *h = (TpHost *)r;
+    static const SglBatch none = {0};
+    SglStatus st = send_step(h, OP_END, &none, NULL, NULL, logprobs != NULL, err);
+    if (st != SGL_OK)
+        return st;
+    h->op = OP_END;
+    h->b = &none;
     h->ids = ids;
     h->logprobs = logprobs;
     h->want_lp = logprobs != NULL;
@@ -555,6 +598,10 @@ SglStatus sgl_runner_tp_new(const SglModel *m, const SglRunnerOpts *opts, int tp
     h->ops = (SglRunnerOps){.name = h->ranks[0].inner->ops->name, .forward = tp_forward, .free = tp_free};
     if (h->ranks[0].inner->ops->forward_sample)
         h->ops.forward_sample = tp_forward_sample;
+    if (h->ranks[0].inner->ops->forward_sample_begin && h->ranks[0].inner->ops->forward_sample_end) {
+        h->ops.forward_sample_begin = tp_begin;
+        h->ops.forward_sample_end = tp_end;
+    }
     h->base.ops = &h->ops;
     h->base.cfg = &m->cfg;
     h->base.opts = *opts;

@@ -3,9 +3,10 @@
  * Decision: one thread per device within a host, one process per host.
  * sgl_runner_tp_new makes this host's local ranks (one inner runner each,
  * opts.tp = {global rank, size}, opts.comm = that rank's endpoint,
- * opts.device_id = local index) and one worker thread per local rank; forward
- * and forward_sample run every local rank on the same batch concurrently
- * (the inner runners meet in their collectives) and return rank 0's result.
+ * opts.device_id = local index) and one worker thread per local rank; forward,
+ * forward_sample and forward_sample_begin/end (each offered when the inner
+ * runners have it) run every local rank on the same batch concurrently (the
+ * inner runners meet in their collectives) and return rank 0's result.
  * Global rank = node_rank * local_size + local index, local_size = tp / nnodes.
  *
  * Multi-host: node 0 runs the engine (scheduler, radix cache: page ids are the

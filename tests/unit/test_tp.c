@@ -599,6 +599,86 @@ static void test_forward_sample(void **state)
     sgl_model_free(m);
 }
 
+/* ---- forward_sample_begin / _end (the overlap scheduler's pair) ----
+ * Greedy pipeline of 5 batches with two in flight: each decode batch's
+ * tokens are negative references to the previous batch's sampled ids. The
+ * TP runner over CPU ranks must return tp 1's ids. */
+
+static void pipeline(SglRunner *r, int V, int32_t out[5][MAXT], int n_out[5])
+{
+    static Step s[5];
+    SglRowSampling rows[MAXT];
+    for (int i = 0; i < MAXT; i++)
+        rows[i] = (SglRowSampling){.temperature = 0, .top_p = 1};
+    int32_t zero[3] = {0};
+    SglErr err;
+    for (int step = 0; step < 5; step++) {
+        make_step(&s[step], step, zero, V);
+        if (step > 0) {   /* token of sequence q = the id sampled for its last row of the previous batch */
+            const Step *p = &s[step - 1];
+            for (int q = 0; q < 3; q++)
+                for (int i = 0; i < p->b.n_logits; i++)
+                    if (p->rows[i] == p->b.seq_off[q + 1] - 1)
+                        s[step].tokens[q] = -(i + 1);
+        }
+        n_out[step] = s[step].b.n_logits;
+        if (r->ops->forward_sample_begin(r, &s[step].b, rows, &err) != SGL_OK)
+            fail_msg("begin %d: %s", step, err.msg);
+        if (step > 0 && r->ops->forward_sample_end(r, out[step - 1], NULL, &err) != SGL_OK)
+            fail_msg("end %d: %s", step - 1, err.msg);
+    }
+    if (r->ops->forward_sample_end(r, out[4], NULL, &err) != SGL_OK)
+        fail_msg("end 4: %s", err.msg);
+    assert_int_equal(r->ops->forward_sample_end(r, out[4], NULL, &err), SGL_E_INVAL);   /* nothing outstanding */
+}
+
+static void check_pipeline(SglModel *m, const SglTpDist *d0, const SglTpDist *d1)
+{
+    SglRunner *ref = NULL, *r = NULL;
+    SglErr err;
+    assert_int_equal(sgl_runner_cpu_new(m, &RO, &ref, &err), SGL_OK);
+    if (!ref->ops->forward_sample_begin)
+        skip();
+    Worker w = {.m = m, .tp = 2};
+    pthread_t th;
+    if (d1) {
+        w.d = *d1;
+        pthread_create(&th, NULL, worker_main, &w);
+    }
+    if (sgl_runner_tp_new(m, &RO, 2, d0, &sgl_tp_cpu_factory, &r, &err) != SGL_OK)
+        fail_msg("%s", err.msg);
+    assert_non_null(r->ops->forward_sample_begin);
+    static int32_t a[5][MAXT], b[5][MAXT];
+    int na[5], nb[5];
+    pipeline(ref, m->cfg.vocab_size, a, na);
+    pipeline(r, m->cfg.vocab_size, b, nb);
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(na[k], nb[k]);
+        assert_memory_equal(a[k], b[k], sizeof(int32_t) * (size_t)na[k]);
+    }
+    sgl_runner_free(r);
+    if (d1) {
+        pthread_join(th, NULL);
+        if (w.st != SGL_OK)
+            fail_msg("worker: %s", w.err.msg);
+    }
+    sgl_runner_free(ref);
+}
+
+static void test_begin_end(void **state)
+{
+    (void)state;
+    SglModel *m = load_dummy(llama_dir);
+    check_pipeline(m, NULL, NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", free_port());
+    SglTpDist d0 = {.nnodes = 2, .node_rank = 0, .dist_init_addr = addr, .timeout_ms = 10000};
+    SglTpDist d1 = d0;
+    d1.node_rank = 1;
+    check_pipeline(m, &d0, &d1);
+    sgl_model_free(m);
+}
+
 /* ---- the engine: greedy tokens for tp 1, 2 (and 4) ---- */
 
 static int32_t *generate(const char *dir, SglLoadFormat lf, int tp, int32_t *n_out)
@@ -688,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_two_nodes),
         cmocka_unit_test(test_dist_errors),
         cmocka_unit_test(test_forward_sample),
+        cmocka_unit_test(test_begin_end),
         cmocka_unit_test(test_engine),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
