@@ -110,6 +110,18 @@ for name in ("sp", "sp_nc", "sp_ord"):
 PY
 echo "ok: offline shared-prefix (cache, --disable-radix-cache, --no-shuffle)"
 
+# pages of 16 tokens: only whole pages of the 100-token system prompt can hit (96)
+run sp_pg bench offline --model "$model" --dataset shared-prefix --num-groups 3 --prompts-per-group 5 \
+    --system-prompt-len 100 --question-len 12 --output-len 4 --page-size 16 --warmup-requests 0 \
+    --json "$tmp/sp_pg.json"
+python3 - "$tmp/sp_pg.json" <<'PY' || fail "offline shared-prefix, --page-size 16: optimum not page-aligned"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["optimal_cached_tokens"] == (15 - 3) * 96, r["optimal_cached_tokens"]
+assert r["cached_tokens"] % 16 == 0 and r["cache_hit_rate"] >= r["optimal_cache_hit_rate"] - 0.05, r
+PY
+echo "ok: offline shared-prefix, page size 16"
+
 # ---- offline, usage and input errors --------------------------------------
 usage 2 "--dataset random|shared-prefix is required" bench offline --model "$model"
 usage 2 "--dataset must be random or shared-prefix, got 'sharegpt'" bench offline --model "$model" --dataset sharegpt
