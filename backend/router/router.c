@@ -34,12 +34,24 @@
 
 #define DEFAULT_MAX_BODY (8u << 20)
 #define MAX_RESPONSE (64u << 20)
+#define POOL_MAX 64                /* idle connections kept per worker */
+
+/* A curl multi handle owns its connection cache, so a (multi, easy) pair
+ * that finished a transfer cleanly keeps its keep-alive connection to the
+ * worker; the next request to that worker reuses it. */
+typedef struct {
+    CURLM *multi;
+    CURL *easy;
+} CurlPair;
 
 typedef struct {
     char *url;                     /* owned: base URL without a trailing '/' */
     atomic_bool healthy;
     atomic_int inflight;           /* proxied requests not yet finished */
     atomic_long requests, failures;
+    pthread_mutex_t pool_mu;       /* guards the idle pairs */
+    CurlPair idle[POOL_MAX];       /* owned */
+    int n_idle;
 } RtWorker;
 
 struct Router {
@@ -249,16 +261,57 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *u)
     return n;
 }
 
+/* An idle pair for worker w (its connection may still be open), or a new
+ * one; false: out of memory. */
+static bool pair_take(RtWorker *wk, CurlPair *p)
+{
+    pthread_mutex_lock(&wk->pool_mu);
+    bool reused = wk->n_idle > 0;
+    if (reused)
+        *p = wk->idle[--wk->n_idle];
+    pthread_mutex_unlock(&wk->pool_mu);
+    if (reused) {
+        curl_easy_reset(p->easy);
+        return true;
+    }
+    p->multi = curl_multi_init();
+    p->easy = curl_easy_init();
+    if (p->multi && p->easy)
+        return true;
+    if (p->easy)
+        curl_easy_cleanup(p->easy);
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    return false;
+}
+
+static void pair_free(CurlPair *p)
+{
+    curl_easy_cleanup(p->easy);
+    curl_multi_cleanup(p->multi);
+}
+
+/* After a clean transfer the pair goes back to the pool; a transfer cut
+ * short (client gone, error) closes its connection, which tells the worker
+ * to abort the request. */
 static void proxy_free(Proxy *x)
 {
     if (!x)
         return;
-    if (x->multi && x->easy)
+    if (x->multi && x->easy) {
         curl_multi_remove_handle(x->multi, x->easy);
-    if (x->easy)
-        curl_easy_cleanup(x->easy);
-    if (x->multi)
-        curl_multi_cleanup(x->multi);
+        CurlPair p = {x->multi, x->easy};
+        RtWorker *wk = &x->r->w[x->w];
+        bool kept = false;
+        if (x->done && x->result == CURLE_OK) {
+            pthread_mutex_lock(&wk->pool_mu);
+            if ((kept = wk->n_idle < POOL_MAX))
+                wk->idle[wk->n_idle++] = p;
+            pthread_mutex_unlock(&wk->pool_mu);
+        }
+        if (!kept)
+            pair_free(&p);
+    }
     curl_slist_free_all(x->hdrs);
     if (x->counted)
         atomic_fetch_sub(&x->r->w[x->w].inflight, 1);
@@ -280,8 +333,11 @@ static Proxy *proxy_new(Router *r, int32_t w, const char *method, const char *pa
     x->client_fd = client_fd;
     char url[1024], ah[1100];
     snprintf(url, sizeof url, "%s%s", r->w[w].url, path);
-    if (!(x->multi = curl_multi_init()) || !(x->easy = curl_easy_init()))
+    CurlPair p;
+    if (!pair_take(&r->w[w], &p))
         goto fail;
+    x->multi = p.multi;
+    x->easy = p.easy;
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
     if (h)
         x->hdrs = h;
@@ -946,8 +1002,12 @@ static void curl_init_once(void)
 static void free_router(Router *r)
 {
     if (r->w)
-        for (int32_t i = 0; i < r->o.n_workers; i++)
+        for (int32_t i = 0; i < r->o.n_workers; i++) {
             free(r->w[i].url);
+            for (int k = 0; k < r->w[i].n_idle; k++)
+                pair_free(&r->w[i].idle[k]);
+            pthread_mutex_destroy(&r->w[i].pool_mu);
+        }
     free(r->w);
     rt_balancer_free(r->bal);
     pthread_mutex_destroy(&r->hmu);
@@ -990,6 +1050,8 @@ bool router_start(const RouterOpts *o, Router **out, char *msg, size_t cap)
         snprintf(msg, cap, "out of memory");
         goto fail;
     }
+    for (int32_t i = 0; i < o->n_workers; i++)
+        pthread_mutex_init(&r->w[i].pool_mu, NULL);
     for (int32_t i = 0; i < o->n_workers; i++) {
         const char *u = o->workers[i];
         size_t n = strlen(u);
