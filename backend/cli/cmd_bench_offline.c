@@ -171,7 +171,7 @@ static bool workload_make(const WorkloadSpec *sp, int32_t vocab, Workload *w)
      * order[j] = g * M + m; system prompts drawn first, then the questions */
     int32_t M = (int32_t)sp->per_group, S = (int32_t)sp->sys_len, Q = (int32_t)sp->q_len;
     order = malloc((size_t)n * sizeof *order);
-    sys = malloc((size_t)sp->groups * (size_t)S * sizeof *sys);
+    sys = malloc(((size_t)sp->groups * (size_t)S + 1) * sizeof *sys); /* + 1: S may be 0 */
     w->ids = malloc((size_t)n * (size_t)(S + Q) * sizeof *w->ids);
     if (!order || !sys || !w->ids)
         goto oom;
