@@ -57,6 +57,7 @@ typedef struct {
     int32_t *ids;                  /* (max_running) sampled ids, filled by end */
     float *lp;                     /* (max_running) their log-probs */
     int64_t step;                  /* stats step number, for the trace */
+    double t_begin;                /* profiling: when it was begun (us) */
 } SchedFlight;
 
 typedef struct SchedSeq {
@@ -219,11 +220,18 @@ static double now_us(void)
     return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
 }
 
+/* tid 1: the loop thread's phases; tid 2: batches on the runner (overlap) */
+static void trace_event_on(Sched *s, int tid, const char *name, double t0, double dur, int64_t step,
+                           int32_t n_seqs)
+{
+    fprintf(s->cfg.trace, ",\n{\"name\":\"%s\",\"cat\":\"sched\",\"ph\":\"X\",\"pid\":1,\"tid\":%d,"
+            "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"step\":%lld,\"seqs\":%d}}",
+            name, tid, t0, dur, (long long)step, (int)n_seqs);
+}
+
 static void trace_event(Sched *s, const char *name, double t0, double dur, int64_t step, int32_t n_seqs)
 {
-    fprintf(s->cfg.trace, ",\n{\"name\":\"%s\",\"cat\":\"sched\",\"ph\":\"X\",\"pid\":1,\"tid\":1,"
-            "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"step\":%lld,\"seqs\":%d}}",
-            name, t0, dur, (long long)step, (int)n_seqs);
+    trace_event_on(s, 1, name, t0, dur, step, n_seqs);
 }
 
 /* Ends the phase that began at t_mark (the previous boundary). */
@@ -727,7 +735,9 @@ Sched *sched_new(const SchedConfig *cfg, SglRunner *runner, KvPool *pool, RadixC
     if (cfg->trace) {
         s->prof = true;
         fprintf(cfg->trace, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
-                "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":1,\"args\":{\"name\":\"engine loop\"}}");
+                "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":1,\"args\":{\"name\":\"engine loop\"}},\n"
+                "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":2,"
+                "\"args\":{\"name\":\"runner: begun .. ended (overlap)\"}}");
     }
     s->prof |= s->cfg.o.profile;
     if (!device_sampling_init(s) || !flights_init(s)) {
@@ -1972,6 +1982,8 @@ static SglStatus flight_end(Sched *s, SglErr *err)
     SglStatus st = s->runner->ops->forward_sample_end(s->runner, f->ids, f->lp, e);
     s->fl_head = (s->fl_head + 1) % 2;
     s->n_fl--;
+    if (s->cfg.trace) /* the batch was on the runner (queued or running) from begin to here */
+        trace_event_on(s, 2, "batch", f->t_begin, now_us() - f->t_begin, f->step, f->nb);
     phase_end(s, SGL_PHASE_WAIT, f->step, f->nb);
     for (int32_t b = 0; b < f->nb; b++) {
         SchedSeq *q = f->seq[b];
@@ -2151,6 +2163,7 @@ static SglStatus step_overlap(Sched *s, SglErr *err)
     s->n_fl++;
     f->nb = s->nb;
     f->step = step;
+    f->t_begin = s->prof ? now_us() : 0.0;
     for (int32_t b = 0; b < s->nb; b++) {
         SchedSeq *q = s->bseq[b];
         commit_chunk(s, q);

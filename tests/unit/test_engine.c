@@ -859,7 +859,7 @@ static void check_trace(const char *path, int64_t steps)
         fail_msg("%s: line %d: %s", path, je.line, je.text);
     json_t *evs = json_object_get(root, "traceEvents");
     assert_true(json_is_array(evs));
-    int64_t count[SGL_PHASE_COUNT_] = {0};
+    int64_t count[SGL_PHASE_COUNT_] = {0}, batches = 0;
     double last_ts = 0;
     size_t i;
     json_t *ev;
@@ -873,6 +873,11 @@ static void check_trace(const char *path, int64_t steps)
         assert_true(json_is_number(json_object_get(ev, "ts")) && json_is_number(json_object_get(ev, "dur")));
         assert_true(dur >= 0 && ts > 0);
         assert_true(json_is_integer(json_object_get(json_object_get(ev, "args"), "step")));
+        if (strcmp(name, "batch") == 0) { /* tid 2: a batch between its begin and end */
+            assert_int_equal(json_integer_value(json_object_get(ev, "tid")), 2);
+            batches++;
+            continue;
+        }
         int k = 0;
         while (k < SGL_PHASE_COUNT_ && strcmp(name, sgl_phase_name((SglPhase)k)) != 0)
             k++;
@@ -883,7 +888,7 @@ static void check_trace(const char *path, int64_t steps)
             last_ts = ts;
         }
     }
-    assert_true(count[SGL_PHASE_LAUNCH] == steps); /* overlap: one launch per step */
+    assert_true(count[SGL_PHASE_LAUNCH] == steps && batches == steps); /* overlap: one per step */
     assert_true(count[SGL_PHASE_SCHEDULE] >= steps && count[SGL_PHASE_WAIT] >= steps - 1);
     assert_true(count[SGL_PHASE_POSTPROCESS] >= steps - 1 && count[SGL_PHASE_EMIT] > 0);
     json_decref(root);
