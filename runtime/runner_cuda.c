@@ -21,7 +21,10 @@
  * SiLU-mul epilogue writing act directly, lm_head), so a batch-1 layer is
  * norm_qkv, rope_kv_store, attention, o_proj, norm_gate_up_silu, down. The
  * sgl_k_* decode kernels are launched with PDL (kernels/pdl.cuh; SGL_PDL=0
- * turns it off), also inside the captured graphs.
+ * turns it off), also inside the captured graphs. Decode products of more
+ * rows use the cuBLASLt algorithm timed fastest for their shape the first
+ * time the batch size is seen (runtime/gemm_lt.h; SGL_LT_TUNE=0: cuBLAS's
+ * default choice).
  */
 #include "runtime/runner_cuda.h"
 
@@ -37,6 +40,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/ref.h"
+#include "runtime/gemm_lt.h"
 
 #define ALIGN_BYTES 256
 #define CUBLAS_WS_BYTES ((size_t)32 << 20)
@@ -84,6 +88,7 @@ typedef struct {
     int64_t n_graph_replays;
     bool use_gemv;                    /* few-row products through sgl_k_gemv */
     bool fuse;                        /* fused kernels: norm_gemv at <= GEMV_ROWS rows, rope_kv_store */
+    GemmLt *lt;                       /* tuned cuBLASLt algorithms for decode batches, or NULL */
     bool graphs_on;                   /* sgl_runner_cuda_set_graphs */
     cudaEvent_t pipe_ev[LOGIT_PIPE];  /* ends of the pieces of the logits' copy */
     float eps;
@@ -544,6 +549,7 @@ static void cuda_free(SglRunner *base)
         for (int i = 0; i <= r->graph_max_bs; i++)
             if (r->graphs[i]) cudaGraphExecDestroy(r->graphs[i]);
     free(r->graphs);
+    gemm_lt_free(r->lt);
     if (r->blas) cublasDestroy(r->blas);
     if (r->stream) cudaStreamDestroy(r->stream);
     cudaFree(r->weights_d);
@@ -575,6 +581,11 @@ static SglStatus gemm(CudaRunner *r, const uint16_t *X, const uint16_t *W, float
 {
     if (r->use_gemv && n <= GEMV_ROWS && in % 8 == 0)
         return kcheck(sgl_k_gemv(X, W, Y, (int)n, (int)in, (int)out, beta, r->stream), what, -1, err);
+    int bad = 0;
+    if (r->lt && gemm_lt_run(r->lt, X, W, Y, (int)n, (int)in, (int)out, beta, &bad)) return SGL_OK;
+    if (bad)
+        return sgl_err(err, SGL_E_DEVICE, "%s:%d: cublasLtMatmul (%s, %lldx%lldx%lld): %s", __FILE__, __LINE__, what,
+                       (long long)n, (long long)in, (long long)out, cublasGetStatusString((cublasStatus_t)bad));
     const float alpha = 1.0f;
     cublasStatus_t s = cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)n, (int)in,
                                     &alpha, W, CUDA_R_16BF, (int)in, X, CUDA_R_16BF, (int)in, &beta,
@@ -802,6 +813,29 @@ static SglStatus enqueue_logits(CudaRunner *r, const Fwd *f, int c0, int nc, Sgl
     return SGL_OK;
 }
 
+/* Picks the cuBLASLt algorithm of each product of a decode step of n rows
+ * (gemm_lt_tune: timed on layer 0's weights) the first time n is seen. Runs
+ * before the step's kernels: the buffers it scribbles on (xn, mid, big, x,
+ * lnorm, logits) hold nothing live then (the embedding rewrites x). */
+static SglStatus lt_tune_batch(CudaRunner *r, int n, SglErr *err)
+{
+    const Plan *p = &r->p;
+    const CuLayer *w = &r->layers[0];
+    int64_t H = p->hidden, I = p->inter;
+    float rbeta = r->base.opts.tp.rank == 0 || p->tp == 1 ? 1.0f : 0.0f;
+    if (!r->lt || (r->use_gemv && n <= GEMV_ROWS)) return SGL_OK;
+    SglStatus st;
+    if ((st = gemm_lt_tune(r->lt, r->xn_d, w->wqkv, r->big_d, n, (int)H, (int)p->qkv_dim, 0.0f, err)) ||
+        (st = gemm_lt_tune(r->lt, r->mid_d, w->wo, r->x_d, n, (int)p->q_dim, (int)H, rbeta, err)) ||
+        (st = gemm_lt_tune(r->lt, r->xn_d, w->wgu, r->big_d, n, (int)H, (int)(2 * I), 0.0f, err)) ||
+        (st = gemm_lt_tune(r->lt, r->mid_d, w->wdown, r->x_d, n, (int)I, (int)H, rbeta, err)))
+        return st;
+    if (n > p->logit_chunk) return SGL_OK;
+    return p->tp == 1 ? gemm_lt_tune(r->lt, r->lnorm_d, r->lm_head_d, r->logits_d, n, (int)H, (int)p->vocab, 0.0f, err)
+                      : gemm_lt_tune(r->lt, r->lnorm_d, r->lm_head_d, r->tp_logits_d, n, (int)H, (int)p->vocab_rows,
+                                     0.0f, err);
+}
+
 /* Captures the decode forward for batch size n into r->graphs[n]. */
 static SglStatus capture_graph(CudaRunner *r, const Fwd *f, SglErr *err)
 {
@@ -870,6 +904,8 @@ static SglStatus launch_forward(CudaRunner *r, const SglBatch *b, Fwd *f, bool *
                         msg, sizeof msg))
         return sgl_err(err, SGL_E_DEVICE, "cuda runner: %s", msg);
     if (r->async_resolve && (st = resolve_placeholders(r, b, err)))
+        return st;
+    if (decode_only && (st = lt_tune_batch(r, n, err))) /* once per batch size */
         return st;
     *graph = r->graphs_on && decode_only && n <= r->graph_max_bs && b->n_logits == n && n <= p->logit_chunk;
     *f = make_fwd(r, n, b->n_logits, n_tiles, *graph ? (int)p->per_seq : max_kv, decode_only);
@@ -1275,6 +1311,14 @@ SglStatus sgl_runner_cuda_new(const SglModel *m, const SglRunnerOpts *opts, SglR
                          cublasGetStatusString(bs));
             goto fail;
         }
+    }
+    {
+        /* per-shape algorithms for decode batches up to graph_max_bs
+         * (SGL_LT_TUNE=0: cublasGemmEx's default choice everywhere) */
+        const char *te = getenv("SGL_LT_TUNE");
+        if (!(te && !strcmp(te, "0")) && (st = gemm_lt_new(r->graph_max_bs, 6, r->blas_ws_d, CUBLAS_WS_BYTES,
+                                                          r->stream, &r->lt, err)))
+            goto fail;
     }
     {
         size_t nl = (size_t)p->logit_chunk, words = (size_t)(p->vocab + 31) / 32;

@@ -13,7 +13,7 @@
 #   2. runner alone (gpu_decode_bench), Llama-3-8B-shaped dummy model: batch 1
 #      at 512 context with default, SGL_PDL=0, SGL_FUSED=0, both off, and
 #      BASE (KB_B1_VARIANTS=0: default only); batch 64 at 1k context, BASE,
-#      and each KB_B64_ENV setting
+#      and each KB_B64_ENV setting (KB_BASE_DECODE=0: BASE in step 3 only)
 #   3. through the engine: sglc bench one-batch batch 1 (512 in, 128 out) and
 #      batch 64 (1024 in, 16 out), and BASE
 #   4. correctness of the runner: stories260K goldens, transformers models
@@ -79,7 +79,7 @@ if [ "${KB_B1_VARIANTS:-1}" = 1 ]; then
     dec new "$build/tests/gpu/gpu_decode_bench" 1 512
 fi
 dec new "$build/tests/gpu/gpu_decode_bench" 64 1024
-[ -n "$base" ] && dec base "$base/tests/gpu/gpu_decode_bench" 64 1024
+[ -n "$base" ] && [ "${KB_BASE_DECODE:-1}" = 1 ] && dec base "$base/tests/gpu/gpu_decode_bench" 64 1024
 for v in ${KB_B64_ENV:-}; do dec "$v" "$build/tests/gpu/gpu_decode_bench" 64 1024 "$v"; done
 } | tee "$out/decode.txt"
 echo "--- $((SECONDS - start)) s"
