@@ -19,10 +19,13 @@
 #   ROUTER_ARGS   extra `sglc router` flags
 # Prompts: group g's system prompt (distinct from its first word on) + a
 # short question; all G*M requests shuffled with a fixed seed. Reported per
-# policy: wall time, req/s, output tok/s, the replicas' prefix-cache hit
-# rate (sum sglang:cached_tokens_total / sum sglang:prompt_tokens_total over
-# the replicas' /metrics, i.e. what the engines really reused), the router's
-# own prefix-match ratio, and the requests each worker took.
+# policy: wall time, req/s, output tok/s, the CPU time the replica processes
+# spent on the workload (user + system, from /proc/PID/stat before and after:
+# on a shared machine the wall clock depends on the neighbours, this much
+# less), the replicas' prefix-cache hit rate (sum sglang:cached_tokens_total
+# / sum sglang:prompt_tokens_total over the replicas' /metrics, i.e. what the
+# engines really reused), the router's own prefix-match ratio, and the
+# requests each worker took.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SGLC=${SGLC:-$ROOT/build/sglc}
@@ -61,10 +64,11 @@ wait_port() { # wait_port FILE PID LOG
     return 1
 }
 
-printf '| policy | requests | wall s | req/s | output tok/s | mean prompt tokens | engine cache hit rate | router prefix match | requests per worker |\n'
-printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
+printf '| policy | requests | wall s | req/s | output tok/s | replica CPU s | mean prompt tokens | engine cache hit rate | router prefix match | requests per worker |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
 for policy in "${POLICIES[@]}"; do
     WORKERS=()
+    WPIDS=()
     for i in $(seq 0 $((REPLICAS - 1))); do
         rm -f "$TMP/w$i.port"
         if [ "${GPU_PER_REPLICA:-0}" = 1 ]; then
@@ -73,6 +77,7 @@ for policy in "${POLICIES[@]}"; do
             $REPLICA_CMD --port 0 --port-file "$TMP/w$i.port" >"$TMP/w$i.log" 2>&1 &
         fi
         PIDS+=($!)
+        WPIDS+=($!)
         port=$(wait_port "$TMP/w$i.port" $! "$TMP/w$i.log") || exit 1
         WORKERS+=("http://127.0.0.1:$port")
     done
@@ -84,9 +89,9 @@ for policy in "${POLICIES[@]}"; do
         >"$TMP/router.log" 2>&1 &
     PIDS+=($!)
     rport=$(wait_port "$TMP/r.port" $! "$TMP/router.log") || exit 1
-    python3 - "$policy" "http://127.0.0.1:$rport" "$N_GROUPS" "$PER_GROUP" "$PREFIX_WORDS" \
+    REPLICA_PIDS="${WPIDS[*]}" python3 - "$policy" "http://127.0.0.1:$rport" "$N_GROUPS" "$PER_GROUP" "$PREFIX_WORDS" \
         "$OUTPUT_LEN" "$CONCURRENCY" "${WORKERS[@]}" <<'EOF' || exit 1
-import json, random, sys, time, urllib.request
+import json, os, random, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 policy, router = sys.argv[1], sys.argv[2]
 G, M, W, OUT, C = (int(x) for x in sys.argv[3:8])
@@ -123,10 +128,24 @@ def metrics(url):
                 m[k.split("{")[0]] = float(v)
     return m
 
+def cpu_s():
+    """user + system seconds of the replica processes (None if not local)"""
+    total = 0
+    for pid in os.environ.get("REPLICA_PIDS", "").split():
+        try:
+            f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(f[11]) + int(f[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+c0 = cpu_s()
 t0 = time.monotonic()
 with ThreadPoolExecutor(C) as ex:
     res = list(ex.map(one, prompts))
 wall = time.monotonic() - t0
+c1 = cpu_s()
+cpu = "%.1f" % (c1 - c0) if c0 is not None and c1 is not None else "n/a"
 out_tok = sum(r[0]["completion_tokens"] for r in res)
 prompt_tok = sum(r[0]["prompt_tokens"] for r in res)
 ms = [metrics(w) for w in workers]
@@ -135,8 +154,8 @@ prompted = sum(m["sglang:prompt_tokens_total"] for m in ms)
 with urllib.request.urlopen(router + "/get_server_info", timeout=60) as f:
     info = json.load(f)
 per = "/".join(str(w["requests"]) for w in info["workers"])
-print("| %s | %d | %.2f | %.2f | %.1f | %.0f | %.3f | %.3f | %s |" % (
-    policy, len(res), wall, len(res) / wall, out_tok / wall, prompt_tok / len(res),
+print("| %s | %d | %.2f | %.2f | %.1f | %s | %.0f | %.3f | %.3f | %s |" % (
+    policy, len(res), wall, len(res) / wall, out_tok / wall, cpu, prompt_tok / len(res),
     cached / prompted if prompted else 0.0, info["prefix_hit_ratio"], per))
 EOF
     stop_all
