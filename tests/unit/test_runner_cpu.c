@@ -12,6 +12,8 @@
  * 4. f32 / f16 / bf16 checkpoints of the same (exactly representable) values
  *    give identical logits; AVX2 and generic kernels agree.
  * 5. A dummy model of SmolLM2-135M's shape loads and decodes a few steps.
+ * 6. forward_sample_begin/end (the step thread) against forward +
+ *    sgl_ref_sample, with placeholder tokens; the contract's errors.
  * Tests needing ../shared print "skipped: ..." when SGL_SHARED_DIR is absent.
  */
 #include <setjmp.h>
@@ -29,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/ref/ref.h"
 #include "runtime/cpu_ops.h"
 #include "runtime/model.h"
 #include "runtime/runner.h"
@@ -755,6 +758,105 @@ static void test_naive_sliding_window(void **state)
 
 /* ---- 2. batching invariance --------------------------------------------- */
 
+/* forward_sample_begin/end: the ids equal sgl_ref_sample over forward's
+ * logits (greedy and seeded temperature rows), with decode tokens given as
+ * placeholders -(row+1) of the previous batch; the contract's errors. */
+static void test_async_begin_end(void **state)
+{
+    (void)state;
+    static TinyModel tm;
+    TinyCfg cfg = qwen_cfg;
+    tiny_build(&tm, &cfg, 77);
+    SglModel *m = tiny_load(&tm, "F32");
+    const int V = cfg.vocab;
+    enum { NS = 3, PL = 9, STEPS = 12 };
+    SglRunnerOpts o = {.n_slots = 512, .max_batch_tokens = 64, .max_seqs = 4, .n_threads = 1};
+    SglRunner *ra = NULL, *rb = NULL;
+    SglErr err = {{0}};
+    assert_int_equal(sgl_runner_cpu_new(m, &o, &ra, &err), SGL_OK);
+    assert_int_equal(sgl_runner_cpu_new(m, &o, &rb, &err), SGL_OK);
+    assert_non_null(rb->ops->forward_sample_begin);
+    int32_t prompt[NS][PL], slots[NS][PL + STEPS];
+    uint64_t rng = 9;
+    for (int s = 0; s < NS; s++) {
+        for (int j = 0; j < PL; j++)
+            prompt[s][j] = (int32_t)(rng_next(&rng) % (uint64_t)V);
+        for (int j = 0; j < PL + STEPS; j++)
+            slots[s][j] = 100 * s + j;
+    }
+    SglRowSampling rows[NS];
+    SglKSampleRow kr[NS];
+    for (int s = 0; s < NS; s++) {
+        rows[s] = (SglRowSampling){.temperature = s == 1 ? 0.8f : 0.0f, .top_k = 0, .top_p = 1.0f,
+                                   .seed = 1000 + (uint64_t)s, .want_logprob = true};
+        kr[s] = (SglKSampleRow){.seed = rows[s].seed, .temperature = rows[s].temperature, .top_p = 1.0f,
+                                .want_logprob = 1};
+    }
+    /* reference: synchronous forward + sgl_ref_sample */
+    static TBatch tb;
+    static float logits[NS * 67];
+    int32_t want[STEPS + 1][NS], got[STEPS + 1][NS], last[NS];
+    float want_lp[STEPS + 1][NS], got_lp[STEPS + 1][NS];
+    for (int t = 0; t <= STEPS; t++) {
+        tb_reset(&tb);
+        for (int s = 0; s < NS; s++)
+            if (t == 0)
+                tb_add(&tb, prompt[s], PL, 0, slots[s], false);
+            else
+                tb_add(&tb, &last[s], 1, PL + t - 1, slots[s], false);
+        run_batch(ra, &tb, logits);
+        for (int s = 0; s < NS; s++)
+            kr[s].step = (uint64_t)t;
+        sgl_ref_sample(logits, NS, V, kr, NULL, want[t], want_lp[t]);
+        memcpy(last, want[t], sizeof last);
+    }
+    /* async: step t is begun before step t-1's ids are back */
+    for (int t = 0; t <= STEPS; t++) {
+        tb_reset(&tb);
+        for (int s = 0; s < NS; s++) {
+            int32_t ph = -(s + 1);
+            if (t == 0)
+                tb_add(&tb, prompt[s], PL, 0, slots[s], false);
+            else
+                tb_add(&tb, &ph, 1, PL + t - 1, slots[s], false);
+            rows[s].step = (uint64_t)t;
+        }
+        SglBatch b = tb_view(&tb);
+        assert_int_equal(rb->ops->forward_sample_begin(rb, &b, rows, &err), SGL_OK);
+        memset(&tb, 0x7f, sizeof tb); /* begin copied what it needs */
+        if (t == 1) { /* two outstanding: a third begin and a synchronous forward are refused */
+            assert_int_equal(rb->ops->forward_sample_begin(rb, &b, rows, &err), SGL_E_INVAL);
+            assert_int_equal(sgl_runner_forward(rb, &b, logits, &err), SGL_E_INVAL);
+        }
+        if (t > 0)
+            assert_int_equal(rb->ops->forward_sample_end(rb, got[t - 1], got_lp[t - 1], &err), SGL_OK);
+    }
+    assert_int_equal(rb->ops->forward_sample_end(rb, got[STEPS], got_lp[STEPS], &err), SGL_OK);
+    for (int t = 0; t <= STEPS; t++)
+        for (int s = 0; s < NS; s++) {
+            assert_int_equal(got[t][s], want[t][s]);
+            assert_true(got_lp[t][s] == want_lp[t][s]);
+        }
+    /* errors: nothing outstanding; a placeholder past the previous batch's
+     * rows; more rows than max_seqs (declined, nothing enqueued) */
+    assert_int_equal(rb->ops->forward_sample_end(rb, got[0], NULL, &err), SGL_E_INVAL);
+    tb_reset(&tb);
+    int32_t bad = -(NS + 1);
+    tb_add(&tb, &bad, 1, PL + STEPS, slots[0], false);
+    SglBatch b = tb_view(&tb);
+    assert_int_equal(rb->ops->forward_sample_begin(rb, &b, rows, &err), SGL_E_INVAL);
+    assert_non_null(strstr(err.msg, "previous batch"));
+    tb_reset(&tb);
+    for (int s = 0; s < NS; s++)
+        tb_add(&tb, prompt[s], 2, 0, slots[s], true); /* 6 logit rows > max_seqs 4 */
+    b = tb_view(&tb);
+    assert_int_equal(rb->ops->forward_sample_begin(rb, &b, rows, &err), SGL_E_UNSUPPORTED);
+    sgl_runner_free(ra);
+    sgl_runner_free(rb);
+    sgl_model_free(m);
+    tiny_free(&tm);
+}
+
 static void test_batching_invariance(void **state)
 {
     (void)state;
@@ -1146,6 +1248,7 @@ int main(void)
         cmocka_unit_test(test_naive_reference),
         cmocka_unit_test(test_naive_sliding_window),
         cmocka_unit_test(test_batching_invariance),
+        cmocka_unit_test(test_async_begin_end),
         cmocka_unit_test(test_dtypes_agree),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_goldens_one_by_one),
