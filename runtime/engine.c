@@ -344,6 +344,8 @@ SglStatus sgl_engine_open(const SglEngineOpts *o, SglEngine **out, SglErr *err)
     if (!have && sc.n_eos < 8)
         sc.eos_ids[sc.n_eos++] = teos;
     sc.tok = e->tok;
+    if (!use_cuda && !sc.o.enable_overlap_schedule)
+        sc.o.disable_overlap_schedule = true; /* docs/performance.md: overlap on the CPU runner */
     const char *trace = o->trace_path ? o->trace_path : getenv("SGL_TRACE");
     if (trace && *trace) {
         if (!(e->trace = fopen(trace, "w"))) {

@@ -99,7 +99,10 @@ typedef struct {
     bool disable_jump_forward;     /* constrained requests decode forced text token by token */
     bool check_integrity;          /* pool + cache + scheduler checks after every step */
     bool disable_overlap_schedule; /* every step synchronous (SGLang's flag); default: overlap
-                                    * when the runner has forward_sample_begin/end */
+                                    * when the runner has forward_sample_begin/end (the engine:
+                                    * on cuda; on cpu only with enable_overlap_schedule) */
+    bool enable_overlap_schedule;  /* engine: overlap on the cpu runner too (its step thread
+                                    * costs more than the CPU work it hides on small models) */
     bool profile;                  /* time each step's phases into SglEngineStats */
     uint64_t seed;                 /* seeds samplers of requests without a seed */
     /* Optional step log: called on the loop thread after each forward. */

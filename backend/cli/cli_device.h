@@ -12,6 +12,7 @@
  *   --dist-init-addr HOST:PORT  node 0's steps (cli_tp_worker) until it exits
  *   --dist-timeout S            connect/collective wait limit (default 60)
  *   --disable-overlap-schedule  every engine step synchronous (no CPU/device overlap)
+ *   --enable-overlap-schedule   overlap on the CPU runner too (default there: off)
  *   --trace FILE                Chrome trace-event JSON of the engine's step phases
  *
  * Deliberately a header of small static functions: the commands that open an
@@ -44,6 +45,8 @@
     "  --dist-timeout S         seconds to wait for hosts and collectives (60)\n"        \
     "  --disable-overlap-schedule  run every step synchronously (default: the CPU\n"    \
     "                           work of step N+1 overlaps step N on the device)\n"      \
+    "  --enable-overlap-schedule  overlap on the cpu runner too (a step thread; default\n" \
+    "                           off there: it costs more than it hides on small models)\n" \
     "  --trace FILE             write the engine's step phases as Chrome trace-event\n" \
     "                           JSON (open in Perfetto); also $SGL_TRACE=FILE\n"
 
@@ -54,7 +57,7 @@ typedef struct {
     bool no_graph;
     long tp, nnodes, node_rank, dist_timeout_s;
     const char *dist_addr;
-    bool no_overlap;
+    bool no_overlap, overlap;
     const char *trace;
 } CliDevice;
 
@@ -67,6 +70,10 @@ static inline bool cli_device_arg(SglArgs *a, CliDevice *d)
     }
     if (args_flag(a, "--disable-overlap-schedule")) {
         d->no_overlap = true;
+        return true;
+    }
+    if (args_flag(a, "--enable-overlap-schedule")) {
+        d->overlap = true;
         return true;
     }
     if (args_str(a, "--trace", &d->trace))
@@ -96,6 +103,7 @@ static inline int cli_device_apply(SglArgs *a, const CliDevice *d, SglEngineOpts
     eo->cuda_graph_max_bs = (int32_t)d->graph_max_bs;
     eo->disable_cuda_graph = d->no_graph;
     eo->sched.disable_overlap_schedule = d->no_overlap;
+    eo->sched.enable_overlap_schedule = d->overlap;
     eo->trace_path = d->trace;
     long nn = d->nnodes > 0 ? d->nnodes : 1;
     if (d->node_rank >= nn)

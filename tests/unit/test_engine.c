@@ -760,6 +760,7 @@ static SglEngineStats ov_run(bool overlap, OvCol *c)
     o.max_total_tokens = 700;
     o.sched.check_integrity = true;
     o.sched.disable_overlap_schedule = !overlap;
+    o.sched.enable_overlap_schedule = overlap; /* the CPU runner's default is synchronous */
     SglEngine *e = NULL;
     SglErr err = {{0}};
     if (sgl_engine_open(&o, &e, &err) != SGL_OK)
@@ -905,6 +906,7 @@ static void test_trace_and_profile(void **state)
         SglEngineOpts o;
         sgl_engine_opts_default(&o);
         o.model_dir = model_dir;
+        o.sched.enable_overlap_schedule = true;
         if (env)
             setenv("SGL_TRACE", path, 1);
         else
