@@ -11,7 +11,8 @@
  *       behind the router, in this process, on --host/--port. The replicas
  *       die with this process (PR_SET_PDEATHSIG) and get its SIGTERM/SIGINT;
  *       startup fails with the replica's exit status, or after --dp-timeout
- *       seconds (default 600), if one does not come up.
+ *       seconds (default 600), if one does not come up (listening, then
+ *       answering the router's first /health probe).
  * Exit: 0 after a clean shutdown, 1 failure (listen, a replica), 2 usage.
  */
 #include <errno.h>
@@ -117,8 +118,9 @@ static bool write_port(const char *path, int port)
     return ok;
 }
 
-/* Listens, serves until SIGINT/SIGTERM. 0 or 1. */
-static int run_router(const char *who, RouterOpts *o, const char *port_file)
+/* Listens, serves until SIGINT/SIGTERM. 0 or 1. all_healthy: fail unless
+ * every worker answered the router's first /health probe. */
+static int run_router(const char *who, RouterOpts *o, const char *port_file, bool all_healthy)
 {
     Router *r = NULL;
     char msg[512];
@@ -127,7 +129,12 @@ static int run_router(const char *who, RouterOpts *o, const char *port_file)
         return 1;
     }
     int rc = 0;
-    if (port_file && !write_port(port_file, router_port(r))) {
+    if (all_healthy && router_healthy_count(r) < o->n_workers) {
+        fprintf(stderr, "sglc %s: %d of %d replicas do not answer /health\n", who,
+                (int)(o->n_workers - router_healthy_count(r)), (int)o->n_workers);
+        g_stop = 1;
+        rc = 1;
+    } else if (port_file && !write_port(port_file, router_port(r))) {
         fprintf(stderr, "sglc %s: --port-file: cannot write '%s'\n", who, port_file);
         g_stop = 1;
         rc = 1;
@@ -182,7 +189,7 @@ int cmd_router(int argc, char **argv)
     o.port = (int)port;
     o.max_body_bytes = (size_t)max_body;
     install_signals();
-    int rc = run_router("router", &o, port_file);
+    int rc = run_router("router", &o, port_file, false);
     fprintf(stderr, "sglc router: stopped\n");
     return rc;
 }
@@ -379,7 +386,7 @@ int cmd_serve_dp(int argc, char **argv)
     o.port = (int)port;
     o.api_key = key;
     o.max_body_bytes = (size_t)max_body;
-    rc = run_router("serve --dp", &o, port_file);
+    rc = run_router("serve --dp", &o, port_file, true);
 stop:
     if (!stop_replicas(rs, (int)dp) && rc == 0)
         rc = 1;
