@@ -32,6 +32,10 @@
  * nothing. So no page is ever released twice, and after every step
  *   pool pages in use == sum over running (n_pages - tree_len/P) + tree pages
  * which sched_check_integrity asserts.
+ *
+ * Overlap scheduling (step N+1 enqueued before step N's ids are back,
+ * placeholder tokens, finishing while in flight) and the step profile and
+ * trace have their own sections below.
  */
 #include "runtime/scheduler.h"
 
