@@ -211,6 +211,30 @@ sys.exit(0 if len(w)==4 and w[0]!=w[1] and w[0]==w[2] and w[1]==w[3] else 1)' "$
 kill -TERM "$RR_PID"; wait "$RR_PID"; rc=$?
 check "router exits 0 after SIGTERM (rc $rc)" test "$rc" = 0
 
+# --- a client that leaves: the worker aborts its request --------------------------
+# (a slow replica: the SmolLM2-135M shape with random weights, ~30 tokens/s)
+SLOW="${SGL_SHARED_DIR}/models/smollm2-135m-tokenizer"
+if [ -f "$SLOW/config.json" ]; then
+    start w3 serve --model "$SLOW" --load-format dummy --threads 1; W3_PID=$LAST_PID; P3=$LAST_PORT
+    start dis router --worker "http://127.0.0.1:$P3"; DIS_PID=$LAST_PID; DIS=http://127.0.0.1:$LAST_PORT
+    LONG='"text": "Once upon a time", "sampling_params": {"max_new_tokens": 400, "ignore_eos": true}'
+    n_ev=$(curl -s -N --max-time 1 --data-binary "{$LONG, \"stream\": true}" "$DIS/generate" | grep -c '^data: {')
+    curl -s --max-time 1 --data-binary "{$LONG}" "$DIS/generate" >/dev/null
+    aborted=0
+    for _ in $(seq 1 40); do
+        aborted=$(curl -s "http://127.0.0.1:$P3/get_server_info" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["engine"]["requests_aborted"] if j["num_running_reqs"]==0 else -1)')
+        [ "$aborted" = 2 ] && break
+        sleep 0.1
+    done
+    check "streamed events arrived before the client left ($n_ev)" test "$n_ev" -gt 0
+    check "clients that leave (streamed and not) abort their requests on the worker" test "$aborted" = 2
+    curl -s "$DIS/metrics" >"$TMP/dis.txt"
+    check "... and the router has nothing in flight" grep -q '^sglang_router:inflight{.*} 0$' "$TMP/dis.txt"
+    kill -TERM "$DIS_PID" "$W3_PID"; wait "$DIS_PID" "$W3_PID"
+else
+    echo "skip - client disconnects (no $SLOW)"
+fi
+
 # --- a worker dies -------------------------------------------------------------
 # no health probes in this router (--health-interval 3600): the request that
 # finds the dead worker is retried on the other one
