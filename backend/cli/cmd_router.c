@@ -7,7 +7,8 @@
  *
  *   sglc serve --dp N [--router-policy P] [--dp-timeout S] SERVE-OPTIONS...
  *       N replicas of `sglc serve SERVE-OPTIONS` (each on a free loopback
- *       port; with --device cuda|auto replica i sees CUDA_VISIBLE_DEVICES=i)
+ *       port; with --device cuda|auto replica i sees devices i*tp .. i*tp+tp-1 of
+ *       CUDA_VISIBLE_DEVICES (or of 0, 1, ... when it is unset))
  *       behind the router, in this process, on --host/--port. The replicas
  *       die with this process (PR_SET_PDEATHSIG) and get its SIGTERM/SIGINT;
  *       startup fails with the replica's exit status, or after --dp-timeout
@@ -205,8 +206,9 @@ typedef struct {
 } Replica;
 
 /* Starts replica i: argv is `sglc serve ...` ending in the per-replica
- * --port-file. The child dies with us (PR_SET_PDEATHSIG). -1: fork failed. */
-static pid_t spawn(char **argv, int i, bool set_gpu)
+ * --port-file; gpus (NULL: inherit) becomes its CUDA_VISIBLE_DEVICES. The
+ * child dies with us (PR_SET_PDEATHSIG). -1: fork failed. */
+static pid_t spawn(char **argv, int i, const char *gpus)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -215,14 +217,44 @@ static pid_t spawn(char **argv, int i, bool set_gpu)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent)
         _exit(1);
-    if (set_gpu) {
-        char v[16];
-        snprintf(v, sizeof v, "%d", i);
-        setenv("CUDA_VISIBLE_DEVICES", v, 1);
-    }
+    if (gpus)
+        setenv("CUDA_VISIBLE_DEVICES", gpus, 1);
     execv("/proc/self/exe", argv);
     fprintf(stderr, "sglc serve --dp: cannot start replica %d: %s\n", i, strerror(errno));
     _exit(127);
+}
+
+/* Replica i's devices: entries [i*tp, (i+1)*tp) of the inherited
+ * CUDA_VISIBLE_DEVICES list (or of 0, 1, 2, ... when unset), comma-separated
+ * into out. false when the list is too short. */
+static bool replica_gpus(int i, int tp, char *out, size_t cap)
+{
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    size_t n = 0;
+    out[0] = '\0';
+    for (int k = i * tp; k < (i + 1) * tp; k++) {
+        char one[64];
+        if (vis && *vis) {
+            const char *p = vis;
+            for (int j = 0; j < k && p; j++)
+                if ((p = strchr(p, ',')))
+                    p++;
+            if (!p || !*p)
+                return false;
+            size_t len = strcspn(p, ",");
+            if (len == 0 || len >= sizeof one)
+                return false;
+            memcpy(one, p, len);
+            one[len] = '\0';
+        } else {
+            snprintf(one, sizeof one, "%d", k);
+        }
+        int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "", one);
+        if (w < 0 || (size_t)w >= cap - n)
+            return false;
+        n += (size_t)w;
+    }
+    return true;
 }
 
 static void describe_exit(int status, char *out, size_t cap)
@@ -320,7 +352,7 @@ int cmd_serve_dp(int argc, char **argv)
     SglArgs a;
     RouterOpts o;
     router_defaults(&o);
-    long dp = 0, port = o.port, max_body = 0;
+    long dp = 0, tp = 1, port = o.port, max_body = 0;
     double timeout_s = 600;
     const char *port_file = NULL, *device = NULL, *key = NULL;
     bool bad_policy = false;
@@ -345,6 +377,7 @@ int cmd_serve_dp(int argc, char **argv)
             router_arg(&a, &o, "--router-policy", &bad_policy))
             ;
         else if (args_str(&a, "--api-key", &key) || args_str(&a, "--device", &device) ||
+                 args_long(&a, "--tp", 1, 64, &tp) || args_long(&a, "--tp-size", 1, 64, &tp) ||
                  args_long(&a, "--max-body-bytes", 1024, 1L << 30, &max_body)) {
             for (int k = at; k < a.i; k++)   /* the replicas get these too */
                 cargv[nc++] = argv[k];
@@ -362,6 +395,14 @@ int cmd_serve_dp(int argc, char **argv)
     have_dir = true;
     install_signals();
     bool gpu = device && (strcmp(device, "cuda") == 0 || strcmp(device, "auto") == 0);
+    char gpus[512];
+    for (int i = 0; gpu && i < dp; i++)
+        if (!replica_gpus(i, (int)tp, gpus, sizeof gpus)) {
+            fprintf(stderr, "sglc serve --dp: replica %d needs devices %ld..%ld of CUDA_VISIBLE_DEVICES "
+                    "(--tp %ld each), which lists fewer\n", i, (long)i * tp, (long)(i + 1) * tp - 1, tp);
+            rc = 2;
+            goto out;
+        }
     cargv[nc++] = "--port";
     cargv[nc++] = "0";
     cargv[nc++] = "--port-file";
@@ -369,7 +410,9 @@ int cmd_serve_dp(int argc, char **argv)
         snprintf(rs[i].port_file, sizeof rs[i].port_file, "%s/replica-%d.port", dir, i);
         cargv[nc] = rs[i].port_file;
         cargv[nc + 1] = NULL;
-        if ((rs[i].pid = spawn(cargv, i, gpu)) < 0) {
+        if (gpu)
+            replica_gpus(i, (int)tp, gpus, sizeof gpus);
+        if ((rs[i].pid = spawn(cargv, i, gpu ? gpus : NULL)) < 0) {
             fprintf(stderr, "sglc serve --dp: fork: %s\n", strerror(errno));
             goto stop;
         }

@@ -197,6 +197,8 @@ check "router --balance-abs -1: exit 2" bad_flag "--balance-abs" router --worker
 check "router --frobnicate: exit 2" bad_flag "--frobnicate" router --worker "$W0" --frobnicate
 check "serve --dp 0: exit 2" bad_flag "--dp" serve --model "$MODEL" --dp 0
 check "serve --dp 2 --router-policy x: exit 2" bad_flag "--router-policy" serve --model "$MODEL" --dp 2 --router-policy x
+dp_tp_short() { CUDA_VISIBLE_DEVICES=0,1,2 bad_flag "CUDA_VISIBLE_DEVICES" serve --model "$MODEL" --dp 2 --tp 2 --device cuda --port 0; }
+check "serve --dp 2 --tp 2 over 3 listed GPUs: exit 2 naming CUDA_VISIBLE_DEVICES" dp_tp_short
 
 # --- round_robin and the API key ---------------------------------------------
 start rr router --worker "$W0" --worker "$W1" --policy round_robin --api-key sekret
