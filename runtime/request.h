@@ -126,8 +126,9 @@ typedef struct {
     int64_t steps, forward_tokens, prefill_tokens, decode_tokens, generated_tokens;
     int64_t overlap_steps;         /* steps enqueued while the previous one was still running */
     int64_t profiled_steps;        /* steps timed (profile or trace on) */
-    double step_us;                /* their wall time, summed */
-    double phase_us[SGL_PHASE_COUNT_]; /* their time per phase, summed */
+    double step_us;                /* wall time of the scheduler calls that timed them (with
+                                    * overlap: also the calls that only waited and postprocessed) */
+    double phase_us[SGL_PHASE_COUNT_]; /* that time per phase, summed (ORDER SglPhase) */
     int64_t cached_tokens;         /* sum of prefix-cache hits at admission */
     int64_t requests_finished, requests_aborted, retractions;
     int64_t jump_forwards;         /* forced strings appended at once */
