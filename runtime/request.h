@@ -104,6 +104,10 @@ typedef struct {
     bool enable_overlap_schedule;  /* engine: overlap on the cpu runner too (its step thread
                                     * costs more than the CPU work it hides on small models) */
     bool profile;                  /* time each step's phases into SglEngineStats */
+    float init_new_token_ratio;    /* admission keeps room for this share of every running
+                                    * request's remaining output (at most 4096 tokens each),
+                                    * decaying to 0.1 over 600 steps and reset by a retraction
+                                    * (SGLang's --init-new-token-ratio); 0 = 0.7, < 0 = none */
     uint64_t seed;                 /* seeds samplers of requests without a seed */
     /* Optional step log: called on the loop thread after each forward. */
     void (*on_step)(void *user, int32_t n_prefill_seqs, int32_t n_decode_seqs, int32_t n_tokens);

@@ -48,6 +48,10 @@
 #define LPM_FALLBACK_LEN 128       /* longer queues: lpm/dfs-weight act as fcfs (SGLang) */
 #define IN_BATCH_PREFIX_MIN 32     /* defer a request sharing this much with one admitted in the same step */
 #define LP_ROWS_BUDGET_FLOATS (4 << 20) /* logits rows kept for prompt logprobs */
+#define NEW_TOKEN_RATIO_INIT 0.7   /* admission reserve (SGLang's defaults): see reserve_tokens */
+#define NEW_TOKEN_RATIO_MIN 0.1
+#define NEW_TOKEN_RATIO_DECAY_STEPS 600.0
+#define NEW_TOKEN_RESERVE_CLIP 4096
 
 typedef enum { SEQ_WAITING, SEQ_RUNNING, SEQ_DONE } SeqState;
 
@@ -161,6 +165,7 @@ struct Sched {
     double t_step0, t_mark, emit_us; /* microseconds, CLOCK_MONOTONIC */
     SglEngineStats st;
     int64_t hit_tokens, miss_tokens; /* prefix-cache hits / misses at admission */
+    double ntr, ntr_init;          /* new-token ratio (admission reserve), its reset value */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -701,6 +706,9 @@ Sched *sched_new(const SchedConfig *cfg, SglRunner *runner, KvPool *pool, RadixC
     }
     s->cfg = *cfg;
     sched_opts_defaults(&s->cfg.o);
+    s->ntr = s->ntr_init = s->cfg.o.init_new_token_ratio == 0.0f ? NEW_TOKEN_RATIO_INIT
+                           : s->cfg.o.init_new_token_ratio < 0.0f ? 0.0
+                           : s->cfg.o.init_new_token_ratio;
     s->runner = runner;
     s->pool = pool;
     s->cache = cache;
@@ -1149,6 +1157,7 @@ static void build_batch(Sched *s)
  * tokens (prompt + output so far) are recomputed when it is readmitted. */
 static void retract(Sched *s, SchedSeq *q)
 {
+    s->ntr = s->ntr_init; /* admission was too optimistic: reserve more again */
     running_remove(s, q);
     release_kv(s, q);
     lane_put(s, q);
@@ -1214,6 +1223,19 @@ static void schedule_decodes(Sched *s)
     }
 }
 
+/* Output tokens admission keeps room for on q's behalf (SGLang's
+ * new_token_ratio): without it a batch admitted on its prompts alone runs
+ * out of pages as outputs grow and retracts (recomputes) requests. */
+static int64_t reserve_tokens(const Sched *s, const SchedSeq *q)
+{
+    int64_t left = (int64_t)q->req->max_new - q->n_out;
+    if (left <= 0 || s->ntr <= 0.0)
+        return 0;
+    if (left > NEW_TOKEN_RESERVE_CLIP)
+        left = NEW_TOKEN_RESERVE_CLIP;
+    return (int64_t)ceil(s->ntr * (double)left);
+}
+
 static void schedule_prefills(Sched *s)
 {
     int32_t budget = s->cfg.o.max_prefill_tokens, chunk = s->cfg.o.chunked_prefill_size;
@@ -1236,6 +1258,9 @@ static void schedule_prefills(Sched *s)
         return;
     order_waiting(s);
     int32_t first_admitted = s->nb;
+    int64_t reserve = 0; /* tokens kept for the running requests' outputs */
+    for (int32_t i = 0; i < s->n_running; i++)
+        reserve += reserve_tokens(s, s->running[i]);
     for (int32_t i = 0; i < s->n_waiting && s->n_running < R && budget > 0 && s->nr < s->max_rows;) {
         SchedSeq *q = s->waiting[i];
         RadixNode *node = NULL;
@@ -1252,7 +1277,9 @@ static void schedule_prefills(Sched *s)
         int32_t n = fit_rows(s, q, min32(min32(q->n_tokens - m, chunk), budget));
         int32_t need = pages_needed(s, q, m + n);
         int32_t avail = kvpool_n_free(s->pool) + radix_evictable_tokens(s->cache) / s->P;
-        if (n <= 0 || avail < need + s->n_running || !ensure_free(s, need)) {
+        int64_t own = reserve_tokens(s, q);
+        int64_t kept = s->n_running > 0 ? (reserve + own + s->P - 1) / s->P : 0;
+        if (n <= 0 || avail < need + s->n_running + kept || !ensure_free(s, need)) {
             q->node = NULL;
             q->n_pages = q->tree_len = q->kv_len = 0;
             radix_unlock(s->cache, node);
@@ -1271,6 +1298,7 @@ static void schedule_prefills(Sched *s)
         }
         s->hit_tokens += m;
         s->miss_tokens += q->n_tokens - m;
+        reserve += own;
         add_to_batch(s, q, n);
         budget -= n;
     }
@@ -2081,6 +2109,10 @@ static SglBatch batch_view(const Sched *s)
 
 static void step_done(Sched *s, int32_t n_prefill)
 {
+    double floor = s->ntr_init < NEW_TOKEN_RATIO_MIN ? s->ntr_init : NEW_TOKEN_RATIO_MIN;
+    s->ntr -= (s->ntr_init - floor) / NEW_TOKEN_RATIO_DECAY_STEPS;
+    if (s->ntr < floor)
+        s->ntr = floor;
     s->st.steps++;
     s->st.forward_tokens += s->nt;
     if (s->cfg.o.on_step)

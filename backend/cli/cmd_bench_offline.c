@@ -67,6 +67,8 @@ static void help(FILE *f)
             "  --load-format auto|dummy dummy: random weights of the config's shape\n"
             "  --disable-radix-cache    no prefix caching\n"
             "  --schedule-policy P      lpm (default), fcfs, lof, random, dfs-weight\n"
+            "  --init-new-token-ratio R admission keeps room for R x each running request's\n"
+            "                           remaining output (decays to 0.1; 0: 0.7; -1: none)\n"
             "  --max-running-requests N sequences decoding at once (default 256)\n"
             "  --chunked-prefill-size N max prompt tokens of one sequence per step (2048)\n"
             "  --max-prefill-tokens N   max prompt tokens per step (default: chunk size)\n"
@@ -536,6 +538,7 @@ int cmd_bench_offline(int argc, char **argv)
                        .shuffle = true, .seed = 1};
     long max_total = 0, page = 1, threads = 0, max_running = 0, chunk = 0, max_prefill = 0, warmup = 16;
     bool no_cache = false, random_flag = false, shared_flag = false;
+    double ratio = 0.0;
     CliDevice dev = {0};
     if (args_wants_help(argc, argv)) {
         help(stdout);
@@ -551,6 +554,8 @@ int cmd_bench_offline(int argc, char **argv)
             ;
         else if (args_flag(&a, "--disable-radix-cache"))
             no_cache = true;
+        else if (args_double(&a, "--init-new-token-ratio", -1.0, 1.0, &ratio))
+            ;
         else if (args_long(&a, "--num-prompts", 1, MAX_PROMPTS, &sp.n_prompts) ||
                  args_long(&a, "--random-input-len", 1, 1 << 20, &sp.in_len) ||
                  args_long(&a, "--random-output-len", 1, 1 << 20, &sp.out_len) ||
@@ -615,6 +620,7 @@ int cmd_bench_offline(int argc, char **argv)
     eo.page_size = (int32_t)page;
     eo.n_threads = (int)threads;
     eo.sched.disable_radix_cache = no_cache;
+    eo.sched.init_new_token_ratio = (float)ratio;
     eo.sched.max_running_requests = (int32_t)max_running;
     eo.sched.chunked_prefill_size = (int32_t)chunk;
     eo.sched.max_prefill_tokens = (int32_t)max_prefill;

@@ -30,10 +30,15 @@
 static char model_dir[1024], goldens_path[1024];
 static json_t *goldens;
 
+/* Admission reserve for open_engine (SglSchedOpts.init_new_token_ratio): the
+ * tests that exercise retraction turn it off (-1) so that it happens. */
+static float g_ratio;
+
 static SglEngine *open_engine(int64_t max_total, bool no_cache, int32_t max_running, int32_t max_queued)
 {
     SglEngineOpts o;
     sgl_engine_opts_default(&o);
+    o.sched.init_new_token_ratio = g_ratio;
     o.model_dir = model_dir;
     o.max_total_tokens = max_total;
     o.sched.disable_radix_cache = no_cache;
@@ -471,7 +476,9 @@ static void test_stress(void **state)
 {
     (void)state;
     enum { N = 500 };
+    g_ratio = -1.0f; /* no admission reserve: the small pool must retract */
     SglEngine *e = open_engine(1500, false, 32, 1000);
+    g_ratio = 0.0f;
     static Stress s;
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);
@@ -760,6 +767,7 @@ static SglEngineStats ov_run(bool overlap, OvCol *c)
     o.max_total_tokens = 700;
     o.sched.check_integrity = true;
     o.sched.disable_overlap_schedule = !overlap;
+    o.sched.init_new_token_ratio = -1.0f; /* no admission reserve: retraction happens */
     o.sched.enable_overlap_schedule = overlap; /* the CPU runner's default is synchronous */
     SglEngine *e = NULL;
     SglErr err = {{0}};

@@ -312,6 +312,7 @@ static H *h_new(int32_t n_pages, int32_t page_size, bool jump)
     cfg.o.disable_jump_forward = !jump;
     cfg.o.max_running_requests = 8;
     cfg.o.chunked_prefill_size = 64;
+    cfg.o.init_new_token_ratio = -1.0f; /* no admission reserve: small pools retract */
     cfg.o.on_step = on_step;
     cfg.o.on_step_user = h;
     sched_opts_defaults(&cfg.o);

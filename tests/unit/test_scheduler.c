@@ -578,24 +578,35 @@ static void test_policies(void **state)
     assert_memory_equal(ord, dfs, sizeof dfs);
 }
 
+/* 4 x (10 + 25) tokens needed, 48 available. Without the admission reserve
+ * all four start and outputs outgrow the pool (retraction); with it
+ * (init_new_token_ratio, default) admission leaves room and none is
+ * retracted. Outputs are the same either way. */
 static void test_retraction(void **state)
 {
     (void)state;
-    H *h = h_new(48, 1, NULL); /* 4 x (10 + 25) tokens needed, 48 available */
-    int32_t p[4][10];
-    uint64_t ids[4];
-    for (int k = 0; k < 4; k++) {
-        fill_prompt(p[k], 10, 200 + (uint32_t)k);
-        SglSamplingParams sp = greedy(25);
-        ids[k] = submit(h, p[k], 10, &sp);
+    for (int reserve = 0; reserve < 2; reserve++) {
+        SglSchedOpts o = {0};
+        o.init_new_token_ratio = reserve ? 0.0f : -1.0f;
+        H *h = h_new(48, 1, &o);
+        int32_t p[4][10];
+        uint64_t ids[4];
+        for (int k = 0; k < 4; k++) {
+            fill_prompt(p[k], 10, 200 + (uint32_t)k);
+            SglSamplingParams sp = greedy(25);
+            ids[k] = submit(h, p[k], 10, &sp);
+        }
+        run_all(h);
+        SglEngineStats st;
+        sched_stats(h->s, &st);
+        if (reserve)
+            assert_int_equal(st.retractions, 0);
+        else
+            assert_true(st.retractions > 0);
+        for (int k = 0; k < 4; k++)
+            check_ref(h, ids[k], p[k], 10, 25);
+        h_free(h);
     }
-    run_all(h);
-    SglEngineStats st;
-    sched_stats(h->s, &st);
-    assert_true(st.retractions > 0);
-    for (int k = 0; k < 4; k++)
-        check_ref(h, ids[k], p[k], 10, 25);
-    h_free(h);
 }
 
 static void test_abort_every_stage(void **state)
@@ -1007,6 +1018,7 @@ static void test_overlap_matches_sync(void **state)
     SglSchedOpts o = {0};
     o.max_running_requests = 12;
     o.chunked_prefill_size = 24;
+    o.init_new_token_ratio = -1.0f; /* no admission reserve: retraction happens */
     H *h[2];
     uint64_t ids[2][64];
     int32_t n[2];
