@@ -146,7 +146,8 @@ def main():
         if r.get("errors_ok") is False:
             ok = False
             note += "; runner error contract failed (gpu_forward stderr: %s)" % msg
-        consist = max(r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"])
+        consist = max(r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"],
+                  r.get("mixed_decode_max_abs", 0), r.get("mixed_prefill_max_abs", 0))  # mixed: one decode + one prefill
         if consist > max(CONSIST_TOL, 2 * logit_err):
             ok = False
             note += "; chunked/batched/all-rows logits differ (%.4g / %.4g / %.4g)" % (

@@ -214,7 +214,8 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
     if r.get("errors_ok") is False:
         ok = False
         print("%s: runner error contract failed:\n%s" % (name, p.stderr))
-    consist = max(r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"])
+    consist = max(r["chunked_max_abs"], r["batched_max_abs"], r["all_rows_max_abs"],
+                  r.get("mixed_decode_max_abs", 0), r.get("mixed_prefill_max_abs", 0))  # mixed: one decode + one prefill
     if consist > max(CONSIST_REL * scale, 2 * max_abs):  # see check_goldens.py CONSIST_TOL
         ok = False
     bgot = r["batched_greedy_ids"]

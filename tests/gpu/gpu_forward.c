@@ -399,11 +399,50 @@ int main(int argc, char **argv)
     /* (5) CUDA runner error contract: bad batches are rejected with
      * SGL_E_INVAL and leave the runner usable; an oversized pool is SGL_E_NOMEM */
     int errors_ok = -1;
-    double repeat_diff = 0, ext_diff = 0;
+    double repeat_diff = 0, ext_diff = 0, mixed_dec = -1, mixed_pre = -1;
     if (!use_cpu) {
         errors_ok = check_errors(r, m, b, &main_seq, P, ext, V, logits, &repeat_diff);
         if (errors_ok < 0) goto out;
         for (int v = 0; v < V; v++) ext_diff = fmax(ext_diff, fabs(ext[v] - first[v]));
+    }
+
+    /* (6, CUDA only) a mixed batch: a prefill of the prompt's first Q tokens
+     * (scratch slots) and, second, the prompt's last token as a 1-token
+     * extend over its cached prefix, in one forward (the runner takes the
+     * decode row to the decode kernel). Each row vs the same row run alone. */
+    if (!use_cpu && P >= 3) {
+        int Q = P - 1 < 48 ? P - 1 : 48;
+        int32_t *ms = perm + (int64_t)(nb + 2) * L, *msl = malloc(sizeof(int32_t) * (size_t)(Q + P));
+        if (!msl) goto out;
+        memcpy(msl, ms, sizeof(int32_t) * (size_t)Q);
+        memcpy(msl + Q, main_seq.slots, sizeof(int32_t) * (size_t)P);
+        for (int i = 0; i < Q; i++) {
+            b->tokens[i] = main_seq.ids[i];
+            b->positions[i] = i;
+        }
+        b->tokens[Q] = main_seq.ids[P - 1];
+        b->positions[Q] = P - 1;
+        int32_t so[3] = {0, Q, Q + 1}, kl[2] = {Q, P}, sl[3] = {0, Q, Q + P}, lr[2] = {Q - 1, Q};
+        SglBatch mb = {2, Q + 1, b->tokens, b->positions, so, kl, sl, msl, 2, lr};
+        SglErr merr = {{0}};
+        SglStatus mst = sgl_runner_forward(r, &mb, logits, &merr);
+        float *alone = mst ? NULL : malloc(sizeof(float) * (size_t)V);
+        if (!mst && alone) {
+            mixed_dec = 0;
+            for (int v = 0; v < V; v++) mixed_dec = fmax(mixed_dec, fabs(logits[(int64_t)V + v] - ext[v]));
+            SglBatch pb = {1, Q, b->tokens, b->positions, so, kl, sl, msl, 1, lr};
+            mst = sgl_runner_forward(r, &pb, alone, &merr);
+            mixed_pre = 0;
+            for (int v = 0; !mst && v < V; v++) mixed_pre = fmax(mixed_pre, fabs(logits[v] - alone[v]));
+        }
+        free(alone);
+        free(msl);
+        if (mst) {
+            fprintf(stderr, "gpu_forward: mixed batch: %s: %s\n", sgl_status_str(mst), merr.msg);
+            goto out;
+        }
+        fprintf(stderr, "gpu_forward: mixed batch vs alone: decode row max abs %.3g, prefill row %.3g\n",
+                mixed_dec, mixed_pre);
     }
 
     printf("{\"runner\": \"%s\", \"prompt_len\": %d, \"steps\": %d, \"batch\": %d",
@@ -411,6 +450,8 @@ int main(int argc, char **argv)
     if (errors_ok >= 0)
         printf(", \"errors_ok\": %s, \"extend_repeat_max_abs\": %.6g, \"extend_max_abs\": %.6g",
                errors_ok ? "true" : "false", repeat_diff, ext_diff);
+    if (mixed_dec >= 0)
+        printf(", \"mixed_decode_max_abs\": %.6g, \"mixed_prefill_max_abs\": %.6g", mixed_dec, mixed_pre);
     printf(", \"chunked_max_abs\": %.6g, \"batched_max_abs\": %.6g, \"decode_ms\": %.4f", chunk_diff,
            batch_diff, decode_ms);
     printf(", \"prefill_ms\": %.3f, \"init_ms\": %.1f, \"all_rows_max_abs\": %.6g", prefill_ms,
