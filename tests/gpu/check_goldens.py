@@ -162,6 +162,7 @@ def main():
                        "logprob_tol": lp_tol, "extend_err_vs_fp32": ext_err,
                        "extend_repeat_max_abs": r.get("extend_repeat_max_abs"),
                        "chunked_max_abs": r["chunked_max_abs"],
+                       "mixed_decode_max_abs": r.get("mixed_decode_max_abs"), "mixed_prefill_max_abs": r.get("mixed_prefill_max_abs"),
                        "batched_max_abs": r["batched_max_abs"], "decode_ms": r["decode_ms"]})
         failures += not ok
     if out:

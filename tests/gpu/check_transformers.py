@@ -236,6 +236,7 @@ def check_model(torch, transformers, exe, out_dir, steps, k, name, cfg, dtype, p
             "extend_repeat_max_abs": r.get("extend_repeat_max_abs"),
             "greedy": greedy_note, "first_divergence": k_div,
             "chunked_max_abs": r["chunked_max_abs"], "batched_max_abs": r["batched_max_abs"],
+            "mixed_decode_max_abs": r.get("mixed_decode_max_abs"), "mixed_prefill_max_abs": r.get("mixed_prefill_max_abs"),
             "all_rows_max_abs": r["all_rows_max_abs"],
             "batched_greedy_first_diff": b_div, "decode_ms": r["decode_ms"]}
 
