@@ -104,7 +104,7 @@ def build(torch, transformers, name, cfg, dtype, out_dir, seed):
     return path
 
 
-def run_tp(exe, path, prompt, steps, tp, dummy=False, two_proc=False, port=29517, timeout=240):
+def run_tp(exe, path, prompt, steps, tp, dummy=False, two_proc=False, port=29517, timeout=90):
     """Returns (json of node 0, json of node 1 or None, error text or None)."""
     base = [exe, "--model", path, "--prompt-ids", ",".join(map(str, prompt)), "--steps", str(steps),
             "--batch", "4", "--tp", str(tp)] + (["--dummy"] if dummy else [])
@@ -171,7 +171,7 @@ def compare(torch, ref, got):
                 "decode_ms": got["decode_ms"]}, note
 
 
-def run_cli(sglc, path, prompt, steps, tp, two_proc=False, port=29600, timeout=180):
+def run_cli(sglc, path, prompt, steps, tp, two_proc=False, port=29600, timeout=90):
     """sglc generate through the engine; (json of node 0, error text or None)."""
     base = [sglc, "generate", "--device", "cuda", "--model", path, "--input-ids",
             ",".join(map(str, prompt)), "--max-tokens", str(steps), "--temperature", "0",

@@ -14,14 +14,14 @@
 #      --nnodes/--node-rank/--dist-init-addr) equals tp=1; dummy weights too;
 #      the same through `sglc generate --tp` (stories260K tokenizer from
 #      BUILD_DIR/shared or ../shared)
-#   4. Llama-3-8B-shaped dummy model: decode steps at batch 1 and 64 (1k
-#      context) and a prefill of 8 x 1024 tokens at tp=1 and tp=2
-#      (tp_forward --bench), HBM copy bandwidth
-#   5. Llama-3-70B-shaped dummy model (hidden 8192, intermediate 28672, 80
+#   4. Llama-3-70B-shaped dummy model (hidden 8192, intermediate 28672, 80
 #      layers, 64 heads, 8 KV heads, vocab 128256) at tp=2: batch-1 decode and
 #      batch-64 step (1k context) against the roofline: the bytes each step
 #      must read (weights but the embedding, plus the KV of the batch) over
 #      2 x the copy bandwidth measured in the same run
+#   5. Llama-3-8B-shaped dummy model: decode steps at batch 1 and 64 (1k
+#      context) and a prefill of 8 x 1024 tokens at tp=1 and tp=2
+#      (tp_forward --bench), HBM copy bandwidth
 #   6. when sglc has --tp: the same 8B model through the engine
 #      (`sglc bench one-batch --device cuda --load-format dummy --tp 1|2`)
 # OUT_DIR gets summary.txt (PASS/FAIL/SKIP per step and the figures),
@@ -78,7 +78,7 @@ tok=""
 for d in "$build/shared/models/stories260K-hf" "$PWD/../shared/models/stories260K-hf"; do
     [ -f "$d/tokenizer.json" ] && tok=$d && break
 done
-timeout "$(limit 260)" python3 tests/gpu/check_tp.py "$build/tests/gpu/tp_forward" "$out/check" \
+timeout "$(limit 170)" python3 tests/gpu/check_tp.py "$build/tests/gpu/tp_forward" "$out/check" \
     ${tok:+--sglc "$build/sglc" --tokenizer "$tok"} > "$out/logs/check_tp.log" 2>&1
 rc=$?
 cat "$out/logs/check_tp.log"
@@ -103,15 +103,15 @@ sed 's/"hidden_size": 4096/"hidden_size": 8192/; s/"intermediate_size": 14336/"i
 
 bench() { # NAME TP MODEL: tp_forward --bench, JSON in OUT_DIR/bench_NAME.json
     timeout "$(limit "$4")" "$build/tests/gpu/tp_forward" --bench --membw --dummy --model "$3" --tp "$2" \
-        --batches 1,64 --ctx 1024 --bench-steps 30 --prefill 8x1024 > "$out/bench_$1.json" 2> "$out/logs/bench_$1.log"
+        --batches 1,64 --ctx 1024 --bench-steps 20 --prefill 8x1024 > "$out/bench_$1.json" 2> "$out/logs/bench_$1.log"
     local rc=$?
     echo "$1: $(cat "$out/bench_$1.json")"
     tail -n 3 "$out/logs/bench_$1.log"
     record "bench $1" "$rc" timing
 }
-bench 8b_tp1 1 "$cfg8" 90
-bench 8b_tp2 2 "$cfg8" 90
-bench 70b_tp2 2 "$cfg70" 150
+bench 70b_tp2 2 "$cfg70" 100
+bench 8b_tp1 1 "$cfg8" 60
+bench 8b_tp2 2 "$cfg8" 60
 
 # the engine end to end, when the CLI has --tp (the stories260K tokenizer
 # stands in: the benchmark feeds token ids)
@@ -123,7 +123,7 @@ if [ -n "$tok" ] && "$build/sglc" bench one-batch --help 2>&1 | grep -q -- '--tp
             name=engine_8b_tp${tp}_b$1
             echo "== sglc bench one-batch --tp $tp --batch-size $1 --input-len $2 --output-len $3" \
                 > "$out/logs/$name.log"
-            timeout "$(limit 90)" "$build/sglc" bench one-batch --device cuda --model "$cfg8" \
+            timeout "$(limit 45)" "$build/sglc" bench one-batch --device cuda --model "$cfg8" \
                 --load-format dummy --tp "$tp" --batch-size "$1" --input-len "$2" --output-len "$3" \
                 --json "$out/$name.json" >> "$out/logs/$name.log" 2>&1
             rc=$?
