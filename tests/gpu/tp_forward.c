@@ -16,7 +16,9 @@
  * graphs with NCCL inside for batches <= B). tp 1 is the plain runner. Node 0
  * prints one JSON object: {"tp", "logits" (last prompt position), "greedy_ids",
  * "margins", "last_logits" (the logits after the last greedy step),
- * "batched_ids" (B x S, row-major), "ranks_agree" (every local rank saw the
+ * "batched_ids" (B x S, row-major), "batched_margins" (top1 - top2 of each
+ * row's logits, host forward of the same step), "argmax_mismatch" (device
+ * greedy ids that were not that argmax), "ranks_agree" (every local rank saw the
  * same ids), "init_ms", "decode_ms"}; with --bench, "bench": [{"batch", "ctx",
  * "step_ms"}] (decode steps of batch sequences whose KV holds ctx tokens: the
  * slots are assigned, their content is whatever the pool holds, which costs
@@ -58,6 +60,8 @@ typedef struct {
     double init_ms, decode_ms;
     float *logits0, *last_logits, *margins;   /* (V), (V), (S+1) */
     int32_t *greedy, *batched;                /* (S+1), (B*S) */
+    float *bmargins;                          /* (B*S) top1 - top2 of the rows batched[] came from */
+    int argmax_mismatch;                      /* device greedy ids != host argmax of forward's logits */
     double bench_ms[8], prefill_ms;
     char err[600];
 } Rank;
@@ -75,6 +79,15 @@ static int argmax(const float *x, int n)
     for (int i = 1; i < n; i++)
         if (x[i] > x[b]) b = i;
     return b;
+}
+
+/* Gap between the largest and the second-largest entry. */
+static float margin(const float *x, int n, int best)
+{
+    float second = -INFINITY;
+    for (int v = 0; v < n; v++)
+        if (v != best && x[v] > second) second = x[v];
+    return x[best] - second;
 }
 
 /* Batch arrays for up to MAX_B sequences of up to len_cap tokens each. */
@@ -207,11 +220,8 @@ static void *run_rank(void *arg)
         double td = now_ms();
         for (int i = 0; i <= S; i++) {
             int g = argmax(logits, V);
-            float second = -INFINITY;
-            for (int v = 0; v < V; v++)
-                if (v != g && logits[v] > second) second = logits[v];
             k->greedy[i] = g;
-            k->margins[i] = logits[g] - second;
+            k->margins[i] = margin(logits, V, g);
             if (i == S) break;
             seq[n++] = g;
             kv[0] = n, nn[0] = 1;
@@ -225,7 +235,11 @@ static void *run_rank(void *arg)
         memcpy(k->last_logits, logits, sizeof(float) * (size_t)V);
     }
 
-    /* (2) B sequences: one batched prefill, then S device-greedy batched steps */
+    /* (2) B sequences: one batched prefill, then S device-greedy batched
+     * steps. Each step also runs as forward (the same K/V rewritten to the
+     * same slots) for the host's argmax and margin of every row: the device
+     * ids must be that argmax, and the margins tell a near-tie from a bug
+     * when two runs part. */
     {
         uint32_t x = 777;
         int t = 0;
@@ -239,17 +253,22 @@ static void *run_rank(void *arg)
         }
         layout(&a, B, kv, nn, len_cap);
         SglBatch b = {B, t, a.tokens, a.positions, a.seq_off, a.kv_len, a.slot_off, a.slots, B, a.rows};
-        if ((st = k->r->ops->forward_sample(k->r, &b, rows, NULL, ids, NULL, &err)))
+        if ((st = k->r->ops->forward_sample(k->r, &b, rows, NULL, ids, NULL, &err)) ||
+            (st = sgl_runner_forward(k->r, &b, logits, &err)))
             FAIL("batched prefill: %s: %s", sgl_status_str(st), err.msg);
         for (int i = 0; i < S; i++) {
             for (int s = 0; s < B; s++) {
+                int g = argmax(logits + (int64_t)s * V, V);
+                k->argmax_mismatch += g != ids[s];
+                k->bmargins[s * S + i] = margin(logits + (int64_t)s * V, V, g);
                 k->batched[s * S + i] = ids[s];
                 a.tokens[s] = ids[s];
                 kv[s]++, nn[s] = 1;
             }
             layout(&a, B, kv, nn, len_cap);
             SglBatch d = {B, B, a.tokens, a.positions, a.seq_off, a.kv_len, a.slot_off, a.slots, B, a.rows};
-            if ((st = k->r->ops->forward_sample(k->r, &d, rows, NULL, ids, NULL, &err)))
+            if ((st = k->r->ops->forward_sample(k->r, &d, rows, NULL, ids, NULL, &err)) ||
+                (st = sgl_runner_forward(k->r, &d, logits, &err)))
                 FAIL("batched decode step %d: %s: %s", i, sgl_status_str(st), err.msg);
         }
     }
@@ -407,7 +426,8 @@ int main(int argc, char **argv)
         k->margins = calloc((size_t)S + 1, sizeof(float));
         k->greedy = calloc((size_t)S + 1, sizeof(int32_t));
         k->batched = calloc((size_t)B * (S ? S : 1), sizeof(int32_t));
-        if (!k->logits0 || !k->last_logits || !k->margins || !k->greedy || !k->batched) {
+        k->bmargins = calloc((size_t)B * (S ? S : 1), sizeof(float));
+        if (!k->logits0 || !k->last_logits || !k->margins || !k->greedy || !k->batched || !k->bmargins) {
             fprintf(stderr, "tp_forward: out of host memory\n");
             goto out;
         }
@@ -450,6 +470,8 @@ int main(int argc, char **argv)
         print_ids("greedy_ids", k->greedy, S + 1);
         print_floats("margins", k->margins, S + 1);
         print_ids("batched_ids", k->batched, B * S);
+        print_floats("batched_margins", k->bmargins, B * S);
+        printf(", \"argmax_mismatch\": %d", k->argmax_mismatch);
         print_floats("logits", k->logits0, V);
         print_floats("last_logits", k->last_logits, V);
     }
@@ -466,6 +488,7 @@ out:
         free(ranks[i].margins);
         free(ranks[i].greedy);
         free(ranks[i].batched);
+        free(ranks[i].bmargins);
     }
     for (int i = 0; i < n_local; i++) sgl_comm_free(comms[i]);
     sgl_comm_free(boot);
