@@ -24,6 +24,9 @@
 #      (tp_forward --bench), HBM copy bandwidth
 #   6. when sglc has --tp: the same 8B model through the engine
 #      (`sglc bench one-batch --device cuda --load-format dummy --tp 1|2`)
+#   7. only when TP_PARTS names engine70: the 70B model through the engine at
+#      --tp 2 (batch 1: 512 in, 32 out; batch 64: 1024 in, 8 out)
+# TP_PARTS (default check,bench,engine) picks steps 2-3, 4-5, 6 and 7.
 # OUT_DIR gets summary.txt (PASS/FAIL/SKIP per step and the figures),
 # tp_results.json, and tp.tgz with every log and JSON. Exit 0 when no step
 # failed (timings never fail the run).
@@ -61,6 +64,8 @@ record() { # NAME RC [timing]: one summary line (77 = skipped); timings never fa
 } > "$out/logs/machine.txt"
 cat "$out/logs/machine.txt"
 
+parts=${TP_PARTS:-check,bench,engine}
+if [[ $parts == *check* ]]; then
 t=$build/tests/kernels/test_k_embedding_range
 timeout "$(limit 60)" "$t" > "$out/logs/test_k_embedding_range.log" 2>&1
 rc=$?
@@ -84,6 +89,7 @@ rc=$?
 cat "$out/logs/check_tp.log"
 record "check_tp (tp2 == tp1)" "$rc"
 rm -rf "$out/check/models"
+fi
 
 cfg8=$out/llama3-8b
 cfg70=$out/llama3-70b
@@ -109,28 +115,36 @@ bench() { # NAME TP MODEL: tp_forward --bench, JSON in OUT_DIR/bench_NAME.json
     tail -n 3 "$out/logs/bench_$1.log"
     record "bench $1" "$rc" timing
 }
+if [[ $parts == *bench* ]]; then
 bench 70b_tp2 2 "$cfg70" 100
 bench 8b_tp1 1 "$cfg8" 60
 bench 8b_tp2 2 "$cfg8" 60
+fi
 
 # the engine end to end, when the CLI has --tp (the stories260K tokenizer
 # stands in: the benchmark feeds token ids)
+engine() { # NAME MODEL TP BATCH IN OUT LIMIT: sglc bench one-batch, JSON in OUT_DIR/NAME.json
+    echo "== sglc bench one-batch --tp $3 --batch-size $4 --input-len $5 --output-len $6" > "$out/logs/$1.log"
+    timeout "$(limit "$7")" "$build/sglc" bench one-batch --device cuda --model "$2" \
+        --load-format dummy --tp "$3" --batch-size "$4" --input-len "$5" --output-len "$6" \
+        --json "$out/$1.json" >> "$out/logs/$1.log" 2>&1
+    local rc=$?
+    grep -E "Prefill|Decode\.|Total|error" "$out/logs/$1.log"
+    record "$1" "$rc" timing
+}
 if [ -n "$tok" ] && "$build/sglc" bench one-batch --help 2>&1 | grep -q -- '--tp'; then
     cp "$tok"/tokenizer.json "$tok"/tokenizer_config.json "$cfg8/"
-    for tp in 1 2; do
-        for b in "1 512 64" "64 1024 16"; do
-            set -- $b
-            name=engine_8b_tp${tp}_b$1
-            echo "== sglc bench one-batch --tp $tp --batch-size $1 --input-len $2 --output-len $3" \
-                > "$out/logs/$name.log"
-            timeout "$(limit 45)" "$build/sglc" bench one-batch --device cuda --model "$cfg8" \
-                --load-format dummy --tp "$tp" --batch-size "$1" --input-len "$2" --output-len "$3" \
-                --json "$out/$name.json" >> "$out/logs/$name.log" 2>&1
-            rc=$?
-            grep -E "Prefill|Decode\.|Total|error" "$out/logs/$name.log"
-            record "$name" "$rc" timing
+    cp "$tok"/tokenizer.json "$tok"/tokenizer_config.json "$cfg70/"
+    if [[ $parts == *engine* ]] && [[ $parts != *engine70* || $parts == *engine,* || $parts == *,engine ]]; then
+        for tp in 1 2; do
+            engine engine_8b_tp${tp}_b1 "$cfg8" "$tp" 1 512 64 45
+            engine engine_8b_tp${tp}_b64 "$cfg8" "$tp" 64 1024 16 45
         done
-    done
+    fi
+    if [[ $parts == *engine70* ]]; then
+        engine engine_70b_tp2_b1 "$cfg70" 2 1 512 32 90
+        engine engine_70b_tp2_b64 "$cfg70" 2 64 1024 8 120
+    fi
 else
     record "engine --tp (sglc has no --tp yet)" 77
 fi
