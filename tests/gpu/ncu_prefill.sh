@@ -42,7 +42,7 @@ h = rows[0]
 ki, mi, vi, ii = h.index("Kernel Name"), h.index("Metric Name"), h.index("Metric Value"), h.index("ID")
 seq = []  # (id, name, ns) in launch order, fills skipped
 for r in rows[1:]:
-    if r[mi] != "gpu__time_duration.sum" or "fill" in r[ki]:
+    if r[mi] != "gpu__time_duration.sum" or r[ki].startswith("fill_"):  # the weight fills, not attn_prefill
         continue
     seq.append((int(r[ii]), r[ki].split("(")[0][:48], float(r[vi].replace(",", ""))))
 seq.sort()
