@@ -409,8 +409,9 @@ int main(int argc, char **argv)
     /* (6, CUDA only) a mixed batch: a prefill of the prompt's first Q tokens
      * (scratch slots) and, second, the prompt's last token as a 1-token
      * extend over its cached prefix, in one forward (the runner takes the
-     * decode row to the decode kernel). Each row vs the same row run alone. */
-    if (!use_cpu && P >= 3) {
+     * decode row to the decode kernel). Each row vs the same row run alone.
+     * Skipped with --batch 1 (the runner is sized for one sequence). */
+    if (!use_cpu && P >= 3 && nb >= 2) { /* two sequences: needs --batch >= 2 */
         int Q = P - 1 < 48 ? P - 1 : 48;
         int32_t *ms = perm + (int64_t)(nb + 2) * L, *msl = malloc(sizeof(int32_t) * (size_t)(Q + P));
         if (!msl) goto out;
