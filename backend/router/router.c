@@ -15,11 +15,9 @@
  * X-Sglc-Worker header. The health thread probes every worker's
  * /health each interval and flips workers up and down.
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -31,6 +29,7 @@
 #include <unistd.h>
 
 #include "backend/router/router.h"
+#include "backend/server/listen.h"
 
 #define DEFAULT_MAX_BODY (8u << 20)
 #define MAX_RESPONSE (64u << 20)
@@ -1070,35 +1069,9 @@ bool router_start(const RouterOpts *o, Router **out, char *msg, size_t cap)
         atomic_store(&r->w[i].healthy, true);
         probe(r, i);
     }
-    struct sockaddr_storage ss = {0};
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                     MHD_USE_ITC;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, r->o.host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)r->o.port);
-    } else if (inet_pton(AF_INET6, r->o.host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)r->o.port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        snprintf(msg, cap, "--host must be a numeric IPv4 or IPv6 address, got '%s'", r->o.host);
+    if (!(r->mhd = http_listen(r->o.host, r->o.port, r->o.max_connections, on_access, r, on_completed, r,
+                               &r->port, msg, cap)))
         goto fail;
-    }
-    r->mhd = MHD_start_daemon(flags, (uint16_t)r->o.port, NULL, NULL, on_access, r,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)r->o.max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
-    if (!r->mhd) {
-        snprintf(msg, cap, "cannot listen on %s:%d (address in use or not available)", r->o.host,
-                 r->o.port);
-        goto fail;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(r->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    r->port = di ? di->port : r->o.port;
     if (pthread_create(&r->health, NULL, health_main, r) != 0) {
         snprintf(msg, cap, "cannot start the health thread");
         MHD_stop_daemon(r->mhd);

@@ -10,9 +10,7 @@
  * requests aborted. srv_run_until is the graceful shutdown: stop flag, abort
  * every job, stop the daemon (joins the connection threads).
  */
-#include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/server/listen.h"
 #include "backend/server/srv_int.h"
 
 #define DEFAULT_MAX_BODY (8u << 20)
@@ -500,36 +499,9 @@ bool srv_start(const SrvOpts *o, SglEngine *engine, Srv **out, char *msg, size_t
         snprintf(msg, cap, "out of memory");
         goto fail;
     }
-    struct sockaddr_storage ss = {0};
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                     MHD_USE_ITC;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, s->o.host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)s->o.port);
-    } else if (inet_pton(AF_INET6, s->o.host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)s->o.port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        snprintf(msg, cap, "--host must be a numeric IPv4 or IPv6 address, got '%s'", s->o.host);
+    if (!(s->mhd = http_listen(s->o.host, s->o.port, s->o.max_connections, on_access, s, on_completed, s,
+                               &s->port, msg, cap)))
         goto fail;
-    }
-    s->mhd = MHD_start_daemon(flags, (uint16_t)s->o.port, NULL, NULL, on_access, s,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                              MHD_OPTION_END);
-    if (!s->mhd) {
-        snprintf(msg, cap, "cannot listen on %s:%d (address in use or not available)", s->o.host,
-                 s->o.port);
-        goto fail;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : s->o.port;
     *out = s;
     return true;
 fail:
