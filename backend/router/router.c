@@ -821,27 +821,7 @@ static void text_of_chat(Buf *t, const json_t *msgs)
 
 /* ---- routing ---- */
 
-static bool key_equal(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned diff = (unsigned)(la ^ lb);
-    for (size_t i = 0; i < la; i++)
-        diff |= (unsigned char)a[i] ^ (unsigned char)(lb ? b[i % lb] : 0);
-    return diff == 0;
-}
-
-static bool authorized(Call *c)
-{
-    const char *key = c->r->o.api_key;
-    if (!key || strcmp(c->url, "/health") == 0)
-        return true;
-    const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h)
-        h = "";
-    if (strncmp(h, "Bearer ", 7) == 0)
-        h += 7;
-    return key_equal(h, key);
-}
+static bool authorized(Call *c) { return http_authorized(c->conn, c->url, c->r->o.api_key); }
 
 enum { R_GEN, R_COMPL, R_CHAT, R_HEALTH, R_ANY, R_FLUSH, R_ABORT, R_INFO, R_METRICS };
 

@@ -277,28 +277,7 @@ void call_sse(SrvCall *c, SseProduce fn, void *ctx, void (*free_ctx)(void *))
 
 /* ---- routing ---- */
 
-/* Constant-time comparison: time depends only on the lengths. */
-static bool key_equal(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned diff = (unsigned)(la ^ lb);
-    for (size_t i = 0; i < la; i++)
-        diff |= (unsigned char)a[i] ^ (unsigned char)(lb ? b[i % lb] : 0);
-    return diff == 0;
-}
-
-static bool authorized(SrvCall *c)
-{
-    const char *key = c->s->o.api_key;
-    if (!key || strcmp(c->url, "/health") == 0)
-        return true;
-    const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h)
-        h = "";
-    if (strncmp(h, "Bearer ", 7) == 0)
-        h += 7;
-    return key_equal(h, key);
-}
+static bool authorized(SrvCall *c) { return http_authorized(c->conn, c->url, c->s->o.api_key); }
 
 static void route(SrvCall *c)
 {

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 struct MHD_Daemon *http_listen(const char *host, int port, int max_connections,
@@ -41,4 +42,25 @@ struct MHD_Daemon *http_listen(const char *host, int port, int max_connections,
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     *bound_port = di ? di->port : port;
     return d;
+}
+
+static bool key_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned diff = (unsigned)(la ^ lb);
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)a[i] ^ (unsigned char)(lb ? b[i % lb] : 0);
+    return diff == 0;
+}
+
+bool http_authorized(struct MHD_Connection *conn, const char *url, const char *api_key)
+{
+    if (!api_key || strcmp(url, "/health") == 0)
+        return true;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!h)
+        h = "";
+    if (strncmp(h, "Bearer ", 7) == 0)
+        h += 7;
+    return key_equal(h, api_key);
 }
