@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "backend/interp.h"
+#include "runtime/textbuf.h"
 #include "backend/remote.h"
 #include "backend/select.h"
 #include "ir/fsm/regex.h"
@@ -96,20 +97,7 @@ void pstate_deinit(PState *s)
 
 static bool pstate_put(PState *s, const char *t, size_t n)
 {
-    if (s->len + n + 1 > s->cap) {
-        size_t c = s->cap * 2;
-        while (c < s->len + n + 1)
-            c *= 2;
-        char *p = realloc(s->text, c);
-        if (!p)
-            return false;
-        s->text = p;
-        s->cap = c;
-    }
-    memcpy(s->text + s->len, t, n);
-    s->len += n;
-    s->text[s->len] = '\0';
-    return true;
+    return sgl_text_append(&s->text, &s->len, &s->cap, t, n);
 }
 
 /* ------------------------------------------------------------ requests */

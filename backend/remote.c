@@ -13,6 +13,7 @@
 
 #include "backend/ops.h"
 #include "backend/remote.h"
+#include "runtime/textbuf.h"
 
 #define MAX_RESPONSE (64u << 20)
 
@@ -43,20 +44,7 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *u)
         s->too_big = true;
         return 0;
     }
-    if (s->len + n + 1 > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16384;
-        while (nc < s->len + n + 1)
-            nc *= 2;
-        char *b = realloc(s->buf, nc);
-        if (!b)
-            return 0;
-        s->buf = b;
-        s->cap = nc;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-    return n;
+    return sgl_text_append(&s->buf, &s->len, &s->cap, p, n) ? n : 0;
 }
 
 static int on_progress(void *u, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)

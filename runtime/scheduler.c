@@ -38,6 +38,7 @@
  * trace have their own sections below.
  */
 #include "runtime/scheduler.h"
+#include "runtime/textbuf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -1477,22 +1478,6 @@ static int32_t *canonical_tokens(const Sched *s, const char *text, size_t len, i
 }
 
 /* Appends p[0..n) to the growing buffer *buf (*len used, *cap allocated). */
-static bool buf_add(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*len + n + 1) * 2;
-        char *b = realloc(*buf, nc);
-        if (!b)
-            return false;
-        *buf = b;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, p, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-    return true;
-}
-
 /* The text a fresh stream releases for outputs ids[0..n): with a tokenizer
  * *d (initialized here; caller keeps or deinits it on true) detokenizes
  * them, else the test hook's token texts are concatenated. NULL-safe false
@@ -1503,7 +1488,7 @@ static bool outputs_text(const Sched *s, const int32_t *ids, int32_t n, SglDetok
     size_t cap = 0;
     *buf = NULL;
     *len = 0;
-    if (!buf_add(buf, len, &cap, "", 0))
+    if (!sgl_text_append(buf, len, &cap, "", 0))
         return false;
     if (s->cfg.tok)
         sgl_detok_init(d, s->cfg.tok, true);
@@ -1511,14 +1496,14 @@ static bool outputs_text(const Sched *s, const int32_t *ids, int32_t n, SglDetok
         if (s->cfg.tok) {
             char *t = NULL;
             size_t tl = 0;
-            bool ok = sgl_detok_push(d, ids[i], &t, &tl) == SGL_OK && buf_add(buf, len, &cap, t, tl);
+            bool ok = sgl_detok_push(d, ids[i], &t, &tl) == SGL_OK && sgl_text_append(buf, len, &cap, t, tl);
             free(t);
             if (!ok)
                 goto fail;
         } else if (s->cfg.token_text) {
             size_t tl = 0;
             const char *t = s->cfg.token_text(s->cfg.token_text_user, ids[i], &tl);
-            if (!buf_add(buf, len, &cap, t, tl))
+            if (!sgl_text_append(buf, len, &cap, t, tl))
                 goto fail;
         }
     }

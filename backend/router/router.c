@@ -30,6 +30,7 @@
 
 #include "backend/router/router.h"
 #include "backend/server/listen.h"
+#include "runtime/textbuf.h"
 
 #define DEFAULT_MAX_BODY (8u << 20)
 #define MAX_RESPONSE (64u << 20)
@@ -91,20 +92,7 @@ static bool buf_put(Buf *b, const char *p, size_t n)
         b->too_big = true;
         return false;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *q = realloc(b->buf, nc);
-        if (!q)
-            return false;
-        b->buf = q;
-        b->cap = nc;
-    }
-    memcpy(b->buf + b->len, p, n);
-    b->len += n;
-    b->buf[b->len] = '\0';
-    return true;
+    return sgl_text_append(&b->buf, &b->len, &b->cap, p, n);
 }
 
 static size_t on_body(char *p, size_t sz, size_t nm, void *u)

@@ -21,6 +21,7 @@
 
 #include "backend/server/listen.h"
 #include "backend/server/srv_int.h"
+#include "runtime/textbuf.h"
 
 #define DEFAULT_MAX_BODY (8u << 20)
 
@@ -386,20 +387,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             c->len = 0;
             return MHD_YES;
         }
-        if (c->len + n + 1 > st->cap) {
-            size_t nc = st->cap ? st->cap * 2 : 4096;
-            while (nc < c->len + n + 1)
-                nc *= 2;
-            char *b = realloc(c->body, nc);
-            if (!b)
-                return MHD_NO;
-            c->body = b;
-            st->cap = nc;
-        }
-        memcpy(c->body + c->len, upload, n);
-        c->len += n;
-        c->body[c->len] = '\0';
-        return MHD_YES;
+        return sgl_text_append(&c->body, &c->len, &st->cap, upload, n) ? MHD_YES : MHD_NO;
     }
     if (c->answered)
         return MHD_YES;
